@@ -1,0 +1,308 @@
+package xgb
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// stackFeatures is the widest row scored without touching the heap: the
+// float32 scoring buffer lives on the stack up to this many features.
+const stackFeatures = 256
+
+// blockRows is how many rows the batch kernel scores per pass over the
+// trees: a tree's nodes stay in cache for the whole block.
+const blockRows = 64
+
+// bufPool holds scoring buffers for rows wider than stackFeatures.
+var bufPool = sync.Pool{New: func() any { return new([]float32) }}
+
+// Predict returns the model's prediction for one row (the objective's output
+// transform applied), as XGBoost's predict() would. row must have exactly
+// NumFeatures values; NaN means missing. It does not allocate for rows of up
+// to 256 features. Predict panics if len(row) != NumFeatures() or the model
+// has more than one output (use PredictMulti).
+func (m *Model) Predict(row []float64) float64 {
+	return m.obj.transform(m.PredictMargin(row))
+}
+
+// PredictMargin returns the untransformed sum of the base margin and the
+// trees' leaf values for one row, as XGBoost's predict(output_margin=True).
+// It panics like Predict.
+func (m *Model) PredictMargin(row []float64) float64 {
+	if m.numOutputs != 1 {
+		panic(fmt.Sprintf("xgb: Predict on a model with %d outputs: use PredictMulti", m.numOutputs))
+	}
+	m.checkRow(len(row))
+	if m.numFeature > stackFeatures {
+		p := m.heapBuf(1)
+		acc := m.margin(m.fill((*p)[:0], row))
+		bufPool.Put(p)
+		return float64(acc)
+	}
+	var buf [2 * stackFeatures]float32
+	return float64(m.margin(m.fill(buf[:0], row)))
+}
+
+// PredictMulti writes the prediction for each of the model's outputs for one
+// row into out, which must have NumOutputs elements. It works for
+// single-output models too. It does not allocate for rows of up to 256
+// features.
+func (m *Model) PredictMulti(row []float64, out []float64) {
+	m.PredictMultiMargin(row, out)
+	for k := range out {
+		out[k] = m.obj.transform(out[k])
+	}
+}
+
+// PredictMultiMargin is PredictMulti without the output transform.
+func (m *Model) PredictMultiMargin(row []float64, out []float64) {
+	m.checkRow(len(row))
+	if len(out) != m.numOutputs {
+		panic(fmt.Sprintf("xgb: output slice has %d elements, model has %d outputs", len(out), m.numOutputs))
+	}
+	var acc [blockRows]float32
+	accs := acc[:]
+	if m.numOutputs > blockRows {
+		accs = make([]float32, m.numOutputs)
+	}
+	var xs []float32
+	var p *[]float32
+	if m.numFeature > stackFeatures {
+		p = m.heapBuf(1)
+		xs = m.fill((*p)[:0], row)
+	} else {
+		var buf [2 * stackFeatures]float32
+		xs = m.fill(buf[:0], row)
+	}
+	m.scoreBlock(xs, 1, accs[:m.numOutputs])
+	if p != nil {
+		bufPool.Put(p)
+	}
+	for k := range out {
+		out[k] = float64(accs[k])
+	}
+}
+
+func (m *Model) checkRow(n int) {
+	if n != m.numFeature {
+		panic(fmt.Sprintf("xgb: row has %d features, model has %d", n, m.numFeature))
+	}
+}
+
+// stride is the length of one row's scoring buffer: two slots per feature,
+// and at least two so that a stump (a tree that is only a leaf) can read
+// slot 0.
+func (m *Model) stride() int { return max(2*m.numFeature, 2) }
+
+func (m *Model) heapBuf(rows int) *[]float32 {
+	p := bufPool.Get().(*[]float32)
+	if n := rows * m.stride(); cap(*p) < n {
+		*p = make([]float32, 0, n)
+	}
+	return p
+}
+
+// fill appends row's scoring buffer to xs: for each feature f, slot 2f holds
+// float32(x) or -Inf if x is NaN, slot 2f+1 float32(x) or +Inf if x is NaN.
+// XGBoost compares float32(x) < threshold; with finite thresholds a NaN
+// then goes left through slot 2f and right through slot 2f+1, which is how
+// a node's default direction is honoured without a branch.
+func (m *Model) fill(xs []float32, row []float64) []float32 {
+	for _, x := range row {
+		v := float32(x)
+		lo, hi := v, v
+		if v != v {
+			lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
+		}
+		xs = append(xs, lo, hi)
+	}
+	if len(row) == 0 {
+		xs = append(xs, 0, 0)
+	}
+	return xs
+}
+
+// margin scores one row of a single-output model.
+func (m *Model) margin(xs []float32) float32 {
+	nodes := m.nodes
+	depths := m.depths[:len(m.roots)]
+	acc := m.baseMargin[0]
+	for t, root := range m.roots {
+		i := root
+		for d := depths[t]; d > 0; d-- {
+			nd := &nodes[i]
+			l, r := nd.left, nd.right
+			i = r
+			if xs[nd.feat] < nd.thr {
+				i = l
+			}
+		}
+		acc += nodes[i].thr
+	}
+	return acc
+}
+
+// scoreBlock adds the trees' leaf values for nrows rows (their scoring
+// buffers back to back in xs) to acc (nrows × NumOutputs, row-major), which
+// it first sets to the base margins. It walks tree by tree so each tree's
+// nodes are fetched once per block, and steps four rows through a tree
+// together so the CPU overlaps their dependent loads. Each row's sum is
+// accumulated in float32 in tree order, as XGBoost does.
+func (m *Model) scoreBlock(xs []float32, nrows int, acc []float32) {
+	nout := m.numOutputs
+	for r := 0; r < nrows; r++ {
+		copy(acc[r*nout:(r+1)*nout], m.baseMargin)
+	}
+	stride := m.stride()
+	nodes := m.nodes
+	depths := m.depths[:len(m.roots)]
+	groups := m.groups[:len(m.roots)]
+	for t, root := range m.roots {
+		depth := depths[t]
+		g := int(groups[t])
+		r := 0
+		for ; r+4 <= nrows; r += 4 {
+			x0 := xs[r*stride : (r+1)*stride]
+			x1 := xs[(r+1)*stride : (r+2)*stride]
+			x2 := xs[(r+2)*stride : (r+3)*stride]
+			x3 := xs[(r+3)*stride : (r+4)*stride]
+			i0, i1, i2, i3 := root, root, root, root
+			for d := depth; d > 0; d-- {
+				n0, n1, n2, n3 := &nodes[i0], &nodes[i1], &nodes[i2], &nodes[i3]
+				l0, r0 := n0.left, n0.right
+				l1, r1 := n1.left, n1.right
+				l2, r2 := n2.left, n2.right
+				l3, r3 := n3.left, n3.right
+				i0, i1, i2, i3 = r0, r1, r2, r3
+				if x0[n0.feat] < n0.thr {
+					i0 = l0
+				}
+				if x1[n1.feat] < n1.thr {
+					i1 = l1
+				}
+				if x2[n2.feat] < n2.thr {
+					i2 = l2
+				}
+				if x3[n3.feat] < n3.thr {
+					i3 = l3
+				}
+			}
+			acc[r*nout+g] += nodes[i0].thr
+			acc[(r+1)*nout+g] += nodes[i1].thr
+			acc[(r+2)*nout+g] += nodes[i2].thr
+			acc[(r+3)*nout+g] += nodes[i3].thr
+		}
+		for ; r < nrows; r++ {
+			x := xs[r*stride : (r+1)*stride]
+			i := root
+			for d := depth; d > 0; d-- {
+				nd := &nodes[i]
+				l, rr := nd.left, nd.right
+				i = rr
+				if x[nd.feat] < nd.thr {
+					i = l
+				}
+			}
+			acc[r*nout+g] += nodes[i].thr
+		}
+	}
+}
+
+// PredictMatrix writes predictions for nrows rows of a row-major matrix
+// (data[r*ncols+c] is feature c of row r; NaN is missing) into out, which
+// must hold nrows × NumOutputs values (row r's outputs at
+// out[r*NumOutputs:]). ncols must equal NumFeatures. It runs on the calling
+// goroutine; see PredictMatrixParallel.
+func (m *Model) PredictMatrix(data []float64, nrows, ncols int, out []float64) {
+	m.predictMatrix(data, nrows, ncols, out, 1, true)
+}
+
+// PredictMatrixMargin is PredictMatrix without the output transform.
+func (m *Model) PredictMatrixMargin(data []float64, nrows, ncols int, out []float64) {
+	m.predictMatrix(data, nrows, ncols, out, 1, false)
+}
+
+// PredictMatrixParallel is PredictMatrix spread over up to workers
+// goroutines, each taking blocks of 64 rows.
+func (m *Model) PredictMatrixParallel(data []float64, nrows, ncols int, out []float64, workers int) {
+	m.predictMatrix(data, nrows, ncols, out, workers, true)
+}
+
+// PredictBatch writes the predictions for rows into out, like PredictMatrix
+// for rows that are separate slices. out must hold len(rows) × NumOutputs
+// values.
+func (m *Model) PredictBatch(rows [][]float64, out []float64) {
+	for _, r := range rows {
+		m.checkRow(len(r))
+	}
+	m.checkOut(len(rows), len(out))
+	m.forBlocks(len(rows), 1, out, true, func(xs []float32, lo, hi int) []float32 {
+		for _, r := range rows[lo:hi] {
+			xs = m.fill(xs, r)
+		}
+		return xs
+	})
+}
+
+func (m *Model) checkOut(nrows, n int) {
+	if n != nrows*m.numOutputs {
+		panic(fmt.Sprintf("xgb: output slice has %d elements, want %d rows × %d outputs", n, nrows, m.numOutputs))
+	}
+}
+
+func (m *Model) predictMatrix(data []float64, nrows, ncols int, out []float64, workers int, transform bool) {
+	m.checkRow(ncols)
+	if nrows < 0 || len(data) != nrows*ncols {
+		panic(fmt.Sprintf("xgb: matrix has %d values, want %d rows × %d columns", len(data), nrows, ncols))
+	}
+	m.checkOut(nrows, len(out))
+	m.forBlocks(nrows, workers, out, transform, func(xs []float32, lo, hi int) []float32 {
+		for r := lo; r < hi; r++ {
+			xs = m.fill(xs, data[r*ncols:(r+1)*ncols])
+		}
+		return xs
+	})
+}
+
+// forBlocks scores rows [0,nrows) in blocks of blockRows on up to workers
+// goroutines; load appends the scoring buffers of rows [lo,hi) to xs.
+func (m *Model) forBlocks(nrows, workers int, out []float64, transform bool, load func(xs []float32, lo, hi int) []float32) {
+	nblocks := (nrows + blockRows - 1) / blockRows
+	workers = max(1, min(workers, nblocks))
+	var next atomic.Int64
+	work := func() {
+		xs := make([]float32, 0, blockRows*m.stride())
+		acc := make([]float32, blockRows*m.numOutputs)
+		for {
+			b := int(next.Add(1) - 1)
+			if b >= nblocks {
+				return
+			}
+			lo, hi := b*blockRows, min((b+1)*blockRows, nrows)
+			xs = load(xs[:0], lo, hi)
+			n := (hi - lo) * m.numOutputs
+			m.scoreBlock(xs, hi-lo, acc[:n])
+			o := out[lo*m.numOutputs : hi*m.numOutputs]
+			if transform {
+				for k, a := range acc[:n] {
+					o[k] = m.obj.transform(float64(a))
+				}
+			} else {
+				for k, a := range acc[:n] {
+					o[k] = float64(a)
+				}
+			}
+		}
+	}
+	if workers == 1 {
+		work()
+		return
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(work)
+	}
+	wg.Wait()
+}
