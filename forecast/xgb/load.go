@@ -36,10 +36,10 @@ type jsonModel struct {
 }
 
 type jsonBooster struct {
-	Name       string          `json:"name"`
-	Model      *jsonTrees      `json:"model"`       // gbtree
-	GBTree     *jsonBooster    `json:"gbtree"`      // dart wraps a gbtree
-	WeightDrop []float32       `json:"weight_drop"` // dart
+	Name       string       `json:"name"`
+	Model      *jsonTrees   `json:"model"`       // gbtree
+	GBTree     *jsonBooster `json:"gbtree"`      // dart wraps a gbtree
+	WeightDrop []float32    `json:"weight_drop"` // dart
 }
 
 type jsonTrees struct {
@@ -305,9 +305,10 @@ func (m *Model) buildTrees(jt *jsonTrees, weights []float32, numTarget int) erro
 }
 
 // addTree validates one tree and appends its reachable nodes to m.nodes in
-// breadth-first order (so the top levels, visited by every row, share cache
-// lines). Leaves loop to themselves, which lets traversal run a fixed number
-// of steps (the tree's depth) without testing for leaves.
+// breadth-first order: the top levels, visited by every row, share cache
+// lines, and a node's children are adjacent (right = left+1). Leaves loop to
+// themselves, which lets traversal run a fixed number of steps (the tree's
+// depth) without testing for leaves.
 func (m *Model) addTree(t *jsonTree, weight float32) (int, error) {
 	n := len(t.LeftChildren)
 	if n == 0 {
@@ -386,7 +387,7 @@ func (m *Model) addTree(t *jsonTree, weight float32) (int, error) {
 		self := base + newID[i]
 		l, r := t.LeftChildren[i], t.RightChildren[i]
 		if l == -1 {
-			m.nodes = append(m.nodes, node{feat: 0, thr: t.SplitConditions[i] * weight, left: self, right: self})
+			m.nodes = append(m.nodes, node{feat: uint32(2 * m.numFeature), thr: t.SplitConditions[i] * weight, left: self})
 			continue
 		}
 		// Each feature has two float32 slots in the scoring buffer: 2f holds
@@ -397,7 +398,10 @@ func (m *Model) addTree(t *jsonTree, weight float32) (int, error) {
 		if !t.DefaultLeft[i] {
 			feat++
 		}
-		m.nodes = append(m.nodes, node{feat: feat, thr: t.SplitConditions[i], left: base + newID[l], right: base + newID[r]})
+		if newID[r] != newID[l]+1 {
+			panic("xgb: breadth-first numbering did not place siblings together")
+		}
+		m.nodes = append(m.nodes, node{feat: feat, thr: t.SplitConditions[i], left: base + newID[l]})
 	}
 	return int(maxDepth), nil
 }

@@ -33,16 +33,16 @@ type Model struct {
 	version      []int
 }
 
-// node is one tree node, 16 bytes. For a split, a row goes to left when
-// xs[feat] < thr, where xs holds two float32 slots per feature (see
-// Model.fill) and feat picks the slot that sends NaN the default way. A leaf
-// has left == right == its own index, thr == its (dart-weighted) value and
-// feat == 0, so stepping from a leaf stays on it.
+// node is one tree node, 12 bytes. A row goes from a split to left when
+// xs[feat] < thr and to left+1 otherwise, where xs is the row's scoring
+// buffer (see Model.fill) and feat picks the slot of the split feature that
+// sends NaN the node's default way. A leaf has thr == its (dart-weighted)
+// value, left == its own index and feat == the buffer's last slot, which
+// always holds -Inf: stepping from a leaf stays on it.
 type node struct {
-	feat  uint32
-	thr   float32
-	left  int32
-	right int32
+	feat uint32
+	thr  float32
+	left int32
 }
 
 // NumFeatures is the number of input features the model was trained with;

@@ -91,10 +91,9 @@ func (m *Model) checkRow(n int) {
 	}
 }
 
-// stride is the length of one row's scoring buffer: two slots per feature,
-// and at least two so that a stump (a tree that is only a leaf) can read
-// slot 0.
-func (m *Model) stride() int { return max(2*m.numFeature, 2) }
+// stride is the length of one row's scoring buffer: two slots per feature
+// and the -Inf slot leaves point at.
+func (m *Model) stride() int { return 2*m.numFeature + 1 }
 
 func (m *Model) heapBuf(rows int) *[]float32 {
 	p := bufPool.Get().(*[]float32)
@@ -105,23 +104,41 @@ func (m *Model) heapBuf(rows int) *[]float32 {
 }
 
 // fill appends row's scoring buffer to xs: for each feature f, slot 2f holds
-// float32(x) or -Inf if x is NaN, slot 2f+1 float32(x) or +Inf if x is NaN.
-// XGBoost compares float32(x) < threshold; with finite thresholds a NaN
-// then goes left through slot 2f and right through slot 2f+1, which is how
-// a node's default direction is honoured without a branch.
+// float32(x) or -Inf if x is NaN, slot 2f+1 float32(x) or +Inf if x is NaN;
+// a last slot holds -Inf. XGBoost compares float32(x) < threshold; with
+// finite thresholds a NaN then goes left through slot 2f and right through
+// slot 2f+1, which is how a node's default direction is honoured without a
+// branch.
 func (m *Model) fill(xs []float32, row []float64) []float32 {
 	for _, x := range row {
 		v := float32(x)
 		lo, hi := v, v
 		if v != v {
-			lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
+			lo, hi = negInf, posInf
 		}
 		xs = append(xs, lo, hi)
 	}
-	if len(row) == 0 {
-		xs = append(xs, 0, 0)
+	return append(xs, negInf)
+}
+
+var (
+	negInf = float32(math.Inf(-1))
+	posInf = float32(math.Inf(1))
+)
+
+// next is the child of nd that the row with scoring buffer xs goes to:
+// left if xs[feat] < thr, else left+1. Written without a branch: which way
+// a row goes is data, and mispredicted branches would dominate the cost.
+func (nd *node) next(xs []float32) int32 {
+	return nd.left + b2i(!(xs[nd.feat] < nd.thr))
+}
+
+func b2i(b bool) int32 {
+	var i int32
+	if b {
+		i = 1
 	}
-	return xs
+	return i
 }
 
 // margin scores one row of a single-output model.
@@ -132,12 +149,7 @@ func (m *Model) margin(xs []float32) float32 {
 	for t, root := range m.roots {
 		i := root
 		for d := depths[t]; d > 0; d-- {
-			nd := &nodes[i]
-			l, r := nd.left, nd.right
-			i = r
-			if xs[nd.feat] < nd.thr {
-				i = l
-			}
+			i = nodes[i].next(xs)
 		}
 		acc += nodes[i].thr
 	}
@@ -170,24 +182,10 @@ func (m *Model) scoreBlock(xs []float32, nrows int, acc []float32) {
 			x3 := xs[(r+3)*stride : (r+4)*stride]
 			i0, i1, i2, i3 := root, root, root, root
 			for d := depth; d > 0; d-- {
-				n0, n1, n2, n3 := &nodes[i0], &nodes[i1], &nodes[i2], &nodes[i3]
-				l0, r0 := n0.left, n0.right
-				l1, r1 := n1.left, n1.right
-				l2, r2 := n2.left, n2.right
-				l3, r3 := n3.left, n3.right
-				i0, i1, i2, i3 = r0, r1, r2, r3
-				if x0[n0.feat] < n0.thr {
-					i0 = l0
-				}
-				if x1[n1.feat] < n1.thr {
-					i1 = l1
-				}
-				if x2[n2.feat] < n2.thr {
-					i2 = l2
-				}
-				if x3[n3.feat] < n3.thr {
-					i3 = l3
-				}
+				i0 = nodes[i0].next(x0)
+				i1 = nodes[i1].next(x1)
+				i2 = nodes[i2].next(x2)
+				i3 = nodes[i3].next(x3)
 			}
 			acc[r*nout+g] += nodes[i0].thr
 			acc[(r+1)*nout+g] += nodes[i1].thr
@@ -198,12 +196,7 @@ func (m *Model) scoreBlock(xs []float32, nrows int, acc []float32) {
 			x := xs[r*stride : (r+1)*stride]
 			i := root
 			for d := depth; d > 0; d-- {
-				nd := &nodes[i]
-				l, rr := nd.left, nd.right
-				i = rr
-				if x[nd.feat] < nd.thr {
-					i = l
-				}
+				i = nodes[i].next(x)
 			}
 			acc[r*nout+g] += nodes[i].thr
 		}
