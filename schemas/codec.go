@@ -1,0 +1,289 @@
+package schemas
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+//go:embed json/*.schema.json
+var schemaFS embed.FS
+
+// SchemaFiles returns the embedded JSON Schema files by file name, for
+// tools that publish them (and for tests in other languages, which read
+// the same files from schemas/json/).
+func SchemaFiles() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := fs.WalkDir(schemaFS, "json", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := schemaFS.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		out[strings.TrimPrefix(path, "json/")] = b
+		return nil
+	})
+	return out, err
+}
+
+// schemaFile maps each CloudEvents type to its schema file.
+var schemaFile = map[string]string{
+	Window{}.EventType():        "window.schema.json",
+	Forecast{}.EventType():      "forecast.schema.json",
+	ScaleDecision{}.EventType(): "decision.scale.schema.json",
+	Action{}.EventType():        "action.schema.json",
+	DeadLetter{}.EventType():    "deadletter.schema.json",
+}
+
+// EventTypes returns every CloudEvents type this package defines, sorted.
+func EventTypes() []string {
+	out := make([]string, 0, len(schemaFile))
+	for t := range schemaFile {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SchemaFileFor returns the schema file name of a CloudEvents type.
+func SchemaFileFor(ceType string) (string, bool) {
+	f, ok := schemaFile[ceType]
+	return f, ok
+}
+
+var (
+	compileOnce sync.Once
+	compiled    map[string]*jsonschema.Schema
+	compileErr  error
+)
+
+func compileAll() (map[string]*jsonschema.Schema, error) {
+	compileOnce.Do(func() {
+		c := jsonschema.NewCompiler()
+		c.DefaultDraft(jsonschema.Draft2020)
+		files, err := SchemaFiles()
+		if err != nil {
+			compileErr = err
+			return
+		}
+		for name, b := range files {
+			doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+			if err != nil {
+				compileErr = fmt.Errorf("schemas: %s: %w", name, err)
+				return
+			}
+			if err := c.AddResource(name, doc); err != nil {
+				compileErr = fmt.Errorf("schemas: %s: %w", name, err)
+				return
+			}
+		}
+		compiled = map[string]*jsonschema.Schema{}
+		for ceType, name := range schemaFile {
+			s, err := c.Compile(name)
+			if err != nil {
+				compileErr = fmt.Errorf("schemas: compile %s: %w", name, err)
+				return
+			}
+			compiled[ceType] = s
+		}
+	})
+	return compiled, compileErr
+}
+
+// ValidationError reports a JSON document that violates its schema. Field
+// is the JSON pointer of the first offending field ("/target/kind").
+type ValidationError struct {
+	Type   string
+	Field  string
+	Reason string
+	All    []string
+}
+
+func (e *ValidationError) Error() string {
+	field := e.Field
+	if field == "" {
+		field = "/"
+	}
+	msg := fmt.Sprintf("schemas: %s: field %s: %s", e.Type, field, e.Reason)
+	if len(e.All) > 1 {
+		msg += fmt.Sprintf(" (and %d more: %s)", len(e.All)-1, strings.Join(e.All[1:], "; "))
+	}
+	return msg
+}
+
+// Validate checks a JSON document against the schema of a CloudEvents type.
+func Validate(ceType string, doc []byte) error {
+	all, err := compileAll()
+	if err != nil {
+		return err
+	}
+	s, ok := all[ceType]
+	if !ok {
+		return fmt.Errorf("schemas: unknown event type %q", ceType)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		return &ValidationError{Type: ceType, Reason: "not JSON: " + err.Error()}
+	}
+	err = s.Validate(inst)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return fmt.Errorf("schemas: %s: %w", ceType, err)
+	}
+	out := &ValidationError{Type: ceType}
+	var walk func(u []jsonschemaUnit)
+	walk = func(units []jsonschemaUnit) {
+		for _, u := range units {
+			if u.msg == "" {
+				continue
+			}
+			out.All = append(out.All, u.loc+": "+u.msg)
+			if out.Field == "" {
+				out.Field, out.Reason = u.loc, u.msg
+			}
+		}
+	}
+	walk(flatten(ve.BasicOutput()))
+	if out.Field == "" && out.Reason == "" {
+		out.Reason = ve.Error()
+	}
+	return out
+}
+
+type jsonschemaUnit struct{ loc, msg string }
+
+// flatten keeps the leaf errors of a basic output, the ones that name a field.
+func flatten(o *jsonschema.OutputUnit) []jsonschemaUnit {
+	var out []jsonschemaUnit
+	for _, u := range o.Errors {
+		if u.Error == nil {
+			continue
+		}
+		msg := u.Error.String()
+		if strings.HasPrefix(msg, "jsonschema validation failed") || strings.HasPrefix(msg, "validation failed") {
+			continue
+		}
+		loc := u.InstanceLocation
+		if loc == "" {
+			loc = "/"
+		}
+		out = append(out, jsonschemaUnit{loc: loc, msg: msg})
+	}
+	return out
+}
+
+// Marshal encodes an event as JSON and validates it against its schema, so
+// nothing that violates the contract leaves the process.
+func Marshal(ev Event) ([]byte, error) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: encode %s: %w", ev.EventType(), err)
+	}
+	if err := Validate(ev.EventType(), b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Unmarshal validates a JSON document against the schema of v's event type
+// and decodes it into v. A document that violates the schema returns a
+// *ValidationError naming the field.
+func Unmarshal(doc []byte, v Event) error {
+	if err := Validate(v.EventType(), doc); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("schemas: decode %s: %w", v.EventType(), err)
+	}
+	return nil
+}
+
+// Decode is Unmarshal for a value type: Decode[Window](b).
+func Decode[T Event](doc []byte) (T, error) {
+	var v T
+	p := reflect.New(reflect.TypeOf(v))
+	ev, ok := p.Interface().(Event)
+	if !ok {
+		return v, fmt.Errorf("schemas: %T is not an Event through a pointer", v)
+	}
+	if err := Unmarshal(doc, ev); err != nil {
+		return v, err
+	}
+	return p.Elem().Interface().(T), nil
+}
+
+// CloudEvents binary-mode Kafka header names.
+const (
+	HeaderSpecVersion = "ce_specversion"
+	HeaderID          = "ce_id"
+	HeaderSource      = "ce_source"
+	HeaderType        = "ce_type"
+	HeaderTime        = "ce_time"
+	HeaderSubject     = "ce_subject"
+	HeaderDataSchema  = "ce_dataschema"
+	HeaderContentType = "content-type"
+)
+
+// Headers returns the CloudEvents binary-mode headers of an event. source
+// names the producing component, e.g. "/ebbflow/window/pod-7".
+func Headers(source string, ev Event) []sarama.RecordHeader {
+	h := []sarama.RecordHeader{
+		{Key: []byte(HeaderSpecVersion), Value: []byte("1.0")},
+		{Key: []byte(HeaderID), Value: []byte(ev.EventID())},
+		{Key: []byte(HeaderSource), Value: []byte(source)},
+		{Key: []byte(HeaderType), Value: []byte(ev.EventType())},
+		{Key: []byte(HeaderTime), Value: []byte(ev.EventTime().UTC().Format(time.RFC3339Nano))},
+		{Key: []byte(HeaderContentType), Value: []byte("application/json")},
+	}
+	if k := ev.EventKey(); k != "" {
+		h = append(h, sarama.RecordHeader{Key: []byte(HeaderSubject), Value: []byte(k)})
+	}
+	if f, ok := schemaFile[ev.EventType()]; ok {
+		h = append(h, sarama.RecordHeader{Key: []byte(HeaderDataSchema), Value: []byte("https://ebbflow.dev/schemas/" + f)})
+	}
+	return h
+}
+
+// NewMessage builds a validated Kafka message for an event: JSON value,
+// CloudEvents headers, key from the event.
+func NewMessage(topic, source string, ev Event) (*sarama.ProducerMessage, error) {
+	b, err := Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	return &sarama.ProducerMessage{
+		Topic:     topic,
+		Key:       sarama.StringEncoder(ev.EventKey()),
+		Value:     sarama.ByteEncoder(b),
+		Headers:   Headers(source, ev),
+		Timestamp: ev.EventTime(),
+	}, nil
+}
+
+// HeaderValue returns the value of a header by name from a consumed record.
+func HeaderValue(headers []*sarama.RecordHeader, name string) string {
+	for _, h := range headers {
+		if h != nil && string(h.Key) == name {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
