@@ -60,7 +60,10 @@ var RawArrowSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "labels", Type: arrow.MapOf(arrow.BinaryTypes.String, arrow.BinaryTypes.String)},
 	{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}},
 	{Name: "value", Type: arrow.PrimitiveTypes.Float64},
-}, func() *arrow.Metadata { m := arrow.NewMetadata([]string{"ebbflow.schema"}, []string{RawSchemaVersion}); return &m }())
+}, func() *arrow.Metadata {
+	m := arrow.NewMetadata([]string{"ebbflow.schema"}, []string{RawSchemaVersion})
+	return &m
+}())
 
 // RawEncoder encodes sample batches as Arrow IPC streams. It reuses its
 // builders between calls and is not safe for concurrent use; use one per
