@@ -147,45 +147,37 @@ func Validate(ceType string, doc []byte) error {
 		return fmt.Errorf("schemas: %s: %w", ceType, err)
 	}
 	out := &ValidationError{Type: ceType}
-	var walk func(u []jsonschemaUnit)
-	walk = func(units []jsonschemaUnit) {
-		for _, u := range units {
-			if u.msg == "" {
-				continue
-			}
-			out.All = append(out.All, u.loc+": "+u.msg)
-			if out.Field == "" {
-				out.Field, out.Reason = u.loc, u.msg
-			}
+	for _, u := range leaves(ve.DetailedOutput(), nil) {
+		out.All = append(out.All, u.loc+": "+u.msg)
+		if out.Field == "" {
+			out.Field, out.Reason = u.loc, u.msg
 		}
 	}
-	walk(flatten(ve.BasicOutput()))
-	if out.Field == "" && out.Reason == "" {
-		out.Reason = ve.Error()
+	if out.Field == "" {
+		out.Field, out.Reason = "/", ve.Error()
 	}
 	return out
 }
 
-type jsonschemaUnit struct{ loc, msg string }
+type leafError struct{ loc, msg string }
 
-// flatten keeps the leaf errors of a basic output, the ones that name a field.
-func flatten(o *jsonschema.OutputUnit) []jsonschemaUnit {
-	var out []jsonschemaUnit
-	for _, u := range o.Errors {
-		if u.Error == nil {
-			continue
+// leaves collects the innermost errors of a detailed output: the ones that
+// name the offending field rather than "validation failed".
+func leaves(o *jsonschema.OutputUnit, acc []leafError) []leafError {
+	if len(o.Errors) == 0 {
+		if o.Error != nil {
+			loc := o.InstanceLocation
+			if loc == "" {
+				loc = "/"
+			}
+			acc = append(acc, leafError{loc: loc, msg: o.Error.String()})
 		}
-		msg := u.Error.String()
-		if strings.HasPrefix(msg, "jsonschema validation failed") || strings.HasPrefix(msg, "validation failed") {
-			continue
-		}
-		loc := u.InstanceLocation
-		if loc == "" {
-			loc = "/"
-		}
-		out = append(out, jsonschemaUnit{loc: loc, msg: msg})
+		return acc
 	}
-	return out
+	for i := range o.Errors {
+		acc = leaves(&o.Errors[i], acc)
+	}
+	return acc
 }
 
 // Marshal encodes an event as JSON and validates it against its schema, so
