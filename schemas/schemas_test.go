@@ -20,7 +20,7 @@ func sampleEvents() []Event {
 		Window{Entity: "node/c1/n7", Signal: SignalGPUUtil, Kind: KindGauge, SizeS: 15, StartMs: 0, EndMs: 15_000, Revision: 2, Count: 1, Sum: 1, Min: 1, Max: 1, Mean: 1, Last: 1, P50: 1, P95: 1, P99: 1},
 		Forecast{ID: "f1", Entity: "svc/c1/shop/web", Signal: SignalQPS, OriginMs: 1_700_000_060_000, StepS: 60, Observed: 41.5,
 			Horizons: []HorizonValue{{Minutes: 1, AtMs: 1_700_000_120_000, Value: 42}, {Minutes: 5, AtMs: 1_700_000_360_000, Value: 50}},
-			Model: ModelRef{ID: "qps-h1-5", Version: "2026-11-01", FeatureSpec: "v1"}},
+			Model:    ModelRef{ID: "qps-h1-5", Version: "2026-11-01", FeatureSpec: "v1"}},
 		Forecast{ID: "f2", Entity: "svc/c1/shop/web", Signal: SignalCPU, OriginMs: 1, StepS: 60, Observed: 3,
 			Horizons: []HorizonValue{{Minutes: 1, AtMs: 60_001, Value: 3}}, Fallback: FallbackLastValue, FallbackReason: "no model for signal cpu"},
 		ScaleDecision{ID: "d1", Kind: DecisionScale, Seq: 7, Target: target, Entity: "svc/c1/shop/web", AtMs: 10, ExpiresMs: 70, From: 3, To: 5, DecidedBy: "decide/0",
