@@ -22,7 +22,7 @@ import (
 	"github.com/ebbflow/ebbflow/forecast/scaling"
 	"github.com/ebbflow/ebbflow/ingest"
 	"github.com/ebbflow/ebbflow/ingest/window"
-	"github.com/ebbflow/ebbflow/internal/dev"
+	"github.com/ebbflow/ebbflow/internal/dev/devconfig"
 	"github.com/ebbflow/ebbflow/internal/history"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/kube"
@@ -43,7 +43,7 @@ type Config struct {
 	Forecast   forecast.Config  `yaml:"forecast"`
 	Decide     scaling.Config   `yaml:"decide"`
 	Actuate    actuators.Config `yaml:"actuate"`
-	Dev        dev.Config       `yaml:"dev"`
+	Dev        devconfig.Config `yaml:"dev"`
 }
 
 // Default returns the documented defaults of every section.
@@ -59,7 +59,7 @@ func Default() Config {
 		Forecast:   forecast.DefaultConfig(),
 		Decide:     scaling.DefaultConfig(),
 		Actuate:    actuators.DefaultConfig(),
-		Dev:        dev.DefaultConfig(),
+		Dev:        devconfig.DefaultConfig(),
 	}
 }
 
