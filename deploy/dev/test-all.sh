@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# make test: install what the tests need, start the real services (Apache
+# Kafka, HDFS, kube-apiserver + etcd, the Python venv, Prometheus), run the
+# unit and integration tests against them, and stop the services on exit.
+# Fails if any service cannot start: integration tests never skip.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+start=$(date +%s)
+stamp() { echo "[make test +$(( $(date +%s) - start ))s] $*"; }
+
+stamp "checking formatting and vet"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+go vet -tags integration ./...
+
+cleanup() {
+  stamp "stopping services"
+  bash "$root/deploy/dev/services.sh" down || true
+}
+trap cleanup EXIT
+
+stamp "starting services (first run downloads jars and builds kube-apiserver/etcd; later runs reuse caches)"
+bash deploy/dev/services.sh up
+# shellcheck disable=SC1091
+source .dev/services.env
+stamp "services up"
+
+export EBBFLOW_PYTHON="$EBBFLOW_TEST_PYTHON"
+stamp "running unit and integration tests"
+go test -count=1 -tags integration -timeout 60m ./... 2>&1 | tee .dev/test.log
+status=${PIPESTATUS[0]}
+stamp "tests finished with status $status"
+grep -E '^(ok|FAIL|---)' .dev/test.log | grep -v '^--- PASS' | tail -n 60 || true
+exit "$status"
