@@ -1,0 +1,224 @@
+package dev
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/ebbflow/ebbflow/internal/config"
+	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+func testConfig(t *testing.T) config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Telemetry.Listen = "127.0.0.1:0"
+	cfg.Telemetry.LogLevel = "warn"
+	return cfg
+}
+
+// TestEmbeddedKafkaSarama proves what the embedded cluster must accept from
+// the components: a sarama idempotent, zstd-compressed producer and a
+// sarama consumer group reading every message back.
+func TestEmbeddedKafkaSarama(t *testing.T) {
+	const topic, n = "ebbflow.check.v1", 500
+	k, err := kafkax.StartEmbedded(0, 3, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	kc := kafkax.DefaultConfig()
+	kc.Brokers = k.Addrs()
+
+	pc, err := kc.Sarama()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.Producer.Idempotent = true
+	pc.Producer.RequiredAcks = sarama.WaitForAll
+	pc.Producer.Compression = sarama.CompressionZSTD
+	pc.Producer.Return.Successes = true
+	pc.Net.MaxOpenRequests = 1
+	prod, err := sarama.NewSyncProducer(kc.Brokers, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]*sarama.ProducerMessage, n)
+	for i := range msgs {
+		msgs[i] = &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprintf("k%d", i%7)), Value: sarama.StringEncoder(fmt.Sprintf("v%d", i))}
+	}
+	if err := prod.SendMessages(msgs); err != nil {
+		t.Fatalf("idempotent zstd produce to %s: %v", topic, err)
+	}
+	if err := prod.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cc, err := kc.Sarama()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cc.Consumer.IsolationLevel = sarama.ReadCommitted
+	group, err := sarama.NewConsumerGroup(kc.Brokers, "check", cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer group.Close()
+	h := &collect{want: n, done: make(chan struct{}), seen: map[string]bool{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			if err := group.Consume(ctx, []string{topic}, h); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-h.done:
+	case <-ctx.Done():
+		t.Fatalf("consumer group read %d of %d messages from %s", h.count(), n, topic)
+	}
+	cancel()
+	for i := range n {
+		if !h.seen[fmt.Sprintf("v%d", i)] {
+			t.Fatalf("message v%d never arrived", i)
+		}
+	}
+}
+
+type collect struct {
+	mu   sync.Mutex
+	want int
+	seen map[string]bool
+	done chan struct{}
+}
+
+func (c *collect) count() int { c.mu.Lock(); defer c.mu.Unlock(); return len(c.seen) }
+
+func (c *collect) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (c *collect) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (c *collect) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for m := range claim.Messages() {
+		c.mu.Lock()
+		before := len(c.seen)
+		c.seen[string(m.Value)] = true
+		if before < c.want && len(c.seen) == c.want {
+			close(c.done)
+		}
+		c.mu.Unlock()
+		s.MarkMessage(m, "")
+	}
+	return nil
+}
+
+// TestStartPartsAndStop starts the embedded parts, checks each answers
+// where it says it listens, and checks nothing is left running after close.
+func TestStartPartsAndStop(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := testConfig(t)
+	ctx := context.Background()
+	reg := telemetry.NewRegistry()
+	p, got, err := startParts(ctx, cfg, reg, &telemetry.Readiness{}, telemetry.NewLogger(cfg.Telemetry, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Kafka.Brokers) == 0 || got.Kafka.Brokers[0] != p.ep.KafkaBrokers[0] {
+		t.Fatalf("kafka config not pointed at the embedded cluster: %v vs %v", got.Kafka.Brokers, p.ep.KafkaBrokers)
+	}
+	if got.History.Root != p.ep.HistoryDir || got.NATS.URL != p.ep.NATSURL {
+		t.Fatalf("config not pointed at the embedded parts: %+v", got)
+	}
+	// Every topic exists.
+	sc, _ := got.Kafka.Sarama()
+	admin, err := sarama.NewClusterAdmin(got.Kafka.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, err := admin.ListTopics()
+	admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range got.Kafka.Topics().All() {
+		if _, ok := have[name]; !ok {
+			t.Errorf("topic %s missing", name)
+		}
+	}
+	// JetStream captures decisions.
+	nc, err := nats.Connect(p.ep.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(schemas.DecisionSubject("scale", "default", "inference"), []byte("{}")); err != nil {
+		t.Fatalf("publish to the decisions stream: %v", err)
+	}
+	nc.Close()
+	resp, err := http.Get(p.ep.MetricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("go_goroutines")) {
+		t.Fatalf("/metrics: %d %.200s", resp.StatusCode, body)
+	}
+	p.close()
+}
+
+// TestRunPrintsEndpointsAndStops runs the skeleton until its context is
+// cancelled (Ctrl-C) and checks it printed where everything listens.
+func TestRunPrintsEndpointsAndStops(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := testConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, cfg, Options{Headless: true, Speed: "max", Logger: telemetry.NewLogger(cfg.Telemetry, io.Discard)}, &out)
+		done <- err
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "history") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+	s := out.String()
+	for _, want := range []string{"kcat -C -b 127.0.0.1:", "ebbflow.decisions.v1", "nats://127.0.0.1:", "sub 'ebbflow.decisions.>'", "/metrics"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
