@@ -1,17 +1,230 @@
-// Package ingest is ebbflow's front door: it scrapes Prometheus targets (static and
-// discovered through the Kubernetes API) and receives Prometheus remote_write,
-// maps series to ebbflow's canonical signals per entity, and publishes them
-// as Arrow IPC batches to Kafka (metrics.raw), keyed by entity.
 package ingest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+)
 
 // Config is the `ingest` section of the configuration file.
 type Config struct {
-	// Enabled is reserved; fields are added as the component grows.
+	// Enabled runs ingest inside `ebbflow dev`.
 	Enabled bool `yaml:"enabled"`
+	// RemoteWrite is the Prometheus remote_write receiver.
+	RemoteWrite RemoteWriteConfig `yaml:"remote_write"`
+	// Scrape configures scraping of static and discovered targets.
+	Scrape ScrapeConfig `yaml:"scrape"`
+	// Publish configures the Kafka producer and its buffer.
+	Publish PublishConfig `yaml:"publish"`
+	// DefaultRules includes DefaultRules() before Rules.
+	DefaultRules bool `yaml:"default_rules"`
+	// Rules are extra signal-mapping rules (see Rule).
+	Rules []Rule `yaml:"rules"`
+	// Unmatched is drop (count and discard series no rule maps) or
+	// forward (publish them under entity unmapped/<cluster>/<metric>).
+	Unmatched string `yaml:"unmatched"`
+}
+
+// RemoteWriteConfig configures the remote_write receiver.
+type RemoteWriteConfig struct {
+	// Listen is host:port of the receiver; empty disables it.
+	Listen string `yaml:"listen"`
+	// Path is the HTTP path, /api/v1/write as in Prometheus.
+	Path string `yaml:"path"`
+	// MaxRequestBytes caps a decompressed request body.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// BackpressureWait is how long a request waits for room in the
+	// publish buffer before it is answered 429.
+	BackpressureWait time.Duration `yaml:"backpressure_wait"`
+	// BearerTokenFile, when set, requires Authorization: Bearer <token>.
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// BasicAuthUsername and BasicAuthPasswordFile, when set, require
+	// HTTP basic auth.
+	BasicAuthUsername     string `yaml:"basic_auth_username"`
+	BasicAuthPasswordFile string `yaml:"basic_auth_password_file"`
+	// TLSCertFile and TLSKeyFile serve HTTPS.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+}
+
+// ScrapeConfig configures scraping.
+type ScrapeConfig struct {
+	// Interval and Timeout are the defaults for every target.
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"`
+	// MaxConcurrent bounds scrapes in progress at once.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxBodyBytes caps a scrape response.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// HonorLabels keeps a scraped label that collides with a target label
+	// (otherwise it is renamed exported_<name>, as Prometheus does).
+	HonorLabels bool `yaml:"honor_labels"`
+	// Static are fixed targets.
+	Static []StaticTarget `yaml:"static"`
+	// Kubernetes discovers pods by their prometheus.io annotations.
+	Kubernetes KubeDiscoveryConfig `yaml:"kubernetes"`
+}
+
+// StaticTarget is one fixed scrape target.
+type StaticTarget struct {
+	// URL is the full metrics URL, e.g. http://10.0.0.5:8002/metrics.
+	URL string `yaml:"url"`
+	// Labels are attached to every sample (e.g. cluster, namespace,
+	// deployment); job defaults to "static".
+	Labels map[string]string `yaml:"labels,omitempty"`
+	// Interval and Timeout override the scrape defaults when non-zero.
+	Interval time.Duration `yaml:"interval,omitempty"`
+	Timeout  time.Duration `yaml:"timeout,omitempty"`
+}
+
+// KubeDiscoveryConfig configures pod discovery.
+type KubeDiscoveryConfig struct {
+	// Enabled turns discovery on (it needs a Kubernetes client).
+	Enabled bool `yaml:"enabled"`
+	// Namespaces to watch; empty watches all.
+	Namespaces []string `yaml:"namespaces"`
+	// LabelSelector filters pods, e.g. "app.kubernetes.io/part-of=ai".
+	LabelSelector string `yaml:"label_selector"`
+	// Resync is the informer resync period.
+	Resync time.Duration `yaml:"resync"`
+}
+
+// PublishConfig configures the Kafka side.
+type PublishConfig struct {
+	// Topic overrides the metrics.raw topic name (default from the kafka
+	// section's prefix).
+	Topic string `yaml:"topic"`
+	// Compression is lz4, zstd or none.
+	Compression string `yaml:"compression"`
+	// MaxBufferBytes bounds encoded bytes in flight to Kafka.
+	MaxBufferBytes int64 `yaml:"max_buffer_bytes"`
+	// MaxSamplesPerRecord splits an entity's samples into several records.
+	MaxSamplesPerRecord int `yaml:"max_samples_per_record"`
+	// Retries and RetryBackoff are the producer's retries per record.
+	Retries      int           `yaml:"retries"`
+	RetryBackoff time.Duration `yaml:"retry_backoff"`
+	// RetryAfter is the Retry-After given with 429/503, and how long
+	// Kafka counts as unavailable after a failed write.
+	RetryAfter time.Duration `yaml:"retry_after"`
 }
 
 // DefaultConfig returns the defaults documented in the README.
-func DefaultConfig() Config { return Config{Enabled: true} }
+func DefaultConfig() Config {
+	return Config{
+		Enabled: true,
+		RemoteWrite: RemoteWriteConfig{
+			Listen:           "127.0.0.1:9201",
+			Path:             "/api/v1/write",
+			MaxRequestBytes:  64 << 20,
+			BackpressureWait: 2 * time.Second,
+		},
+		Scrape: ScrapeConfig{
+			Interval:      15 * time.Second,
+			Timeout:       10 * time.Second,
+			MaxConcurrent: 32,
+			MaxBodyBytes:  32 << 20,
+			Kubernetes:    KubeDiscoveryConfig{Resync: 10 * time.Minute},
+		},
+		Publish: PublishConfig{
+			Compression:         "lz4",
+			MaxBufferBytes:      256 << 20,
+			MaxSamplesPerRecord: 10000,
+			Retries:             10,
+			RetryBackoff:        500 * time.Millisecond,
+			RetryAfter:          5 * time.Second,
+		},
+		DefaultRules: true,
+		Unmatched:    UnmatchedDrop,
+	}
+}
+
+// AllRules returns the default rules (when enabled) followed by Rules.
+func (c Config) AllRules() []Rule {
+	var out []Rule
+	if c.DefaultRules {
+		out = append(out, DefaultRules()...)
+	}
+	return append(out, c.Rules...)
+}
 
 // Validate names the first bad field.
-func (c Config) Validate() error { return nil }
+func (c Config) Validate() error {
+	rw := c.RemoteWrite
+	if rw.Listen != "" {
+		if _, _, err := net.SplitHostPort(rw.Listen); err != nil {
+			return fmt.Errorf("remote_write.listen: %w", err)
+		}
+		if rw.Path == "" || rw.Path[0] != '/' {
+			return fmt.Errorf("remote_write.path: %q must start with /", rw.Path)
+		}
+	}
+	if rw.MaxRequestBytes <= 0 {
+		return errors.New("remote_write.max_request_bytes: must be positive")
+	}
+	if rw.BackpressureWait < 0 {
+		return errors.New("remote_write.backpressure_wait: must not be negative")
+	}
+	if (rw.TLSCertFile == "") != (rw.TLSKeyFile == "") {
+		return errors.New("remote_write.tls_cert_file and tls_key_file: set both or neither")
+	}
+	if (rw.BasicAuthUsername == "") != (rw.BasicAuthPasswordFile == "") {
+		return errors.New("remote_write.basic_auth_username and basic_auth_password_file: set both or neither")
+	}
+	if rw.BearerTokenFile != "" && rw.BasicAuthUsername != "" {
+		return errors.New("remote_write.bearer_token_file: choose bearer or basic auth, not both")
+	}
+	s := c.Scrape
+	if s.Interval <= 0 || s.Timeout <= 0 {
+		return errors.New("scrape.interval and scrape.timeout: must be positive")
+	}
+	if s.Timeout > s.Interval {
+		return fmt.Errorf("scrape.timeout: %s is longer than scrape.interval %s", s.Timeout, s.Interval)
+	}
+	if s.MaxConcurrent < 1 {
+		return errors.New("scrape.max_concurrent: must be at least 1")
+	}
+	if s.MaxBodyBytes <= 0 {
+		return errors.New("scrape.max_body_bytes: must be positive")
+	}
+	for i, t := range s.Static {
+		u, err := url.Parse(t.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("scrape.static[%d].url: %q is not an http(s) URL", i, t.URL)
+		}
+		if t.Interval < 0 || t.Timeout < 0 || (t.Interval > 0 && t.Timeout > t.Interval) {
+			return fmt.Errorf("scrape.static[%d]: interval/timeout: timeout must be positive and at most the interval", i)
+		}
+	}
+	if s.Kubernetes.Enabled && s.Kubernetes.Resync < 0 {
+		return errors.New("scrape.kubernetes.resync: must not be negative")
+	}
+	p := c.Publish
+	switch p.Compression {
+	case "lz4", "zstd", "none":
+	default:
+		return fmt.Errorf("publish.compression: %q is not lz4, zstd or none", p.Compression)
+	}
+	if p.MaxBufferBytes < 1<<20 {
+		return errors.New("publish.max_buffer_bytes: must be at least 1 MiB")
+	}
+	if p.MaxSamplesPerRecord < 1 {
+		return errors.New("publish.max_samples_per_record: must be at least 1")
+	}
+	if p.Retries < 1 {
+		return errors.New("publish.retries: must be at least 1 (the idempotent producer needs retries)")
+	}
+	if p.RetryBackoff < 0 || p.RetryAfter <= 0 {
+		return errors.New("publish.retry_backoff and retry_after: retry_after must be positive")
+	}
+	if c.Unmatched != UnmatchedDrop && c.Unmatched != UnmatchedForward {
+		return fmt.Errorf("unmatched: %q is not drop or forward", c.Unmatched)
+	}
+	for i, r := range c.Rules {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("rules[%d]: %w", i, err)
+		}
+	}
+	return nil
+}

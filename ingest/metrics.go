@@ -1,0 +1,71 @@
+package ingest
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are ingest's own Prometheus metrics (ebbflow_ingest_*).
+type Metrics struct {
+	SamplesReceived  *prometheus.CounterVec
+	SamplesPublished prometheus.Counter
+	SamplesDropped   *prometheus.CounterVec
+	RecordsPublished prometheus.Counter
+	PublishErrors    prometheus.Counter
+	PublishLatency   prometheus.Histogram
+	BufferBytes      prometheus.Gauge
+	BufferCapacity   prometheus.Gauge
+	Requests         *prometheus.CounterVec
+	TargetUp         *prometheus.GaugeVec
+	ScrapeDuration   *prometheus.GaugeVec
+	ScrapeSamples    *prometheus.GaugeVec
+	Scrapes          *prometheus.CounterVec
+	Targets          prometheus.Gauge
+}
+
+// NewMetrics creates ingest's metrics and registers them on reg (which may
+// be nil for tests that do not look at them).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		SamplesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_samples_received_total",
+			Help: "Samples received, by source (remote_write or scrape)."}, []string{"source"}),
+		SamplesPublished: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_samples_published_total",
+			Help: "Samples acknowledged by Kafka on metrics.raw."}),
+		SamplesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_samples_dropped_total",
+			Help: "Samples not published, by reason (unmatched, entity_incomplete, native_histogram, backpressure, publish_failed, scrape_parse_error)."}, []string{"reason"}),
+		RecordsPublished: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_records_published_total",
+			Help: "Kafka records (one Arrow IPC stream per entity) acknowledged."}),
+		PublishErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_publish_errors_total",
+			Help: "Kafka records the producer failed to write after its retries."}),
+		PublishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ebbflow_ingest_publish_latency_seconds",
+			Help:    "Time from handing a batch to the producer until Kafka acknowledged all its records.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		BufferBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_ingest_buffer_bytes",
+			Help: "Encoded bytes handed to the producer and not yet acknowledged."}),
+		BufferCapacity: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_ingest_buffer_capacity_bytes",
+			Help: "Capacity of the publish buffer; receivers push back when it is full."}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_remote_write_requests_total",
+			Help: "remote_write requests answered, by HTTP status code."}, []string{"code"}),
+		TargetUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ebbflow_ingest_target_up",
+			Help: "1 if the target's last scrape succeeded, else 0 (Prometheus' up)."}, []string{"target"}),
+		ScrapeDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ebbflow_ingest_target_scrape_duration_seconds",
+			Help: "Duration of the target's last scrape (Prometheus' scrape_duration_seconds)."}, []string{"target"}),
+		ScrapeSamples: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ebbflow_ingest_target_scrape_samples",
+			Help: "Samples the target exposed in its last scrape."}, []string{"target"}),
+		Scrapes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_scrapes_total",
+			Help: "Scrapes, by result (ok, error)."}, []string{"result"}),
+		Targets: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_ingest_targets",
+			Help: "Scrape targets currently active (static and discovered)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.SamplesReceived, m.SamplesPublished, m.SamplesDropped, m.RecordsPublished, m.PublishErrors,
+			m.PublishLatency, m.BufferBytes, m.BufferCapacity, m.Requests, m.TargetUp, m.ScrapeDuration,
+			m.ScrapeSamples, m.Scrapes, m.Targets)
+	}
+	return m
+}
+
+func (m *Metrics) dropped(d map[string]int) {
+	for r, n := range d {
+		m.SamplesDropped.WithLabelValues(r).Add(float64(n))
+	}
+}

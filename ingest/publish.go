@@ -1,0 +1,255 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// ErrBackpressure means the bounded publish buffer stayed full for the
+// allowed wait; the caller should push back (HTTP 429) and retry later.
+var ErrBackpressure = errors.New("ingest: publish buffer full")
+
+// ErrUnavailable means Kafka recently failed writes and has not recovered;
+// the caller should answer 503 and retry later.
+var ErrUnavailable = errors.New("ingest: kafka unavailable")
+
+// ErrTooLarge means a batch is larger than the whole publish buffer.
+var ErrTooLarge = errors.New("ingest: batch larger than the publish buffer")
+
+// NewProducer returns the async producer ingest publishes with: idempotent,
+// acks=all, the configured compression, successes and errors returned.
+func NewProducer(kc kafkax.Config, pc PublishConfig) (sarama.AsyncProducer, error) {
+	sc, err := ProducerConfig(kc, pc)
+	if err != nil {
+		return nil, err
+	}
+	p, err := sarama.NewAsyncProducer(kc.Brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: producer for %v: %w", kc.Brokers, err)
+	}
+	return p, nil
+}
+
+// ProducerConfig returns the sarama configuration NewProducer uses.
+func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) {
+	sc, err := kc.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.Retry.Max = pc.Retries
+	sc.Producer.Retry.Backoff = pc.RetryBackoff
+	sc.Producer.MaxMessageBytes = 8 << 20
+	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	sc.Producer.Flush.Bytes = 1 << 20
+	sc.Producer.Flush.Frequency = time.Millisecond
+	sc.ChannelBufferSize = 1024
+	switch pc.Compression {
+	case "lz4":
+		sc.Producer.Compression = sarama.CompressionLZ4
+	case "zstd":
+		sc.Producer.Compression = sarama.CompressionZSTD
+	case "none":
+		sc.Producer.Compression = sarama.CompressionNone
+	default:
+		return nil, fmt.Errorf("ingest.publish.compression: %q is not lz4, zstd or none", pc.Compression)
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("ingest: producer config: %w", err)
+	}
+	return sc, nil
+}
+
+// Publisher writes batches to metrics.raw: one Kafka record per entity
+// (split when an entity has more than MaxSamplesPerRecord samples), value
+// an Arrow IPC stream, key the entity. Memory is bounded by a byte budget
+// for records in flight; Publish waits or refuses when it is spent.
+// Publisher is safe for concurrent use.
+type Publisher struct {
+	prod       sarama.AsyncProducer
+	topic      string
+	m          *Metrics
+	log        *slog.Logger
+	sem        *semaphore.Weighted
+	capBytes   int64
+	inflight   atomic.Int64
+	maxPer     int
+	retryAfter time.Duration
+	lastErr    atomic.Int64 // unix ns of the last failed record
+	lastOK     atomic.Int64 // unix ns of the last acknowledged record
+	encs       sync.Pool
+	done       sync.WaitGroup
+	closeOnce  sync.Once
+}
+
+type pending struct {
+	left    atomic.Int32
+	mu      sync.Mutex
+	err     error
+	done    chan struct{}
+	samples int
+}
+
+type msgMeta struct {
+	p       *pending
+	bytes   int64
+	samples int
+	sent    time.Time
+}
+
+// NewPublisher starts a publisher on prod, which it owns and closes in
+// Close.
+func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m *Metrics, log *slog.Logger) *Publisher {
+	p := &Publisher{
+		prod: prod, topic: topic, m: m, log: log,
+		sem: semaphore.NewWeighted(cfg.MaxBufferBytes), capBytes: cfg.MaxBufferBytes,
+		maxPer: cfg.MaxSamplesPerRecord, retryAfter: cfg.RetryAfter,
+	}
+	p.encs.New = func() any { return schemas.NewRawEncoder() }
+	m.BufferCapacity.Set(float64(cfg.MaxBufferBytes))
+	p.done.Add(2)
+	go func() {
+		defer p.done.Done()
+		for msg := range prod.Successes() {
+			p.complete(msg, nil)
+		}
+	}()
+	go func() {
+		defer p.done.Done()
+		for e := range prod.Errors() {
+			p.complete(e.Msg, fmt.Errorf("ingest: write %s partition %d: %w", e.Msg.Topic, e.Msg.Partition, e.Err))
+		}
+	}()
+	return p
+}
+
+func (p *Publisher) complete(msg *sarama.ProducerMessage, err error) {
+	meta, ok := msg.Metadata.(*msgMeta)
+	if !ok {
+		return
+	}
+	p.sem.Release(meta.bytes)
+	p.m.BufferBytes.Set(float64(p.inflight.Add(-meta.bytes)))
+	now := time.Now()
+	if err != nil {
+		p.lastErr.Store(now.UnixNano())
+		p.m.PublishErrors.Inc()
+		meta.p.mu.Lock()
+		if meta.p.err == nil {
+			meta.p.err = err
+		}
+		meta.p.mu.Unlock()
+	} else {
+		p.lastOK.Store(now.UnixNano())
+		p.m.RecordsPublished.Inc()
+		p.m.SamplesPublished.Add(float64(meta.samples))
+	}
+	if meta.p.left.Add(-1) == 0 {
+		p.m.PublishLatency.Observe(now.Sub(meta.sent).Seconds())
+		close(meta.p.done)
+	}
+}
+
+// Healthy reports an error while Kafka is failing writes: the last record
+// failed, none has succeeded since, and it is less than RetryAfter ago.
+func (p *Publisher) Healthy() error {
+	le, lo := p.lastErr.Load(), p.lastOK.Load()
+	if le > lo && time.Since(time.Unix(0, le)) < p.retryAfter {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// RetryAfter is how long callers should wait after ErrUnavailable or
+// ErrBackpressure.
+func (p *Publisher) RetryAfter() time.Duration { return p.retryAfter }
+
+// Publish encodes b and writes it, returning once Kafka has acknowledged
+// every record (nil) or any record failed (the first error). wait bounds
+// how long Publish waits for room in the buffer before returning
+// ErrBackpressure; a negative wait waits as long as ctx allows. When ctx
+// ends after the records were handed over, Publish returns ctx's error but
+// the records may still be written.
+func (p *Publisher) Publish(ctx context.Context, b *Batch, wait time.Duration) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := p.Healthy(); err != nil {
+		return err
+	}
+	enc := p.encs.Get().(*schemas.RawEncoder)
+	msgs := make([]*sarama.ProducerMessage, 0, len(b.Groups))
+	var total int64
+	for _, g := range b.Groups {
+		for s := g.Samples; len(s) > 0; {
+			n := min(len(s), p.maxPer)
+			val, err := enc.Encode(s[:n])
+			if err != nil {
+				p.encs.Put(schemas.NewRawEncoder()) // an encoder that failed may hold half a record
+				return fmt.Errorf("ingest: encode entity %s: %w", g.Entity, err)
+			}
+			msgs = append(msgs, &sarama.ProducerMessage{
+				Topic: p.topic, Key: sarama.StringEncoder(g.Entity), Value: sarama.ByteEncoder(val),
+				Metadata: &msgMeta{bytes: int64(len(val)), samples: n},
+			})
+			total += int64(len(val))
+			s = s[n:]
+		}
+	}
+	p.encs.Put(enc)
+	if total > p.capBytes {
+		return fmt.Errorf("%w: %d bytes, buffer %d", ErrTooLarge, total, p.capBytes)
+	}
+	actx := ctx
+	if wait >= 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	if err := p.sem.Acquire(actx, total); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return ErrBackpressure
+	}
+	p.m.BufferBytes.Set(float64(p.inflight.Add(total)))
+	pd := &pending{done: make(chan struct{}), samples: b.Len()}
+	pd.left.Store(int32(len(msgs)))
+	now := time.Now()
+	for _, msg := range msgs {
+		meta := msg.Metadata.(*msgMeta)
+		meta.p, meta.sent = pd, now
+		p.prod.Input() <- msg
+	}
+	select {
+	case <-pd.done:
+		return pd.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close flushes the producer and waits for the outstanding acknowledgements.
+func (p *Publisher) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		p.prod.AsyncClose()
+		p.done.Wait()
+	})
+	return err
+}

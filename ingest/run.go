@@ -1,0 +1,165 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// Deps are what Run needs from its host process.
+type Deps struct {
+	// Kafka is the kafka section: brokers, topic prefix, topic creation.
+	Kafka kafkax.Config
+	// Producer, when set, is used instead of one built from Kafka (it must
+	// return successes and errors, see ProducerConfig). Run closes it.
+	Producer sarama.AsyncProducer
+	// Kube is the Kubernetes client for pod discovery; required only when
+	// scrape.kubernetes.enabled is set. A client-go fake clientset works.
+	Kube kubernetes.Interface
+	// Logger and Registerer receive ingest's logs and metrics.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Cluster names this cluster in entity keys when a series has no
+	// cluster label.
+	Cluster string
+	// Readiness, when set, gets a check that fails while Kafka is failing.
+	Readiness *telemetry.Readiness
+	// OnListen, when set, is called with the receiver's address once it
+	// listens (useful with port 0).
+	OnListen func(addr string)
+}
+
+// Run runs ingest until ctx ends: the remote_write receiver (when
+// remote_write.listen is set), scraping of static and discovered targets,
+// and publishing to metrics.raw. On return every request that was answered
+// 2xx is in Kafka.
+func Run(ctx context.Context, cfg Config, deps Deps) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("ingest: config: %w", err)
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "ingest")
+	mapper, err := NewMapper(cfg.AllRules(), deps.Cluster, cfg.Unmatched)
+	if err != nil {
+		return fmt.Errorf("ingest: rules: %w", err)
+	}
+	topic := cfg.Publish.Topic
+	if topic == "" {
+		topic = deps.Kafka.Topics().Name(schemas.TopicMetricsRaw)
+	}
+	prod := deps.Producer
+	if prod == nil {
+		if err := kafkax.EnsureTopics(ctx, deps.Kafka, topic); err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		if prod, err = NewProducer(deps.Kafka, cfg.Publish); err != nil {
+			return err
+		}
+	}
+	m := NewMetrics(deps.Registerer)
+	pub := NewPublisher(prod, topic, cfg.Publish, m, log)
+	defer pub.Close()
+	if deps.Readiness != nil {
+		deps.Readiness.Add("ingest-kafka", pub.Healthy)
+	}
+
+	// Producers (receiver, scraper) stop before the publisher closes.
+	g, gctx := errgroup.WithContext(ctx)
+	if cfg.RemoteWrite.Listen != "" {
+		srv, ln, err := newReceiverServer(cfg.RemoteWrite, mapper, pub, m, log)
+		if err != nil {
+			return err
+		}
+		log.Info("remote_write receiver listening", "addr", ln.Addr().String(), "path", cfg.RemoteWrite.Path, "topic", topic)
+		if deps.OnListen != nil {
+			deps.OnListen(ln.Addr().String())
+		}
+		g.Go(func() error {
+			var err error
+			if cfg.RemoteWrite.TLSCertFile != "" {
+				err = srv.ServeTLS(ln, cfg.RemoteWrite.TLSCertFile, cfg.RemoteWrite.TLSKeyFile)
+			} else {
+				err = srv.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("ingest: remote_write server on %s: %w", ln.Addr(), err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			// Shutdown waits for requests in flight to get their answer.
+			return srv.Shutdown(sctx)
+		})
+	}
+	scraper := NewScraper(cfg.Scrape, mapper, pub, m, log)
+	scraper.SetTargets("static", StaticTargets(cfg.Scrape))
+	g.Go(func() error { return scraper.Run(gctx) })
+	if cfg.Scrape.Kubernetes.Enabled {
+		if deps.Kube == nil {
+			return errors.New("ingest: scrape.kubernetes.enabled needs a Kubernetes client")
+		}
+		d := NewDiscovery(deps.Kube, cfg.Scrape.Kubernetes, log, func(ts []Target) { scraper.SetTargets("kubernetes", ts) })
+		g.Go(func() error { return d.Run(gctx) })
+	}
+	g.Go(func() error {
+		t := time.NewTicker(10 * time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				if n := mapper.ForgetIdle(); n > 0 {
+					log.Debug("forgot idle ratio series", "n", n)
+				}
+			}
+		}
+	})
+	return g.Wait()
+}
+
+func newReceiverServer(cfg RemoteWriteConfig, mapper *Mapper, pub *Publisher, m *Metrics, log *slog.Logger) (*http.Server, net.Listener, error) {
+	var auth func(*http.Request) bool
+	switch {
+	case cfg.BearerTokenFile != "":
+		tok, err := os.ReadFile(cfg.BearerTokenFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ingest: remote_write.bearer_token_file: %w", err)
+		}
+		auth = Authenticator(strings.TrimSpace(string(tok)), "", "")
+	case cfg.BasicAuthUsername != "":
+		pw, err := os.ReadFile(cfg.BasicAuthPasswordFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ingest: remote_write.basic_auth_password_file: %w", err)
+		}
+		auth = Authenticator("", cfg.BasicAuthUsername, strings.TrimSpace(string(pw)))
+	}
+	mux := http.NewServeMux()
+	mux.Handle(cfg.Path, NewReceiver(mapper, pub, cfg, m, log, auth))
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ingest: remote_write listen on %s: %w", cfg.Listen, err)
+	}
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln, nil
+}
