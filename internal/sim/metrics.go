@@ -149,4 +149,3 @@ func (s *Sim) Steps() int64 {
 	defer s.mu.RUnlock()
 	return s.steps
 }
-
