@@ -161,9 +161,9 @@ func PodTarget(p *corev1.Pod) (Target, bool) {
 			} else if i := strings.LastIndexByte(dep, '-'); i > 0 {
 				dep = dep[:i]
 			}
-			t.Labels["deployment"] = dep
-		case "StatefulSet":
-			t.Labels["statefulset"] = o.Name
+			t.Labels["workload"] = dep
+		case "StatefulSet", "DaemonSet", "Job":
+			t.Labels["workload"] = o.Name
 		}
 	}
 	if d, err := time.ParseDuration(a[AnnotationInterval]); err == nil && d > 0 {

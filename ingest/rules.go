@@ -47,7 +47,8 @@ type Rule struct {
 	// names resolve specially when no label of that name exists:
 	// {cluster} falls back to the configured cluster; {workload} reads
 	// exported_deployment, exported_statefulset, exported_pod, deployment,
-	// statefulset, pod in that order, deriving the workload from a pod name
+	// statefulset, workload (set by pod discovery from the pod's owner),
+	// pod in that order, deriving the workload from a pod name
 	// by stripping the ReplicaSet hash or StatefulSet ordinal; {node} reads
 	// kubernetes_node or Hostname, else instance without its port. A
 	// series that leaves a placeholder empty does not match the rule.
@@ -64,8 +65,11 @@ type Rule struct {
 // the DCGM exporter, Triton, node-exporter and kube-state-metrics. The
 // simulated cluster of `ebbflow dev` exposes exactly these metric names.
 func DefaultRules() []Rule {
-	svc := "svc/{cluster}/{namespace}/{workload}"
-	ksmSvc := "svc/{cluster}/{exported_namespace|namespace}/{workload}"
+	// exported_namespace comes first: when an exporter's own namespace
+	// label collides with its scrape target's, the exporter's is the one
+	// that describes the workload (kube-state-metrics, DCGM).
+	svc := "svc/{cluster}/{exported_namespace|namespace}/{workload}"
+	ksmSvc := svc
 	node := "node/{cluster}/{node}"
 	return []Rule{
 		// Triton Inference Server (per model, per pod).
@@ -83,10 +87,11 @@ func DefaultRules() []Rule {
 		{Name: "cadvisor-memory", Metric: "container_memory_working_set_bytes", Matchers: []string{`container!=""`, `container!="POD"`},
 			Signal: "memory", Kind: KindGauge, Entity: svc},
 		// DCGM exporter: per GPU; attributed to the pod's service when the
-		// exporter runs with Kubernetes pod mapping, and always to the node.
-		{Name: "dcgm-util-svc", Metric: "DCGM_FI_DEV_GPU_UTIL", Matchers: []string{`pod!=""`}, Signal: "gpu_util", Kind: KindGauge, Entity: svc},
+		// exporter maps GPUs to pods (it then sets container, which no
+		// scrape target label does), and always to the node.
+		{Name: "dcgm-util-svc", Metric: "DCGM_FI_DEV_GPU_UTIL", Matchers: []string{`container!=""`}, Signal: "gpu_util", Kind: KindGauge, Entity: svc},
 		{Name: "dcgm-util-node", Metric: "DCGM_FI_DEV_GPU_UTIL", Signal: "gpu_util", Kind: KindGauge, Entity: node},
-		{Name: "dcgm-fb-svc", Metric: "DCGM_FI_DEV_FB_USED", Matchers: []string{`pod!=""`}, Signal: "gpu_memory", Kind: KindGauge, Entity: svc},
+		{Name: "dcgm-fb-svc", Metric: "DCGM_FI_DEV_FB_USED", Matchers: []string{`container!=""`}, Signal: "gpu_memory", Kind: KindGauge, Entity: svc},
 		{Name: "dcgm-fb-node", Metric: "DCGM_FI_DEV_FB_USED", Signal: "gpu_memory", Kind: KindGauge, Entity: node},
 		// kube-state-metrics (its own pod labels come as exported_*).
 		{Name: "ksm-replicas", Metric: "kube_deployment_status_replicas_available", Signal: "replicas", Kind: KindGauge, Entity: ksmSvc},
@@ -281,8 +286,10 @@ func lookup(ls []schemas.Label, name string) string {
 }
 
 func (m *Mapper) resolve(ls []schemas.Label, name string) string {
-	if v := lookup(ls, name); v != "" {
-		return v
+	if name != "workload" {
+		if v := lookup(ls, name); v != "" {
+			return v
+		}
 	}
 	switch name {
 	case "cluster":
@@ -299,7 +306,7 @@ func (m *Mapper) resolve(ls []schemas.Label, name string) string {
 		if v := lookup(ls, "exported_pod"); v != "" {
 			return WorkloadFromPod(v)
 		}
-		for _, n := range [...]string{"deployment", "statefulset"} {
+		for _, n := range [...]string{"deployment", "statefulset", "workload"} {
 			if v := lookup(ls, n); v != "" {
 				return v
 			}
@@ -415,11 +422,12 @@ func (m *Mapper) Map(b *Batch, labels []schemas.Label, samples []Sample) {
 		return
 	}
 	var plain []schemas.Label
-	produced := false
+	produced, matched := false, false
 	for _, r := range rules {
 		if !r.matches(labels) {
 			continue
 		}
+		matched = true
 		var ok bool
 		b.scratch, ok = m.entity(b.scratch[:0], r, labels)
 		if !ok {
@@ -440,6 +448,7 @@ func (m *Mapper) Map(b *Batch, labels []schemas.Label, samples []Sample) {
 		if !r.matches(labels) {
 			continue
 		}
+		matched = true
 		var ok bool
 		b.scratch, ok = m.entity(b.scratch[:0], r, labels)
 		if !ok {
@@ -451,8 +460,12 @@ func (m *Mapper) Map(b *Batch, labels []schemas.Label, samples []Sample) {
 		m.ratioUpdate(b, r, b.scratch, plain, samples, false)
 		produced = true
 	}
-	if !produced {
+	switch {
+	case produced:
+	case matched:
 		b.drop(DropEntityIncomplete, len(samples))
+	default:
+		b.drop(DropUnmatched, len(samples))
 	}
 }
 
