@@ -1,0 +1,289 @@
+package actuators
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// Actuator is the framework around the handlers: routing by ce_type,
+// cluster filter, TTL, rate limit, retries, Kubernetes Events and metrics.
+// It is safe for concurrent use.
+type Actuator struct {
+	cfg      Config
+	cluster  string
+	identity string
+	kube     kubernetes.Interface
+	reg      *Registry
+	clock    Clock
+	log      *slog.Logger
+	m        *actMetrics
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+	// sleep waits between retries (tests shorten it).
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+type actMetrics struct {
+	outcomes *prometheus.CounterVec
+	bad      *prometheus.CounterVec
+	ignored  prometheus.Counter
+	retries  *prometheus.CounterVec
+	latency  prometheus.Histogram
+	eventErr prometheus.Counter
+}
+
+func newActMetrics(reg prometheus.Registerer) (*actMetrics, error) {
+	m := &actMetrics{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_actuate_actions_total",
+			Help: "Decisions handled, by kind, outcome and reason class (applied, duplicate, stale, expired, dry_run, error)."}, []string{"kind", "outcome", "why"}),
+		bad: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_actuate_bad_decisions_total",
+			Help: "Decisions that could not be decoded (dead-lettered), by reason."}, []string{"reason"}),
+		ignored: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_actuate_other_cluster_total",
+			Help: "Decisions for other clusters, left to their actuators."}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_actuate_retries_total",
+			Help: "Retried attempts, by cause (conflict, server)."}, []string{"cause"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ebbflow_actuate_apply_seconds",
+			Help: "Wall time to handle one decision, retries included.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		eventErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_actuate_event_errors_total",
+			Help: "Kubernetes Events that could not be recorded."}),
+	}
+	for _, c := range []prometheus.Collector{m.outcomes, m.bad, m.ignored, m.retries, m.latency, m.eventErr} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("actuators: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// NewActuator builds the framework. reg nil means the default registry
+// with the scale handler; clock nil means the wall clock; registerer nil
+// means a private registry.
+func NewActuator(cfg Config, cluster, identity string, kube kubernetes.Interface, reg *Registry, clock Clock, log *slog.Logger, registerer prometheus.Registerer) (*Actuator, error) {
+	if reg == nil {
+		reg = DefaultRegistry(kube, cfg)
+	}
+	if clock == nil {
+		clock = WallClock{}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if registerer == nil {
+		registerer = prometheus.NewRegistry()
+	}
+	m, err := newActMetrics(registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Actuator{cfg: cfg, cluster: cluster, identity: identity, kube: kube, reg: reg, clock: clock, log: log, m: m,
+		limiters: map[string]*rate.Limiter{}, sleep: sleepCtx}, nil
+}
+
+// DefaultRegistry has the handlers ebbflow ships: scale decisions.
+func DefaultRegistry(kube kubernetes.Interface, cfg Config) *Registry {
+	r := NewRegistry()
+	r.Register(schemas.ScaleDecision{}.EventType(), NewScaleHandler(kube, cfg.MaxReplicas))
+	return r
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// ErrUndecodable wraps a decision that could not be routed or decoded; the
+// caller dead-letters it.
+var ErrUndecodable = errors.New("undecodable decision")
+
+// Process handles one decision record: ceType is its ce_type header.
+// It returns the action to publish, ok=false when the decision belongs to
+// another cluster (nothing to publish), or an error wrapping
+// ErrUndecodable for input to dead-letter.
+func (a *Actuator) Process(ctx context.Context, ceType string, body []byte) (act schemas.Action, ok bool, err error) {
+	start := time.Now()
+	h, found := a.reg.Handler(ceType)
+	if !found {
+		a.m.bad.WithLabelValues("unknown_type").Inc()
+		return act, false, fmt.Errorf("%w: no handler for ce_type %q (have %s)", ErrUndecodable, ceType, strings.Join(a.reg.Types(), ", "))
+	}
+	d, err := h.Decode(body)
+	if err != nil {
+		a.m.bad.WithLabelValues("schema").Inc()
+		return act, false, fmt.Errorf("%w: %s: %w", ErrUndecodable, ceType, err)
+	}
+	if d.Target.Cluster != a.cluster {
+		a.m.ignored.Inc()
+		return act, false, nil
+	}
+	if a.cfg.DryRun {
+		d.DryRun = true
+	}
+	why := ""
+	attempts := 0
+	now := a.clock.Now()
+	switch {
+	case d.ExpiresMs > 0 && now.UnixMilli() > d.ExpiresMs:
+		act = skipped(d, fmt.Sprintf("expired: expires_ms %d is %s before now %d", d.ExpiresMs,
+			time.Duration(now.UnixMilli()-d.ExpiresMs)*time.Millisecond, now.UnixMilli()))
+		why = "expired"
+	default:
+		if err := a.limiter(d.Target.Cluster).Wait(ctx); err != nil {
+			return act, false, fmt.Errorf("actuators: rate limit for %s: %w", d.ID, err)
+		}
+		act, attempts, err = a.applyWithRetry(ctx, h, d)
+		if err != nil {
+			if ctx.Err() != nil {
+				return act, false, ctx.Err()
+			}
+			act = schemas.Action{Outcome: schemas.OutcomeFailed, Reason: "error after retries", Error: err.Error(), DryRun: d.DryRun}
+			why = "error"
+		}
+	}
+	if why == "" {
+		why = classify(act)
+	}
+	act.ID = d.ID + "/" + act.Outcome + "/" + why
+	act.DecisionID, act.DecisionKind, act.Seq, act.Target = d.ID, d.Kind, d.Seq, d.Target
+	act.AtMs = a.clock.Now().UnixMilli()
+	act.Attempts = attempts
+	act.Actuator = a.identity
+	a.m.outcomes.WithLabelValues(d.Kind, act.Outcome, why).Inc()
+	a.m.latency.Observe(time.Since(start).Seconds())
+	a.log.Info("action", "decision", d.ID, "target", d.Target.Key(), "outcome", act.Outcome, "reason", act.Reason, "error", act.Error, "attempts", attempts)
+	if a.cfg.Events {
+		a.recordEvent(ctx, d, act)
+	}
+	return act, true, nil
+}
+
+func classify(act schemas.Action) string {
+	switch {
+	case act.Outcome == schemas.OutcomeApplied:
+		return "applied"
+	case strings.HasPrefix(act.Reason, "duplicate"):
+		return "duplicate"
+	case strings.HasPrefix(act.Reason, "stale"):
+		return "stale"
+	case strings.HasPrefix(act.Reason, "dry run"):
+		return "dry_run"
+	}
+	return "other"
+}
+
+func (a *Actuator) limiter(cluster string) *rate.Limiter {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l, ok := a.limiters[cluster]
+	if !ok {
+		l = rate.NewLimiter(rate.Limit(a.cfg.RateLimit), a.cfg.RateBurst)
+		a.limiters[cluster] = l
+	}
+	return l
+}
+
+// Retryable reports whether an API error is worth retrying: a conflict
+// (someone else changed the object), 429, or a server-side 5xx/timeout.
+func Retryable(err error) (bool, string) {
+	switch {
+	case apierrors.IsConflict(err):
+		return true, "conflict"
+	case apierrors.IsTooManyRequests(err), apierrors.IsServerTimeout(err), apierrors.IsTimeout(err),
+		apierrors.IsInternalError(err), apierrors.IsServiceUnavailable(err), apierrors.IsUnexpectedServerError(err):
+		return true, "server"
+	}
+	var st apierrors.APIStatus
+	if errors.As(err, &st) && st.Status().Code >= 500 {
+		return true, "server"
+	}
+	return false, ""
+}
+
+func (a *Actuator) applyWithRetry(ctx context.Context, h Handler, d Decision) (schemas.Action, int, error) {
+	backoff := a.cfg.Retry.InitialBackoff
+	var lastErr error
+	for attempt := 1; attempt <= a.cfg.Retry.Attempts; attempt++ {
+		act, err := h.Apply(ctx, d)
+		if err == nil {
+			return act, attempt, nil
+		}
+		lastErr = err
+		retry, cause := Retryable(err)
+		if !retry || attempt == a.cfg.Retry.Attempts {
+			return act, attempt, fmt.Errorf("decision %s on %s (attempt %d): %w", d.ID, d.Target.Key(), attempt, err)
+		}
+		a.m.retries.WithLabelValues(cause).Inc()
+		a.log.Debug("retrying", "decision", d.ID, "cause", cause, "attempt", attempt, "err", err)
+		if err := a.sleep(ctx, backoff); err != nil {
+			return act, attempt, err
+		}
+		backoff = min(backoff*2, a.cfg.Retry.MaxBackoff)
+	}
+	return schemas.Action{}, a.cfg.Retry.Attempts, lastErr
+}
+
+// recordEvent creates an events.k8s.io/v1 Event on the target, so
+// `kubectl describe` shows why it was (or was not) scaled. Best effort:
+// a failure is counted and logged.
+func (a *Actuator) recordEvent(ctx context.Context, d Decision, act schemas.Action) {
+	typ, reason := corev1.EventTypeNormal, "EbbflowScaled"
+	switch act.Outcome {
+	case schemas.OutcomeSkipped:
+		reason = "EbbflowSkipped"
+	case schemas.OutcomeFailed:
+		typ, reason = corev1.EventTypeWarning, "EbbflowFailed"
+	}
+	note := act.Reason
+	if act.Error != "" {
+		note += ": " + act.Error
+	}
+	note = fmt.Sprintf("decision %s: %s", d.ID, note)
+	if len(note) > 1000 {
+		note = note[:1000]
+	}
+	now := a.clock.Now()
+	ev := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: strings.ToLower(d.Target.Name) + ".ebbflow.",
+			Namespace:    d.Target.Namespace,
+		},
+		EventTime:           metav1.NewMicroTime(now),
+		ReportingController: "ebbflow.io/actuator",
+		ReportingInstance:   a.identity,
+		Action:              "Scale",
+		Reason:              reason,
+		Type:                typ,
+		Note:                note,
+		Regarding: corev1.ObjectReference{
+			APIVersion: "apps/v1", Kind: d.Target.Kind, Namespace: d.Target.Namespace, Name: d.Target.Name,
+		},
+	}
+	if d.Kind != schemas.DecisionScale {
+		ev.Action = d.Kind
+	}
+	if _, err := a.kube.EventsV1().Events(d.Target.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		a.m.eventErr.Inc()
+		a.log.Warn("record Kubernetes event", "decision", d.ID, "target", d.Target.Key(), "err", err)
+	}
+}

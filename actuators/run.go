@@ -1,0 +1,261 @@
+package actuators
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/ebbflow/ebbflow/forecast/scaling"
+	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/internal/natsbus"
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// Deps are what Run needs besides its configuration.
+type Deps struct {
+	// Kafka is the connection section.
+	Kafka kafkax.Config
+	// Cluster is the cluster this actuator acts on; decisions for other
+	// clusters are left to their actuators.
+	Cluster string
+	// Kube is the client, authenticated as the ebbflow-actuator service
+	// account (deploy/rbac).
+	Kube kubernetes.Interface
+	// JetStream receives failed actions as alerts; nil = no alerts.
+	JetStream jetstream.JetStream
+	// Clock checks decision TTLs; nil = wall clock.
+	Clock Clock
+	// Handlers; nil = DefaultRegistry (scale).
+	Handlers *Registry
+	// Log and Registerer default to slog.Default() and a private registry.
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
+	// Leading, when set, is called with true when this replica starts
+	// acting and false when it stops.
+	Leading func(bool)
+}
+
+// Run acts on decisions until ctx ends. With leader election on, it joins
+// the consumer group only while it holds the Lease, so two replicas never
+// both act.
+func Run(ctx context.Context, cfg Config, deps Deps) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("actuate: %w", err)
+	}
+	if deps.Kube == nil {
+		return errors.New("actuate: a Kubernetes client is required")
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	identity := cfg.Identity
+	if identity == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("actuate: identity: %w", err)
+		}
+		identity = h
+	}
+	act, err := NewActuator(cfg, deps.Cluster, identity, deps.Kube, deps.Handlers, deps.Clock, log, deps.Registerer)
+	if err != nil {
+		return err
+	}
+	topics := deps.Kafka.Topics()
+	in, out, dead := topics.Name(schemas.TopicDecisions), topics.Name(schemas.TopicActions), topics.Name(schemas.TopicDeadLetter)
+	if err := kafkax.EnsureTopics(ctx, deps.Kafka, in, out, dead); err != nil {
+		return fmt.Errorf("actuate: %w", err)
+	}
+	if deps.JetStream != nil {
+		if err := natsbus.EnsureStreams(ctx, deps.JetStream, 7*24*time.Hour); err != nil {
+			return fmt.Errorf("actuate: %w", err)
+		}
+	}
+	consume := func(ctx context.Context) error {
+		if deps.Leading != nil {
+			deps.Leading(true)
+			defer deps.Leading(false)
+		}
+		return consumeDecisions(ctx, cfg, deps, act, log, in, out, dead)
+	}
+	if !cfg.LeaderElection.Enabled {
+		return consume(ctx)
+	}
+	return LeadAndRun(ctx, deps.Kube, cfg.LeaderElection, identity, log, consume)
+}
+
+// LeadAndRun campaigns for the Lease and runs fn while leading; fn's
+// context ends when leadership is lost (fn is then started again after
+// re-election). It returns when ctx ends, or with fn's error.
+func LeadAndRun(ctx context.Context, kube kubernetes.Interface, le LeaderElectionConfig, identity string, log *slog.Logger, fn func(context.Context) error) error {
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: le.Namespace, Name: le.LeaseName},
+		Client:     kube.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
+	}
+	var fnErr error
+	for ctx.Err() == nil {
+		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock:            lock,
+			LeaseDuration:   le.LeaseDuration,
+			RenewDeadline:   le.RenewDeadline,
+			RetryPeriod:     le.RetryPeriod,
+			ReleaseOnCancel: true,
+			Name:            le.LeaseName,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(lctx context.Context) {
+					log.Info("leading: acting on decisions", "identity", identity, "lease", le.Namespace+"/"+le.LeaseName)
+					if err := fn(lctx); err != nil && lctx.Err() == nil {
+						fnErr = err
+					}
+				},
+				OnStoppedLeading: func() { log.Info("stopped leading", "identity", identity) },
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("actuate: leader election on lease %s/%s: %w", le.Namespace, le.LeaseName, err)
+		}
+		// Run returns when leadership is lost or ctx ends; fn has
+		// returned by then, so no two leaders of this process overlap.
+		elector.Run(ctx)
+		if fnErr != nil {
+			return fnErr
+		}
+	}
+	return nil
+}
+
+func consumeDecisions(ctx context.Context, cfg Config, deps Deps, act *Actuator, log *slog.Logger, in, out, dead string) error {
+	sc, err := deps.Kafka.Sarama()
+	if err != nil {
+		return fmt.Errorf("actuate: %w", err)
+	}
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Return.Successes = true
+	sc.Net.MaxOpenRequests = 1
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	if cfg.InitialOffset == "oldest" {
+		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	}
+	prod, err := sarama.NewSyncProducer(deps.Kafka.Brokers, sc)
+	if err != nil {
+		return fmt.Errorf("actuate: producer to %v: %w", deps.Kafka.Brokers, err)
+	}
+	defer prod.Close()
+	group, err := sarama.NewConsumerGroup(deps.Kafka.Brokers, cfg.Group(deps.Cluster), sc)
+	if err != nil {
+		return fmt.Errorf("actuate: consumer group %s on %v: %w", cfg.Group(deps.Cluster), deps.Kafka.Brokers, err)
+	}
+	defer group.Close()
+	h := &claimHandler{act: act, prod: prod, js: deps.JetStream, log: log, actions: out, deadletter: dead, source: cfg.Source}
+	log.Info("actuator consuming", "topic", in, "group", cfg.Group(deps.Cluster), "cluster", deps.Cluster, "dry_run", cfg.DryRun)
+	for {
+		if err := group.Consume(ctx, []string{in}, h); err != nil {
+			if errors.Is(err, sarama.ErrClosedConsumerGroup) || ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("actuate: consume %s: %w", in, err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+type claimHandler struct {
+	act                 *Actuator
+	prod                sarama.SyncProducer
+	js                  jetstream.JetStream
+	log                 *slog.Logger
+	actions, deadletter string
+	source              string
+}
+
+func (h *claimHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *claimHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (h *claimHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case <-sess.Context().Done():
+			return nil
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			if err := h.handle(sess.Context(), msg); err != nil {
+				return err
+			}
+			sess.MarkMessage(msg, "")
+			sess.Commit()
+		}
+	}
+}
+
+func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) error {
+	ceType := schemas.HeaderValue(msg.Headers, schemas.HeaderType)
+	act, ok, err := h.act.Process(ctx, ceType, msg.Value)
+	if errors.Is(err, ErrUndecodable) {
+		return h.deadLetter(msg, err)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	pm, err := schemas.NewMessage(h.actions, h.source, act)
+	if err != nil {
+		return fmt.Errorf("actuate: action for %s violates its schema: %w", act.DecisionID, err)
+	}
+	if _, _, err := h.prod.SendMessage(pm); err != nil {
+		return fmt.Errorf("actuate: produce action %s to %s: %w", act.ID, h.actions, err)
+	}
+	if act.Outcome == schemas.OutcomeFailed && h.js != nil {
+		t := act.Target
+		alert := schemas.Alert{
+			ID: act.ID, Severity: schemas.SeverityCritical, Kind: schemas.AlertActionFailed,
+			Summary: fmt.Sprintf("%s: decision %s failed after %d attempts: %s", t.Key(), act.DecisionID, act.Attempts, act.Error),
+			Target:  &t, DecisionID: act.DecisionID, AtMs: act.AtMs, Source: h.source,
+			Values: map[string]float64{"attempts": float64(act.Attempts)},
+		}
+		if err := scaling.PublishAlert(ctx, h.js, alert); err != nil {
+			h.log.Warn("publish failed-action alert", "id", alert.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+func (h *claimHandler) deadLetter(msg *sarama.ConsumerMessage, cause error) error {
+	h.log.Warn("undecodable decision sent to dead letter", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", cause)
+	payload := msg.Value
+	if len(payload) > 64<<10 {
+		payload = payload[:64<<10]
+	}
+	dl := schemas.DeadLetter{
+		ID: fmt.Sprintf("%s/%d/%d", msg.Topic, msg.Partition, msg.Offset), Source: h.source, Topic: msg.Topic,
+		Partition: msg.Partition, Offset: msg.Offset, Key: string(msg.Key), Reason: "decode", Error: cause.Error(),
+		AtMs: msg.Timestamp.UnixMilli(), Payload: payload,
+	}
+	pm, err := schemas.NewMessage(h.deadletter, h.source, dl)
+	if err != nil {
+		return fmt.Errorf("actuate: dead letter for %s/%d@%d: %w", msg.Topic, msg.Partition, msg.Offset, err)
+	}
+	if _, _, err := h.prod.SendMessage(pm); err != nil {
+		return fmt.Errorf("actuate: produce dead letter for %s/%d@%d to %s: %w", msg.Topic, msg.Partition, msg.Offset, h.deadletter, err)
+	}
+	return nil
+}
