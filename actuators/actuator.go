@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strings"
 	"sync"
@@ -265,8 +266,10 @@ func (a *Actuator) recordEvent(ctx context.Context, d Decision, act schemas.Acti
 	now := a.clock.Now()
 	ev := &eventsv1.Event{
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: strings.ToLower(d.Target.Name) + ".ebbflow.",
-			Namespace:    d.Target.Namespace,
+			// Named from the action id: a redelivered decision finds its
+			// Event already there instead of adding a second one.
+			Name:      eventName(d.Target.Name, act.ID),
+			Namespace: d.Target.Namespace,
 		},
 		EventTime:           metav1.NewMicroTime(now),
 		ReportingController: "ebbflow.io/actuator",
@@ -282,8 +285,18 @@ func (a *Actuator) recordEvent(ctx context.Context, d Decision, act schemas.Acti
 	if d.Kind != schemas.DecisionScale {
 		ev.Action = d.Kind
 	}
-	if _, err := a.kube.EventsV1().Events(d.Target.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+	if _, err := a.kube.EventsV1().Events(d.Target.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		a.m.eventErr.Inc()
 		a.log.Warn("record Kubernetes event", "decision", d.ID, "target", d.Target.Key(), "err", err)
 	}
+}
+
+func eventName(object, actionID string) string {
+	h := fnv.New64a()
+	h.Write([]byte(actionID))
+	name := strings.ToLower(object)
+	if len(name) > 200 {
+		name = name[:200]
+	}
+	return fmt.Sprintf("%s.ebbflow.%016x", name, h.Sum64())
 }
