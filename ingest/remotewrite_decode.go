@@ -272,6 +272,11 @@ func DecodeWriteRequestV2(body []byte, w *WriteRequest) error {
 			return malformed("Request: bad tag: %v", protowire.ParseError(n))
 		}
 		b = b[n:]
+		if num >= 1 && num <= 3 {
+			// Reserved in 2.0: this is a 1.0 WriteRequest sent with the
+			// 2.0 Content-Type, which would otherwise decode as empty.
+			return malformed("Request field %d is reserved in remote_write 2.0; is this a 1.0 body (Content-Type proto=%s)?", num, ProtoMsgV1)
+		}
 		if num == 4 && typ == protowire.BytesType {
 			s, n := protowire.ConsumeBytes(b)
 			if n < 0 {

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -120,7 +121,7 @@ func (s *Scraper) reconcile() {
 		return
 	}
 	want := map[string]Target{}
-	for _, ts := range s.sources {
+	for src, ts := range s.sources {
 		for _, t := range ts {
 			if t.Interval <= 0 {
 				t.Interval = s.cfg.Interval
@@ -128,8 +129,12 @@ func (s *Scraper) reconcile() {
 			if t.Timeout <= 0 {
 				t.Timeout = min(s.cfg.Timeout, t.Interval)
 			}
+			t.Labels = maps.Clone(t.Labels) // callers may share one map between targets
 			if t.Labels == nil {
 				t.Labels = map[string]string{}
+			}
+			if t.Labels["job"] == "" {
+				t.Labels["job"] = src
 			}
 			if t.Labels["instance"] == "" {
 				if u, err := url.Parse(t.URL); err == nil {
