@@ -447,4 +447,3 @@ func mustMarshal(t *testing.T, ev schemas.Event) []byte {
 	}
 	return b
 }
-

@@ -177,7 +177,7 @@ func TestDecideReasonValidatesInDecision(t *testing.T) {
 	d := Decide(State{NowMs: nowMs, Replicas: 4, Signals: qps(300, 300)}, pol)
 	sd := schemas.ScaleDecision{ID: "x", Kind: schemas.DecisionScale, Seq: 1, Entity: "svc/c/n/w",
 		Target: schemas.Target{Cluster: "c", Namespace: "n", Kind: "Deployment", Name: "w"},
-		AtMs: nowMs, ExpiresMs: nowMs + 1, From: 4, To: d.Desired, Reason: d.Reason, DecidedBy: "t"}
+		AtMs:   nowMs, ExpiresMs: nowMs + 1, From: 4, To: d.Desired, Reason: d.Reason, DecidedBy: "t"}
 	if _, err := schemas.Marshal(sd); err != nil {
 		t.Fatalf("decision with Decide's reason violates schema: %v", err)
 	}

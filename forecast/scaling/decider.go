@@ -40,16 +40,16 @@ type signalState struct {
 }
 
 type service struct {
-	entity                     string
-	cluster, namespace, name   string
-	nowMs                      int64
-	signals                    map[string]*signalState
-	hist                       State // Recommendations, LastScale*, FirstSeenMs
-	lastSeq                    int64
-	lastTo                     int32
-	lastToMs                   int64
-	replicasWin                float64
-	replicasMs                 int64
+	entity                   string
+	cluster, namespace, name string
+	nowMs                    int64
+	signals                  map[string]*signalState
+	hist                     State // Recommendations, LastScale*, FirstSeenMs
+	lastSeq                  int64
+	lastTo                   int32
+	lastToMs                 int64
+	replicasWin              float64
+	replicasMs               int64
 }
 
 // Decider keeps per-service inputs and history and runs Decide on every
