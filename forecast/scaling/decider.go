@@ -117,6 +117,13 @@ func (d *Decider) ObserveWindow(w schemas.Window) (Output, error) {
 		}
 	}
 	s.nowMs = max(s.nowMs, w.EndMs)
+	if st, ok := s.signals[w.Signal]; ok && st.forecast > 0 && s.nowMs-st.forecast <= d.cfg.StaleAfter.Milliseconds() {
+		if _, demand := d.cfg.Policy.Signals[w.Signal]; demand {
+			// Forecasts for this signal are flowing: the forecast of this
+			// window decides, so one window does not give two decisions.
+			return Output{Guard: "await_forecast"}, nil
+		}
+	}
 	return d.decide(s, ""), nil
 }
 

@@ -1,0 +1,236 @@
+package actuators
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ebbflow/ebbflow/forecast/scaling"
+	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/internal/natsbus"
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// pipeline runs windows → (forecast events produced directly: there is no
+// forecast.Run yet) → scaling.Run → decisions → actuators.Run → Deployment
+// scaled → actions, and checks the same decision on a JetStream consumer.
+// The Deployment ns/web must exist with 2 replicas; replicasOf reads it.
+type pipeline struct {
+	brokers    []string
+	cluster    string
+	namespace  string
+	kube       kubernetes.Interface // the actuator's identity
+	leader     bool                 // leader election on (real apiserver)
+	replicasOf func() int32
+}
+
+func (p pipeline) run(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	ns, err := natsbus.StartEmbedded(-1, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsbus.EnsureStreams(ctx, js, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := js.OrderedConsumer(ctx, schemas.StreamDecisions, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"ebbflow.decisions.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	kc := kafkax.DefaultConfig()
+	kc.Brokers = p.brokers
+	kc.TopicPrefix = fmt.Sprintf("e2e%d", time.Now().UnixNano()%1_000_000_000)
+	kc.Partitions = 2
+	topics := kc.Topics()
+	if err := kafkax.EnsureTopics(ctx, kc, topics.All()...); err != nil {
+		t.Fatal(err)
+	}
+
+	dcfg := scaling.DefaultConfig()
+	dcfg.InitialOffset = "oldest"
+	dcfg.ConsumerGroup = kc.TopicPrefix + "-decide"
+	dcfg.Policy.Signals = map[string]scaling.SignalPolicy{schemas.SignalQPS: {ExpectRate: 0.5, Capacity: 100}}
+	wl, err := scaling.NewWorkloadInformer(ctx, p.kube, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acfg := DefaultConfig()
+	acfg.InitialOffset = "oldest"
+	acfg.ConsumerGroup = kc.TopicPrefix + "-actuate"
+	acfg.Identity = "e2e-actuator"
+	acfg.LeaderElection.Enabled = p.leader
+	acfg.LeaderElection.LeaseName = kc.TopicPrefix
+	acfg.LeaderElection.LeaseDuration, acfg.LeaderElection.RenewDeadline, acfg.LeaderElection.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		errs <- scaling.Run(ctx, dcfg, scaling.Deps{Kafka: kc, Cluster: p.cluster, Workloads: wl, JetStream: js, Log: quiet})
+	}()
+	go func() {
+		defer wg.Done()
+		errs <- Run(ctx, acfg, Deps{Kafka: kc, Cluster: p.cluster, Kube: p.kube, JetStream: js, Log: quiet})
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("component: %v", err)
+			}
+		}
+	}()
+
+	// Inputs: a qps window (250 req/s) and its forecast (up to 400 req/s
+	// within the 3-minute start-up horizon, 900 beyond it) → r = 400/50 = 8.
+	entity := schemas.ServiceEntity(p.cluster, p.namespace, "web")
+	now := time.Now().Truncate(time.Minute).UnixMilli()
+	rate := 250.0
+	w := schemas.Window{Entity: entity, Signal: schemas.SignalQPS, Kind: schemas.KindCounter, SizeS: 60,
+		StartMs: now - 60_000, EndMs: now, Count: 4, Sum: 1000, Min: 1, Max: 400, Mean: 250, Last: 400, P50: 250, P95: 390, P99: 399, Rate: &rate}
+	f := schemas.Forecast{ID: "fc/" + entity + "/qps/" + fmt.Sprint(now), Entity: entity, Signal: schemas.SignalQPS, OriginMs: now, StepS: 60,
+		Observed: 250, Model: schemas.ModelRef{ID: "test", Version: "1", FeatureSpec: "v1"},
+		Horizons: []schemas.HorizonValue{{Minutes: 1, AtMs: now + 60_000, Value: 300}, {Minutes: 2, AtMs: now + 120_000, Value: 350},
+			{Minutes: 3, AtMs: now + 180_000, Value: 400}, {Minutes: 5, AtMs: now + 300_000, Value: 900}}}
+	sc, err := kc.Sarama()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Producer.Return.Successes = true
+	prod, err := sarama.NewSyncProducer(kc.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	wm, err := schemas.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/test", w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm, err := schemas.NewMessage(topics.Name(schemas.TopicForecasts), "/test", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := &sarama.ProducerMessage{Topic: topics.Name(schemas.TopicForecasts), Key: sarama.StringEncoder(entity), Value: sarama.StringEncoder(`{"id":"broken"}`),
+		Headers: []sarama.RecordHeader{{Key: []byte(schemas.HeaderType), Value: []byte(schemas.Forecast{}.EventType())}}}
+	if err := prod.SendMessages([]*sarama.ProducerMessage{wm, bad, fm}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The action on the actions topic.
+	act := waitForRecord(t, ctx, kc, topics.Name(schemas.TopicActions), func(b []byte) bool {
+		a, err := schemas.Decode[schemas.Action](b)
+		return err == nil && a.Outcome == schemas.OutcomeApplied && a.After != nil && *a.After == 8
+	})
+	a, _ := schemas.Decode[schemas.Action](act)
+	if a.Before == nil || (*a.Before != 2 && *a.Before != 5) {
+		t.Fatalf("action %+v: want from 2 (or 5 after the reactive decision on the window) to 8", a)
+	}
+	if got := p.replicasOf(); got != 8 {
+		t.Fatalf("Deployment has %d replicas, want 8", got)
+	}
+	// The decision on Kafka, with its reason, and the same decision on NATS.
+	decRec := waitForRecord(t, ctx, kc, topics.Name(schemas.TopicDecisions), func(b []byte) bool {
+		d, err := schemas.Decode[schemas.ScaleDecision](b)
+		return err == nil && d.ID == a.DecisionID
+	})
+	d, err := schemas.Decode[schemas.ScaleDecision](decRec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.To != 8 || d.ForecastID != f.ID || d.Reason.HorizonMinutes != 3 || len(d.Reason.Demands) != 1 || d.Reason.Demands[0].Predicted != 2 {
+		t.Fatalf("decision %+v", d)
+	}
+	msg, err := sub.Next(jetstream.FetchMaxWait(20 * time.Second))
+	if err != nil {
+		t.Fatalf("no decision on NATS: %v", err)
+	}
+	if want := schemas.DecisionSubject("scale", p.cluster, p.namespace); msg.Subject() != want {
+		t.Fatalf("NATS subject %s, want %s", msg.Subject(), want)
+	}
+	var nd schemas.ScaleDecision
+	if err := json.Unmarshal(msg.Data(), &nd); err != nil || nd.Target != d.Target {
+		t.Fatalf("NATS decision %s (%v), want target %v", msg.Data(), err, d.Target)
+	}
+	// Every decision on Kafka reaches NATS, the one that scaled to 8 included.
+	for nd.ID != d.ID {
+		msg, err = sub.Next(jetstream.FetchMaxWait(20 * time.Second))
+		if err != nil {
+			t.Fatalf("decision %s not on NATS: %v", d.ID, err)
+		}
+		if err := json.Unmarshal(msg.Data(), &nd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The bad forecast went to the dead-letter topic, and did not stop anything.
+	waitForRecord(t, ctx, kc, topics.Name(schemas.TopicDeadLetter), func(b []byte) bool {
+		dl, err := schemas.Decode[schemas.DeadLetter](b)
+		return err == nil && dl.Reason == "schema"
+	})
+}
+
+// waitForRecord reads a topic from the start until match accepts a value.
+func waitForRecord(t *testing.T, ctx context.Context, kc kafkax.Config, topic string, match func([]byte) bool) []byte {
+	t.Helper()
+	sc, err := kc.Sarama()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	c, err := sarama.NewConsumer(kc.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := make(chan []byte, len(parts))
+	for _, p := range parts {
+		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		go func() {
+			for m := range pc.Messages() {
+				if match(m.Value) {
+					found <- m.Value
+					return
+				}
+			}
+		}()
+	}
+	select {
+	case b := <-found:
+		return b
+	case <-ctx.Done():
+		t.Fatalf("no matching record on %s: %v", topic, ctx.Err())
+		return nil
+	}
+}
