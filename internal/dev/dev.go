@@ -2,13 +2,19 @@ package dev
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ebbflow/ebbflow/internal/config"
+	"github.com/ebbflow/ebbflow/internal/dev/devconfig"
+	"github.com/ebbflow/ebbflow/internal/sim"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
 )
@@ -20,10 +26,11 @@ type Options struct {
 	Speed string
 	// For stops the run after this much simulated time; 0 runs until ctx ends.
 	For time.Duration
-	// Headless prints plain log lines instead of the refreshing view.
+	// Headless prints plain log lines instead of the refreshing view; the
+	// view is only drawn when out is a terminal anyway.
 	Headless bool
 	// Trace is a CSV file of (timestamp, value) rows that drives every
-	// service's load instead of the generated pattern.
+	// service's load (each with its own phase) instead of the generated pattern.
 	Trace string
 	// TraceColumn names the trace's value column; empty picks it.
 	TraceColumn string
@@ -37,15 +44,56 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// ParseSpeed reads "60x", "60", "1x" or "max" (returned as 0).
+func ParseSpeed(s string) (float64, error) {
+	s = strings.TrimSpace(strings.ToLower(s))
+	if s == "" {
+		return 60, nil
+	}
+	if s == "max" {
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("speed %q: want a factor such as 1x, 60x or max", s)
+	}
+	return v, nil
+}
+
+// maxSpeedScrape is the scrape interval (wall clock) at --speed max; the
+// simulation advances as soon as every ready pod has been scraped.
+const maxSpeedScrape = 150 * time.Millisecond
+
 // Run starts the embedded parts, the simulated cluster and every pipeline
 // component, prints where each listens to out, and runs until ctx ends or
 // opts.For of simulated time has passed; it then stops everything and
 // returns the summary computed from the events on the topics.
 func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (Summary, error) {
+	speed, err := ParseSpeed(opts.Speed)
+	if err != nil {
+		return Summary{}, fmt.Errorf("dev: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Summary{}, fmt.Errorf("dev: %w", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = telemetry.NewLogger(cfg.Telemetry, nil)
 	}
+	d := cfg.Dev
+	start := opts.Start
+	if start.IsZero() {
+		start = time.Now().UTC().Truncate(time.Minute)
+	}
+	scrapeEvery := maxSpeedScrape
+	if speed > 0 {
+		scrapeEvery = max(time.Duration(float64(d.Step)/speed), 10*time.Millisecond)
+	}
+	simCfg, err := simConfig(cfg, opts, start, scrapeEvery)
+	if err != nil {
+		return Summary{}, err
+	}
+
 	reg := telemetry.NewRegistry()
 	ready := &telemetry.Readiness{}
 	p, cfg, err := startParts(ctx, cfg, reg, ready, log)
@@ -53,9 +101,99 @@ func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (S
 		return Summary{}, err
 	}
 	defer p.close()
+	cluster, err := sim.Start(ctx, simCfg)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer cluster.Close()
+	p.ep.SimURL = "http://" + cluster.Addr() + "/pods/<namespace>/<pod>/metrics"
 	printEndpoints(out, p.ep)
-	<-ctx.Done()
-	return Summary{Endpoints: p.ep}, nil
+	cfg = devConfig(cfg, scrapeEvery)
+
+	t, err := startTap(ctx, cfg.Kafka, log)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer t.close()
+	e, err := newEnv(cfg, cluster.Clientset(), log, reg, ready)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer e.close()
+
+	compCtx, stopComps := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopComps()
+	var wg sync.WaitGroup
+	compErr := make(chan error, len(components))
+	var names []string
+	for _, c := range components {
+		names = append(names, c.name)
+		wg.Go(func() {
+			if err := c.run(compCtx, e); err != nil && compCtx.Err() == nil {
+				compErr <- fmt.Errorf("dev: %s: %w", c.name, err)
+			}
+		})
+	}
+	log.Info("ebbflow dev running", "components", names, "speed", opts.Speed, "for", opts.For, "start", start)
+
+	hasIngest, hasWindow := false, false
+	for _, n := range names {
+		hasIngest = hasIngest || n == "ingest"
+		hasWindow = hasWindow || n == "window"
+	}
+	clockCtx, stopClock := context.WithCancel(ctx)
+	defer stopClock()
+	clockDone := make(chan error, 1)
+	go func() {
+		clockDone <- drive(clockCtx, cluster, t, clock{speed: speed, step: d.Step, until: opts.For, maxLag: d.MaxLag, gateOnScrapes: hasIngest, gateOnWindows: hasWindow}, log)
+	}()
+	view := newView(out, cluster, t, p.ep, opts.Headless, log)
+	viewCtx, stopView := context.WithCancel(ctx)
+	viewDone := make(chan struct{})
+	go func() { defer close(viewDone); view.run(viewCtx) }()
+
+	var runErr error
+	finished := false
+	select {
+	case <-ctx.Done():
+	case err := <-clockDone:
+		finished = err == nil
+		runErr = err
+	case runErr = <-compErr:
+	}
+	stopClock()
+	simEnd := cluster.Now()
+	if finished && hasWindow {
+		// Let the pipeline catch up with the last simulated minutes.
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) && ctx.Err() == nil && t.newestWindowEnd().Before(simEnd.Add(-2*time.Minute)) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	stopView()
+	<-viewDone
+	stopComps()
+	wg.Wait()
+	select {
+	case err := <-compErr:
+		runErr = errors.Join(runErr, err)
+	default:
+	}
+	t.drain(context.Background(), time.Second, 10*time.Second)
+	ev := t.snapshot()
+	s := Summary{
+		Endpoints: p.ep, Start: start, End: simEnd, Components: names,
+		Services: summarise(ev, 60, d.LatencySLOMs), Sim: cluster.Stats(),
+		Windows: len(ev.Windows), Forecasts: len(ev.Forecasts), Decisions: len(ev.Decisions), Actions: len(ev.Actions),
+		DeadLetters: ev.Dead, Undecodable: ev.Bad,
+	}
+	if finished || ctx.Err() != nil {
+		s.Print(out)
+	}
+	if errors.Is(runErr, context.Canceled) {
+		runErr = nil
+	}
+	return s, runErr
 }
 
 // printEndpoints tells the user where to look.
@@ -82,7 +220,60 @@ func topicList(ep Endpoints) []string {
 	return out
 }
 
-// Summary is what a finished run reports.
-type Summary struct {
-	Endpoints Endpoints
+// serviceNames are the simulated services' names, in order.
+var serviceNames = []string{"chat-llm", "image-embed", "speech-asr", "rerank", "vision-detect", "translate", "ocr", "tts"}
+
+// simConfig builds the simulated cluster from the dev section and options:
+// generated traffic with a different shape and phase per service, or the
+// trace replayed with a phase shift per service.
+func simConfig(cfg config.Config, opts Options, start time.Time, scrapeEvery time.Duration) (sim.Config, error) {
+	d := cfg.Dev
+	sc := sim.Config{
+		Cluster: cfg.Kubernetes.Cluster, Namespace: d.Namespace, Start: start, Step: d.Step,
+		StartupDelay: d.StartupDelay, Nodes: d.Nodes, GPUsPerNode: d.GPUsPerNode, LatencySLOMs: d.LatencySLOMs,
+		ScrapeInterval: scrapeEvery,
+	}
+	var trace *sim.Trace
+	if opts.Trace != "" {
+		var err error
+		if trace, err = sim.LoadTrace(opts.Trace, opts.TraceColumn); err != nil {
+			return sc, fmt.Errorf("dev: --trace: %w", err)
+		}
+	}
+	sizes := []float64{1, 0.6, 0.8, 0.5, 0.9, 0.7}
+	for i := range d.Services {
+		name := serviceNames[i%len(serviceNames)]
+		if i >= len(serviceNames) {
+			name += "-" + strconv.Itoa(i/len(serviceNames)+1)
+		}
+		peak := d.PeakUtilisation * float64(d.MaxReplicas) * d.CapacityRPS * sizes[i%len(sizes)]
+		var load sim.LoadFunc
+		if trace != nil {
+			load = trace.Func(opts.TraceOffset+time.Duration(i)*3*time.Hour, peak)
+		} else {
+			load = sim.Pattern{
+				Peak: peak, Valley: []float64{0.15, 0.25, 0.1}[i%3],
+				MorningHour: []float64{11, 10, 13}[i%3], EveningHour: []float64{20, 21.5, 18}[i%3],
+				EveningWeight: []float64{0.8, 1.1, 0.6}[i%3], WidthHours: []float64{2.5, 2, 3}[i%3],
+				StartHour: d.StartHour, Noise: 0.05,
+				BurstsPerDay: []float64{2, 1, 3}[i%3], BurstSize: 0.3, BurstMinutes: 15,
+				Seed: d.Seed*1000 + int64(i),
+			}.Func()
+		}
+		sc.Services = append(sc.Services, sim.Service{
+			Name: name, Model: strings.ReplaceAll(name, "-", "_"), CapacityRPS: d.CapacityRPS, BaseLatencyMs: d.BaseLatencyMs,
+			ModelMemMiB: 12000 + 4000*float64(i%3), InitialReplicas: initialReplicas(d, load(0)), Load: load,
+		})
+	}
+	return sc, nil
+}
+
+// initialReplicas is dev.initial_replicas, or when 0 what the starting
+// load needs at 70% utilisation, within the bounds.
+func initialReplicas(d devconfig.Config, load float64) int32 {
+	if d.InitialReplicas > 0 {
+		return d.InitialReplicas
+	}
+	n := int32(math.Ceil(load / (0.7 * d.CapacityRPS)))
+	return min(max(n, d.MinReplicas), d.MaxReplicas)
 }

@@ -41,6 +41,9 @@ const (
 	// AnnotationAddress overrides the scrape address (host:port) outright;
 	// the fake pods' IP is 127.0.0.1 as well, so either way works.
 	AnnotationAddress = "ebbflow.io/scrape-address"
+	// AnnotationInterval sets a pod's (wall-clock) scrape interval, so a
+	// simulation running 60× faster is scraped 60× more often.
+	AnnotationInterval = "ebbflow.io/scrape-interval"
 )
 
 // KSMNamespace and KSMName place the simulated kube-state-metrics pod.
@@ -84,6 +87,8 @@ type Config struct {
 	Nodes, GPUsPerNode int
 	// LatencySLOMs is the objective the stats count minutes over.
 	LatencySLOMs float64
+	// ScrapeInterval, when set, is put on every pod as AnnotationInterval.
+	ScrapeInterval time.Duration
 	// Services are the simulated workloads.
 	Services []Service
 }
@@ -392,6 +397,9 @@ func (s *Sim) podObject(p *pod) *corev1.Pod {
 		o.Spec = podSpec(p.svc.spec)
 		o.Spec.NodeName = p.node
 	}
+	if s.cfg.ScrapeInterval > 0 {
+		o.Annotations[AnnotationInterval] = s.cfg.ScrapeInterval.String()
+	}
 	if p.node != "" {
 		o.Status.HostIP = "127.0.0.1"
 		o.Status.PodIP = "127.0.0.1"
@@ -640,14 +648,14 @@ func (s *Sim) State() []ServiceState {
 	return out
 }
 
-// ScrapedAll reports whether every scheduled pod (and kube-state-metrics)
+// ScrapedAll reports whether every ready pod (and kube-state-metrics)
 // has been scraped since the last Step: what `--speed max` waits for so
 // that no simulated state goes unobserved.
 func (s *Sim) ScrapedAll() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for k, p := range s.pods {
-		if p.node == "" {
+		if !p.ready {
 			continue
 		}
 		if s.scraped[k] != s.steps {
@@ -674,7 +682,8 @@ func (s *Sim) servePod(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("ns") + "/" + r.PathValue("name")
 	s.mu.Lock()
 	p, ok := s.pods[key]
-	if ok && p.node != "" {
+	ready := ok && p.ready
+	if ready {
 		s.scraped[key] = s.steps
 	}
 	s.mu.Unlock()
@@ -682,9 +691,9 @@ func (s *Sim) servePod(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such pod "+key, http.StatusNotFound)
 		return
 	}
-	if p.node == "" {
-		// A pod that is not scheduled has no IP; nothing answers.
-		http.Error(w, "pod "+key+" is not running", http.StatusServiceUnavailable)
+	if !ready {
+		// A pod that is unscheduled or still starting serves nothing yet.
+		http.Error(w, "pod "+key+" is not ready", http.StatusServiceUnavailable)
 		return
 	}
 	p.handler.ServeHTTP(w, r)

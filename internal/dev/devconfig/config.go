@@ -35,7 +35,8 @@ type Config struct {
 	CapacityRPS float64 `yaml:"capacity_rps"`
 	// BaseLatencyMs is one replica's service time with no queueing.
 	BaseLatencyMs float64 `yaml:"base_latency_ms"`
-	// MinReplicas, MaxReplicas and InitialReplicas bound each service.
+	// MinReplicas and MaxReplicas bound each service; InitialReplicas is
+	// its replica count at start (0: what the starting load needs).
 	MinReplicas     int32 `yaml:"min_replicas"`
 	MaxReplicas     int32 `yaml:"max_replicas"`
 	InitialReplicas int32 `yaml:"initial_replicas"`
@@ -73,7 +74,7 @@ func DefaultConfig() Config {
 		BaseLatencyMs:   25,
 		MinReplicas:     1,
 		MaxReplicas:     8,
-		InitialReplicas: 2,
+		InitialReplicas: 0,
 		PeakUtilisation: 0.7,
 		StartupDelay:    90 * time.Second,
 		Step:            15 * time.Second,
@@ -109,8 +110,8 @@ func (c Config) Validate() error {
 		return errors.New("min_replicas: must be at least 1")
 	case c.MaxReplicas < c.MinReplicas:
 		return errors.New("max_replicas: must be at least min_replicas")
-	case c.InitialReplicas < c.MinReplicas || c.InitialReplicas > c.MaxReplicas:
-		return errors.New("initial_replicas: must lie within min_replicas..max_replicas")
+	case c.InitialReplicas != 0 && (c.InitialReplicas < c.MinReplicas || c.InitialReplicas > c.MaxReplicas):
+		return errors.New("initial_replicas: must be 0 (sized to the starting load) or lie within min_replicas..max_replicas")
 	case c.PeakUtilisation <= 0 || c.PeakUtilisation > 2:
 		return errors.New("peak_utilisation: must be in (0, 2]")
 	case c.StartupDelay < 0:

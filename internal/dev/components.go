@@ -1,0 +1,104 @@
+package dev
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ebbflow/ebbflow/forecast/scaling"
+	"github.com/ebbflow/ebbflow/ingest"
+	"github.com/ebbflow/ebbflow/internal/config"
+	"github.com/ebbflow/ebbflow/internal/sim"
+	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// env is what every component gets in `ebbflow dev`: the configuration
+// pointed at the embedded parts, the simulated cluster's clientset, and
+// the process's logger, registry and readiness.
+type env struct {
+	cfg   config.Config
+	kube  kubernetes.Interface
+	log   *slog.Logger
+	reg   prometheus.Registerer
+	ready *telemetry.Readiness
+	nc    *nats.Conn
+	js    jetstream.JetStream
+}
+
+// component is one pipeline stage as `ebbflow dev` runs it: the same Run
+// its own subcommand calls, given the embedded parts.
+type component struct {
+	name string
+	run  func(ctx context.Context, e *env) error
+}
+
+// components are the pipeline stages, in flow order. Adding a stage is
+// one entry here.
+var components = []component{
+	{"ingest", func(ctx context.Context, e *env) error {
+		return ingest.Run(ctx, e.cfg.Ingest, ingest.Deps{Kafka: e.cfg.Kafka, Kube: e.kube, Logger: e.log, Registerer: e.reg,
+			Cluster: e.cfg.Kubernetes.Cluster, Readiness: e.ready})
+	}},
+	{"decide", func(ctx context.Context, e *env) error {
+		wl, err := scaling.NewWorkloadInformer(ctx, e.kube, time.Minute)
+		if err != nil {
+			return err
+		}
+		return scaling.Run(ctx, e.cfg.Decide, scaling.Deps{Kafka: e.cfg.Kafka, Cluster: e.cfg.Kubernetes.Cluster, Workloads: wl,
+			JetStream: e.js, Log: e.log, Registerer: e.reg})
+	}},
+}
+
+// devConfig adapts every component's section to the embedded parts and the
+// simulated cluster: what a user would write in a config file for them.
+func devConfig(cfg config.Config, scrapeEvery time.Duration) config.Config {
+	d := cfg.Dev
+	// ingest: scrape the simulated pods found through the fake clientset;
+	// the pods' own annotation sets the (wall-clock) interval.
+	cfg.Ingest.RemoteWrite.Listen = ""
+	cfg.Ingest.Scrape.Static = nil
+	cfg.Ingest.Scrape.Kubernetes.Enabled = true
+	cfg.Ingest.Scrape.Kubernetes.Namespaces = []string{d.Namespace, sim.KSMNamespace}
+	cfg.Ingest.Scrape.Interval = scrapeEvery
+	cfg.Ingest.Scrape.Timeout = min(scrapeEvery, 5*time.Second)
+	// decide: the services' bounds and capacity, and read the topics from
+	// the start (they are new).
+	cfg.Decide.InitialOffset = "oldest"
+	p := cfg.Decide.Policy.Clone()
+	p.MinReplicas, p.MaxReplicas = d.MinReplicas, d.MaxReplicas
+	p.StartupTime = d.StartupDelay
+	p.LatencySLOMs = d.LatencySLOMs
+	p.Signals = map[string]scaling.SignalPolicy{
+		schemas.SignalQPS:     {ExpectRate: 0.7, Capacity: d.CapacityRPS},
+		schemas.SignalGPUUtil: {ExpectRate: 0.7, Capacity: 100},
+	}
+	cfg.Decide.Policy = p
+	return cfg
+}
+
+func (e *env) close() {
+	if e.nc != nil {
+		e.nc.Close()
+	}
+}
+
+func newEnv(cfg config.Config, kube kubernetes.Interface, log *slog.Logger, reg prometheus.Registerer, ready *telemetry.Readiness) (*env, error) {
+	e := &env{cfg: cfg, kube: kube, log: log, reg: reg, ready: ready}
+	nc, err := nats.Connect(cfg.NATS.URL, nats.Name("ebbflow-dev"))
+	if err != nil {
+		return nil, fmt.Errorf("dev: nats %s: %w", cfg.NATS.URL, err)
+	}
+	e.nc = nc
+	if e.js, err = jetstream.New(nc); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("dev: jetstream: %w", err)
+	}
+	return e, nil
+}
