@@ -94,9 +94,24 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			deps.Logger.Warn("window: consumer group error", "group", cfg.Group, "err", err)
 		}
 	}()
+	if err := fenceIfGroupEmpty(ctx, cfg, deps, client, admin, raw); err != nil {
+		return err
+	}
 	deps.Logger.Info("window processor starting", "group", cfg.Group, "topic", raw, "sizes", cfg.Sizes, "delay", cfg.Delay, "allowed_lateness", cfg.AllowedLateness)
 	for {
-		if err := group.Consume(ctx, []string{raw}, h); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+		err := group.Consume(ctx, []string{raw}, h)
+		if errors.Is(err, sarama.ErrUnstableOffsetCommit) {
+			// A transaction holding offsets of this group is still open: a
+			// live owner finishing it, or a dead one the broker aborts
+			// after the transaction timeout. Wait and join again.
+			deps.Logger.Info("window: committed offsets not yet stable (an open transaction); retrying", "group", cfg.Group)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
 			if ctx.Err() == nil {
 				return fmt.Errorf("window: consume %s in group %s: %w", raw, cfg.Group, err)
 			}
@@ -108,6 +123,41 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			return nil
 		}
 	}
+}
+
+// fenceIfGroupEmpty aborts the open transactions a crashed processor left
+// behind, when no member of the group is alive (so none can be an owner
+// still at work): initialising a producer with a partition's transactional
+// id completes or aborts its predecessor's transaction at once, instead of
+// after the transaction timeout.
+func fenceIfGroupEmpty(ctx context.Context, cfg Config, deps Deps, client sarama.Client, admin sarama.ClusterAdmin, topic string) error {
+	groups, err := admin.DescribeConsumerGroups([]string{cfg.Group})
+	if err != nil || len(groups) != 1 {
+		return nil // best effort: the transaction timeout still applies
+	}
+	if st := groups[0].State; st != "Empty" && st != "Dead" && st != "" {
+		return nil
+	}
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return fmt.Errorf("window: partitions of %s: %w", topic, err)
+	}
+	for _, p := range parts {
+		if ctx.Err() != nil {
+			return nil
+		}
+		txnID := fmt.Sprintf("%s-%s-%d", cfg.Group, topic, p)
+		psc, err := producerConfig(deps.Kafka, txnID)
+		if err != nil {
+			return err
+		}
+		prod, err := sarama.NewSyncProducer(deps.Kafka.Brokers, psc)
+		if err != nil {
+			return fmt.Errorf("window: fence transactional id %s: %w", txnID, err)
+		}
+		prod.Close()
+	}
+	return nil
 }
 
 func consumerConfig(cfg Config, kc kafkax.Config) (*sarama.Config, error) {
@@ -147,7 +197,7 @@ func producerConfig(kc kafkax.Config, txnID string) (*sarama.Config, error) {
 	sc.Producer.Return.Errors = true
 	sc.Producer.Retry.Max = 10
 	sc.Producer.Transaction.ID = txnID
-	sc.Producer.Transaction.Timeout = time.Minute
+	sc.Producer.Transaction.Timeout = 10 * time.Second
 	sc.Net.MaxOpenRequests = 1
 	return sc, nil
 }
