@@ -120,7 +120,9 @@ func decodeWindows(t testing.TB, msgs []*sarama.ConsumerMessage) []schemas.Windo
 		}
 		ws = append(ws, w)
 	}
-	sort.Slice(ws, func(i, j int) bool { return lessWindow(&ws[i], &ws[j]) || (!lessWindow(&ws[j], &ws[i]) && ws[i].Revision < ws[j].Revision) })
+	sort.Slice(ws, func(i, j int) bool {
+		return lessWindow(&ws[i], &ws[j]) || (!lessWindow(&ws[j], &ws[i]) && ws[i].Revision < ws[j].Revision)
+	})
 	return ws
 }
 
