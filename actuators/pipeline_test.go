@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ebbflow/ebbflow/forecast"
 	"github.com/ebbflow/ebbflow/forecast/scaling"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
@@ -30,6 +31,9 @@ type pipeline struct {
 	kube       kubernetes.Interface // the actuator's identity
 	leader     bool                 // leader election on (real apiserver)
 	replicasOf func() int32
+	// forecaster runs the real forecast.Run (no models: its last-value
+	// baseline) instead of producing forecast events directly.
+	forecaster bool
 }
 
 func (p pipeline) run(t *testing.T) {
@@ -85,7 +89,18 @@ func (p pipeline) run(t *testing.T) {
 	acfg.LeaderElection.LeaseDuration, acfg.LeaderElection.RenewDeadline, acfg.LeaderElection.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
+	if p.forecaster {
+		fcfg := forecast.DefaultConfig()
+		fcfg.Group = kc.TopicPrefix + "-forecast"
+		fcfg.ModelDir = t.TempDir()
+		fcfg.Signals = []string{schemas.SignalQPS}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- forecast.Run(ctx, fcfg, forecast.Deps{Kafka: kc, Logger: quiet, Instance: "e2e"})
+		}()
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -106,17 +121,6 @@ func (p pipeline) run(t *testing.T) {
 		}
 	}()
 
-	// Inputs: a qps window (250 req/s) and its forecast (up to 400 req/s
-	// within the 3-minute start-up horizon, 900 beyond it) → r = 400/50 = 8.
-	entity := schemas.ServiceEntity(p.cluster, p.namespace, "web")
-	now := time.Now().Truncate(time.Minute).UnixMilli()
-	rate := 250.0
-	w := schemas.Window{Entity: entity, Signal: schemas.SignalQPS, Kind: schemas.KindCounter, SizeS: 60,
-		StartMs: now - 60_000, EndMs: now, Count: 4, Sum: 1000, Min: 1, Max: 400, Mean: 250, Last: 400, P50: 250, P95: 390, P99: 399, Rate: &rate}
-	f := schemas.Forecast{ID: "fc/" + entity + "/qps/" + fmt.Sprint(now), Entity: entity, Signal: schemas.SignalQPS, OriginMs: now, StepS: 60,
-		Observed: 250, Model: schemas.ModelRef{ID: "test", Version: "1", FeatureSpec: "v1"},
-		Horizons: []schemas.HorizonValue{{Minutes: 1, AtMs: now + 60_000, Value: 300}, {Minutes: 2, AtMs: now + 120_000, Value: 350},
-			{Minutes: 3, AtMs: now + 180_000, Value: 400}, {Minutes: 5, AtMs: now + 300_000, Value: 900}}}
 	sc, err := kc.Sarama()
 	if err != nil {
 		t.Fatal(err)
@@ -127,31 +131,61 @@ func (p pipeline) run(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prod.Close()
-	wm, err := schemas.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/test", w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fm, err := schemas.NewMessage(topics.Name(schemas.TopicForecasts), "/test", f)
-	if err != nil {
-		t.Fatal(err)
+	entity := schemas.ServiceEntity(p.cluster, p.namespace, "web")
+	now := time.Now().Truncate(time.Minute).UnixMilli()
+	window := func(endMs int64, rate float64) *sarama.ProducerMessage {
+		w := schemas.Window{Entity: entity, Signal: schemas.SignalQPS, Kind: schemas.KindCounter, SizeS: 60,
+			StartMs: endMs - 60_000, EndMs: endMs, Count: 4, Sum: rate * 60, Min: 1, Max: rate, Mean: rate, Last: rate, P50: rate, P95: rate, P99: rate, Rate: &rate}
+		m, err := schemas.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/test", w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
 	}
 	bad := &sarama.ProducerMessage{Topic: topics.Name(schemas.TopicForecasts), Key: sarama.StringEncoder(entity), Value: sarama.StringEncoder(`{"id":"broken"}`),
 		Headers: []sarama.RecordHeader{{Key: []byte(schemas.HeaderType), Value: []byte(schemas.Forecast{}.EventType())}}}
-	if err := prod.SendMessages([]*sarama.ProducerMessage{wm, bad, fm}); err != nil {
-		t.Fatal(err)
+	wantTo := int32(8)
+	var f schemas.Forecast
+	if p.forecaster {
+		// Step 1: 100 req/s (r = 2 = N, hold); once its forecast is out,
+		// forecasts flow and the next window waits for its own forecast.
+		// Step 2: 250 req/s; the last-value baseline predicts 250 → r = 5.
+		wantTo = 5
+		if _, _, err := prod.SendMessage(window(now-60_000, 100)); err != nil {
+			t.Fatal(err)
+		}
+		waitForRecord(t, ctx, kc, topics.Name(schemas.TopicForecasts), func([]byte) bool { return true })
+		time.Sleep(time.Second) // let the decider consume that first forecast
+		if err := prod.SendMessages([]*sarama.ProducerMessage{bad, window(now, 250)}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		// A qps window (250 req/s) and its forecast (up to 400 req/s within
+		// the 3-minute start-up horizon, 900 beyond it) → r = 400/50 = 8.
+		f = schemas.Forecast{ID: "fc/" + entity + "/qps/" + fmt.Sprint(now), Entity: entity, Signal: schemas.SignalQPS, OriginMs: now, StepS: 60,
+			Observed: 250, Model: schemas.ModelRef{ID: "test", Version: "1", FeatureSpec: "v1"},
+			Horizons: []schemas.HorizonValue{{Minutes: 1, AtMs: now + 60_000, Value: 300}, {Minutes: 2, AtMs: now + 120_000, Value: 350},
+				{Minutes: 3, AtMs: now + 180_000, Value: 400}, {Minutes: 5, AtMs: now + 300_000, Value: 900}}}
+		fm, err := schemas.NewMessage(topics.Name(schemas.TopicForecasts), "/test", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := prod.SendMessages([]*sarama.ProducerMessage{window(now, 250), bad, fm}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// The action on the actions topic.
 	act := waitForRecord(t, ctx, kc, topics.Name(schemas.TopicActions), func(b []byte) bool {
 		a, err := schemas.Decode[schemas.Action](b)
-		return err == nil && a.Outcome == schemas.OutcomeApplied && a.After != nil && *a.After == 8
+		return err == nil && a.Outcome == schemas.OutcomeApplied && a.After != nil && *a.After == wantTo
 	})
 	a, _ := schemas.Decode[schemas.Action](act)
 	if a.Before == nil || (*a.Before != 2 && *a.Before != 5) {
-		t.Fatalf("action %+v: want from 2 (or 5 after the reactive decision on the window) to 8", a)
+		t.Fatalf("action %+v: want from 2 (or 5 after the reactive decision on the window) to %d", a, wantTo)
 	}
-	if got := p.replicasOf(); got != 8 {
-		t.Fatalf("Deployment has %d replicas, want 8", got)
+	if got := p.replicasOf(); got != wantTo {
+		t.Fatalf("Deployment has %d replicas, want %d", got, wantTo)
 	}
 	// The decision on Kafka, with its reason, and the same decision on NATS.
 	decRec := waitForRecord(t, ctx, kc, topics.Name(schemas.TopicDecisions), func(b []byte) bool {
@@ -162,8 +196,16 @@ func (p pipeline) run(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.To != 8 || d.ForecastID != f.ID || d.Reason.HorizonMinutes != 3 || len(d.Reason.Demands) != 1 || d.Reason.Demands[0].Predicted != 2 {
+	if d.To != wantTo || d.Reason.HorizonMinutes != 3 || len(d.Reason.Demands) != 1 {
 		t.Fatalf("decision %+v", d)
+	}
+	if p.forecaster {
+		// Decided on the forecaster's forecast: its id and the baseline it used.
+		if d.ForecastID == "" || d.Reason.Demands[0].Source != scaling.SourceFallback || d.Reason.Demands[0].Predicted != 1.25 {
+			t.Fatalf("decision not from forecast.Run's forecast: forecast_id %q, demands %+v", d.ForecastID, d.Reason.Demands)
+		}
+	} else if d.ForecastID != f.ID || d.Reason.Demands[0].Predicted != 2 {
+		t.Fatalf("decision %+v: want forecast %s, predicted per-replica utilisation 400/(2×100) = 2", d, f.ID)
 	}
 	msg, err := sub.Next(jetstream.FetchMaxWait(20 * time.Second))
 	if err != nil {
