@@ -62,7 +62,7 @@ func ParseSpeed(s string) (float64, error) {
 
 // maxSpeedScrape is the scrape interval (wall clock) at --speed max; the
 // simulation advances as soon as every ready pod has been scraped.
-const maxSpeedScrape = 150 * time.Millisecond
+const maxSpeedScrape = 250 * time.Millisecond
 
 // Run starts the embedded parts, the simulated cluster and every pipeline
 // component, prints where each listens to out, and runs until ctx ends or
@@ -115,7 +115,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (S
 		return Summary{}, err
 	}
 	defer t.close()
-	e, err := newEnv(cfg, cluster.Clientset(), log, reg, ready)
+	e, err := newEnv(cfg, cluster.Clientset(), cluster.Now, log, reg, ready)
 	if err != nil {
 		return Summary{}, err
 	}
