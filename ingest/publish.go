@@ -34,11 +34,7 @@ func NewProducer(kc kafkax.Config, pc PublishConfig) (sarama.AsyncProducer, erro
 	if err != nil {
 		return nil, err
 	}
-	p, err := sarama.NewAsyncProducer(kc.Brokers, sc)
-	if err != nil {
-		return nil, fmt.Errorf("ingest: producer for %v: %w", kc.Brokers, err)
-	}
-	return p, nil
+	return newAsyncProducer(kc.Brokers, sc)
 }
 
 // ProducerConfig returns the sarama configuration NewProducer uses.
@@ -252,4 +248,12 @@ func (p *Publisher) Close() error {
 		p.done.Wait()
 	})
 	return err
+}
+
+func newAsyncProducer(brokers []string, sc *sarama.Config) (sarama.AsyncProducer, error) {
+	p, err := sarama.NewAsyncProducer(brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: producer for %v: %w", brokers, err)
+	}
+	return p, nil
 }

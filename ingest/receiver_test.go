@@ -21,7 +21,8 @@ import (
 )
 
 // genSeries builds n realistic series (names the default rules map, plus
-// some they do not) with extra labels so that each has nLabels labels.
+// some they do not) with extra labels so that each has nLabels labels:
+// 40 pods of 40 services on 40 nodes, as one Prometheus shard would send.
 func genSeries(n, nLabels int, ts int64) []Series {
 	names := []string{"nv_inference_request_success", "container_cpu_usage_seconds_total", "DCGM_FI_DEV_GPU_UTIL",
 		"container_memory_working_set_bytes", "nv_inference_request_failure", "http_requests_total"}
@@ -30,9 +31,9 @@ func genSeries(n, nLabels int, ts int64) []Series {
 		ls := []schemas.Label{
 			{Name: "__name__", Value: names[i%len(names)]},
 			{Name: "container", Value: "triton"},
-			{Name: "instance", Value: fmt.Sprintf("10.0.%d.%d:8002", i/250, i%250)},
+			{Name: "instance", Value: fmt.Sprintf("10.0.0.%d:8002", i%40)},
 			{Name: "job", Value: "kubernetes-pods"},
-			{Name: "namespace", Value: fmt.Sprintf("team-%d", i%7)},
+			{Name: "namespace", Value: fmt.Sprintf("team-%d", i%40%7)},
 			{Name: "pod", Value: fmt.Sprintf("svc%d-7d9f8c6b5d-x2k%02d", i%40, i%97)},
 		}
 		for j := len(ls); j < nLabels; j++ {

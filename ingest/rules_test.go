@@ -50,12 +50,14 @@ func mapExposition(t *testing.T, m *Mapper, body string, target map[string]strin
 
 func readFixture(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/exposition/" + name)
+	b, err := readFixtureBytes(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(b)
 }
+
+func readFixtureBytes(name string) ([]byte, error) { return os.ReadFile("../testdata/exposition/" + name) }
 
 // TestDefaultRules runs every default rule against hand-written exposition
 // of its exporter, scraped the way ingest scrapes it (target labels from

@@ -239,6 +239,9 @@ type partProc struct {
 	samples   []schemas.RawSample
 
 	pendingDead []*sarama.ProducerMessage
+	// Metric children of this partition, resolved once (a label lookup per
+	// record is measurable at these rates).
+	mProcess, mRebuild, mAccepted, mStale, mLate, mInvalid prometheus.Counter
 	advancedAt  time.Time // wall time of the first watermark advance in this batch
 	lastRecord  time.Time
 }
@@ -264,6 +267,9 @@ func (h *handler) consume(ctx context.Context, claim sarama.ConsumerGroupClaim) 
 	}
 	pp := &partProc{h: h, topic: topic, partition: part, plabel: strconv.Itoa(int(part)), prod: prod, e: e, st: e.st,
 		enc: schemas.NewRawEncoder(), log: h.deps.Logger.With("topic", topic, "partition", part), lastRecord: time.Now()}
+	pp.mProcess, pp.mRebuild = h.m.records.WithLabelValues("process"), h.m.records.WithLabelValues("rebuild")
+	pp.mAccepted, pp.mStale = h.m.samples.WithLabelValues("accepted"), h.m.samples.WithLabelValues("stale")
+	pp.mLate, pp.mInvalid = h.m.samples.WithLabelValues("late"), h.m.samples.WithLabelValues("invalid")
 	if err := pp.restore(claim.InitialOffset()); err != nil {
 		return err
 	}
@@ -343,7 +349,7 @@ func (pp *partProc) process(msg *sarama.ConsumerMessage) {
 	if err != nil {
 		if pp.e.undecodable(msg.Offset) {
 			pp.lastRecord = time.Now()
-			m.records.WithLabelValues("process").Inc()
+			pp.mProcess.Inc()
 			m.decodeErrors.Inc()
 			pp.deadLetter(msg, "decode", err.Error(), msg.Value)
 			pp.log.Warn("window: undecodable record sent to dead letter", "offset", msg.Offset, "err", err)
@@ -352,18 +358,24 @@ func (pp *partProc) process(msg *sarama.ConsumerMessage) {
 	}
 	r := pp.e.record(msg.Offset, pp.samples)
 	if r.rebuild {
-		m.records.WithLabelValues("rebuild").Inc()
+		pp.mRebuild.Inc()
 		return
 	}
 	pp.lastRecord = time.Now()
-	m.records.WithLabelValues("process").Inc()
-	m.samples.WithLabelValues("accepted").Add(float64(r.accepted))
-	m.samples.WithLabelValues("stale").Add(float64(r.stale))
-	m.samples.WithLabelValues("late").Add(float64(len(r.late)))
-	m.samples.WithLabelValues("invalid").Add(float64(len(r.invalid)))
-	m.staleSamples.Add(float64(r.stale))
-	m.lateSamples.Add(float64(len(r.late)))
-	m.invalidSamples.Add(float64(len(r.invalid)))
+	pp.mProcess.Inc()
+	pp.mAccepted.Add(float64(r.accepted))
+	if r.stale > 0 {
+		pp.mStale.Add(float64(r.stale))
+		m.staleSamples.Add(float64(r.stale))
+	}
+	if len(r.late) > 0 {
+		pp.mLate.Add(float64(len(r.late)))
+		m.lateSamples.Add(float64(len(r.late)))
+	}
+	if len(r.invalid) > 0 {
+		pp.mInvalid.Add(float64(len(r.invalid)))
+		m.invalidSamples.Add(float64(len(r.invalid)))
+	}
 	if r.advanced && pp.advancedAt.IsZero() {
 		pp.advancedAt = time.Now()
 	}

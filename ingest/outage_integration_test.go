@@ -1,0 +1,168 @@
+//go:build integration
+
+package ingest
+
+import (
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// cuttableDialer sits between the producer and the real broker (sarama's
+// Net.Proxy hook routes every broker connection through it, including the
+// advertised addresses metadata returns). Cut closes every connection and
+// refuses new ones, as a broker outage or network partition does; Restore
+// lets connections through again.
+type cuttableDialer struct {
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+}
+
+func (d *cuttableDialer) Dial(network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cut {
+		return nil, fmt.Errorf("dial %s: connection refused (test: kafka cut off)", addr)
+	}
+	c, err := net.DialTimeout(network, addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if d.conns == nil {
+		d.conns = map[net.Conn]struct{}{}
+	}
+	d.conns[c] = struct{}{}
+	return c, nil
+}
+
+func (d *cuttableDialer) Cut() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cut = true
+	for c := range d.conns {
+		c.Close()
+	}
+	clear(d.conns)
+}
+
+func (d *cuttableDialer) Restore() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cut = false
+}
+
+// TestKafkaOutagePrometheusRetries cuts ingest off from Kafka while a real
+// Prometheus remote-writes to it: ingest answers 503/429 with Retry-After,
+// Prometheus retries, and once Kafka is reachable again every sample the
+// target exposed before, during and after the outage is in the topic
+// exactly once.
+func TestKafkaOutagePrometheusRetries(t *testing.T) {
+	srv := &served{}
+	target := httptest.NewServer(srv.handler())
+	defer target.Close()
+	dialer := &cuttableDialer{}
+	kc := kafkax.DefaultConfig()
+	kc.Brokers = strings.Split(requireEnv(t, "EBBFLOW_TEST_KAFKA_BROKERS"), ",")
+	pc := DefaultConfig().Publish
+	pc.Retries, pc.RetryBackoff, pc.RetryAfter = 3, 300*time.Millisecond, time.Second
+	sc, err := ProducerConfig(kc, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Net.Proxy.Enable, sc.Net.Proxy.Dialer = true, dialer
+	sc.Net.DialTimeout, sc.Net.ReadTimeout, sc.Net.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
+	sc.Metadata.Retry.Max, sc.Metadata.Retry.Backoff = 2, 200*time.Millisecond
+	prodFor := func(brokers []string) Deps {
+		p, err := newAsyncProducer(brokers, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Deps{Producer: p}
+	}
+	u := startIngest(t, prodFor(kc.Brokers), func(c *Config) { c.Publish = pc })
+	instance := strings.TrimPrefix(target.URL, "http://")
+	startPrometheus(t, instance, u.url)
+
+	waitScrapes := func(n int) {
+		deadline := time.Now().Add(60 * time.Second)
+		for len(srv.timestamps()) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("target scraped %d times, want %d", len(srv.timestamps()), n)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitScrapes(3)
+	t.Log("cutting Kafka off")
+	dialer.Cut()
+	cutAt := len(srv.timestamps())
+	waitScrapes(cutAt + 12)
+	refused := gatheredCounterLabel(t, u, "503") + gatheredCounterLabel(t, u, "429")
+	dialer.Restore()
+	t.Logf("restored Kafka; ingest refused %v requests meanwhile", refused)
+	if refused == 0 {
+		t.Error("ingest answered no 503/429 while Kafka was unreachable")
+	}
+	waitScrapes(cutAt + 16)
+	tss := srv.timestamps()
+	tss = tss[:cutAt+16]
+	want := expectedKeys(t, tss, instance)
+	got := consumeRaw(t, u.kc.Brokers, u.topic, func(have []schemas.RawSample) bool {
+		n := 0
+		for _, s := range have {
+			if want[rawKey(s)] {
+				n++
+			}
+		}
+		return n >= len(want)
+	})
+	// Let any late duplicate arrive before counting.
+	time.Sleep(3 * time.Second)
+	got = consumeRaw(t, u.kc.Brokers, u.topic, func(have []schemas.RawSample) bool { return len(have) >= len(got) })
+	counts := map[string]int{}
+	for _, s := range got {
+		if want[rawKey(s)] {
+			counts[rawKey(s)]++
+		}
+	}
+	dups := 0
+	for k := range want {
+		switch n := counts[k]; {
+		case n == 0:
+			t.Errorf("lost: %s", k)
+		case n > 1:
+			dups++
+			t.Errorf("in Kafka %d times: %s", n, k)
+		}
+	}
+	t.Logf("%d expected samples across %d scrapes (%d during the outage); %d duplicated", len(want), len(tss), 12, dups)
+}
+
+func gatheredCounterLabel(t *testing.T, u *ingestUnderTest, code string) float64 {
+	t.Helper()
+	mfs, err := u.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "ebbflow_ingest_remote_write_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "code" && l.GetValue() == code {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}

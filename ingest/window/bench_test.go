@@ -1,0 +1,208 @@
+package window
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ebbflow/ebbflow/internal/history"
+	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// benchStream is what ingest publishes: one record per entity per scrape,
+// each with 4 pods × (qps counter, memory gauge).
+func benchStream(entities, steps int) [][]schemas.RawSample {
+	var recs [][]schemas.RawSample
+	for i := 0; i < steps; i++ {
+		for e := 0; e < entities; e++ {
+			ent := fmt.Sprintf("svc/c1/ns/app%d", e)
+			ts := t0 + int64(i)*15_000
+			rec := make([]schemas.RawSample, 0, 8)
+			for p := 0; p < 4; p++ {
+				pod := fmt.Sprintf("app%d-%d", e, p)
+				rec = append(rec, counter(ent, pod, ts, float64(i*10+p)), gauge(ent, pod, ts, float64(1000+p)))
+			}
+			recs = append(recs, rec)
+		}
+	}
+	return recs
+}
+
+// BenchmarkProcessorVsDecodeCeiling measures, in one run on the embedded
+// kfake cluster (in-process, so it shares the CPU with both), the window
+// processor with transactions and local history on against the ceiling: a
+// plain sarama consumer that only decodes the same metrics.raw records.
+// It reports both rates and their ratio.
+func BenchmarkProcessorVsDecodeCeiling(b *testing.B) {
+	const entities, steps, partitions = 200, 160, 4
+	recs := benchStream(entities, steps)
+	n := len(recs)
+	kc := kafkax.DefaultConfig()
+	kc.TopicPrefix = "bench"
+	emb, err := kafkax.StartEmbedded(0, partitions, kc.Topics().All()...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer emb.Close()
+	kc.Brokers = emb.Addrs()
+	kc.Partitions = partitions
+	produceRaw(b, kc, recs)
+	b.ResetTimer()
+	var ceil, proc, ceilCPU, procCPU time.Duration
+	for i := 0; i < b.N; i++ {
+		c0 := cpuTime()
+		ceil += decodeOnly(b, kc, n, fmt.Sprintf("ceil-%d", i))
+		c1 := cpuTime()
+		proc += processorRun(b, kc, n, fmt.Sprintf("proc-%d", i))
+		c2 := cpuTime()
+		ceilCPU += c1 - c0
+		procCPU += c2 - c1
+	}
+	b.StopTimer()
+	total := float64(n * b.N)
+	// Per core: records per CPU-second of the whole process (the in-process
+	// kfake broker included in both), immune to how busy the shared machine
+	// is; wall-clock rates as well.
+	b.ReportMetric(total/ceilCPU.Seconds(), "ceiling-records/cpu-s")
+	b.ReportMetric(total/procCPU.Seconds(), "processor-records/cpu-s")
+	b.ReportMetric(ceilCPU.Seconds()/procCPU.Seconds()*100, "%-of-ceiling-per-core")
+	b.ReportMetric(total/ceil.Seconds(), "ceiling-records/s")
+	b.ReportMetric(total/proc.Seconds(), "processor-records/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// cpuTime is the user+system CPU time of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// decodeOnly consumes the topic in a consumer group and decodes each record.
+func decodeOnly(b *testing.B, kc kafkax.Config, n int, group string) time.Duration {
+	sc, _ := kc.Sarama()
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	cg, err := sarama.NewConsumerGroup(kc.Brokers, group, sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cg.Close()
+	var count atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := &decodeHandler{count: &count, n: int64(n), done: cancel}
+	start := time.Now()
+	for ctx.Err() == nil {
+		if err := cg.Consume(ctx, []string{kc.Topics().Name(schemas.TopicMetricsRaw)}, h); err != nil && ctx.Err() == nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
+type decodeHandler struct {
+	count *atomic.Int64
+	n     int64
+	done  func()
+}
+
+func (h *decodeHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *decodeHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *decodeHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	var buf []schemas.RawSample
+	for m := range c.Messages() {
+		var err error
+		if buf, err = schemas.DecodeRaw(buf[:0], m.Value); err != nil {
+			return err
+		}
+		if h.count.Add(1) == h.n {
+			h.done()
+		}
+	}
+	return nil
+}
+
+func processorRun(b *testing.B, kc kafkax.Config, n int, group string) time.Duration {
+	cfg := DefaultConfig()
+	cfg.Group = group
+	cfg.IdleTimeout = 0
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- Run(ctx, cfg, Deps{Kafka: kc, History: history.LocalFS{}, HistoryRoot: b.TempDir(), Registerer: reg,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	for counterValue(reg, "ebbflow_window_records_total") < float64(n) {
+		select {
+		case err := <-done:
+			b.Fatalf("Run ended: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	// Count the time to the commit covering the last record.
+	for counterValue(reg, "ebbflow_window_transactions_total") == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	el := time.Since(start)
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return el
+}
+
+// TestMemoryPerOpenSeries measures the heap held per open series while a
+// window is open: 2,000 services × 4 pods × (a counter and a gauge), four
+// scrapes each into the open 60 s window. The target is ≤ 1 KiB.
+func TestMemoryPerOpenSeries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates a few MiB")
+	}
+	const entities = 2000
+	recs := benchStream(entities, 4)
+	for _, r := range recs { // align the four scrapes to one window
+		for i := range r {
+			r[i].TimestampMs -= 20_000
+		}
+	}
+	set := testSettings
+	set.SizesMs = []int64{60_000}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	e := mustEngine(t, set)
+	for i, r := range recs {
+		e.record(int64(i), r)
+	}
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(recs)
+	series := entities * 4 * 2
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	perSeries := float64(held) / float64(series)
+	t.Logf("open windows %d, counter series %d, heap %.0f KiB, %.0f bytes per open series", len(e.st.windows), len(e.st.series), float64(held)/1024, perSeries)
+	if len(e.st.windows) != entities*2 {
+		t.Fatalf("want %d open windows, got %d", entities*2, len(e.st.windows))
+	}
+	if perSeries > 1024 {
+		t.Fatalf("%.0f bytes per open series, target ≤ 1024", perSeries)
+	}
+	runtime.KeepAlive(e)
+}
