@@ -185,7 +185,10 @@ func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (S
 		Endpoints: p.ep, Start: start, End: simEnd, Components: names,
 		Services: summarise(ev, 60, d.LatencySLOMs), Sim: cluster.Stats(),
 		Windows: len(ev.Windows), Forecasts: len(ev.Forecasts), Decisions: len(ev.Decisions), Actions: len(ev.Actions),
-		DeadLetters: ev.Dead, Undecodable: ev.Bad,
+		DeadLetters: ev.Dead, Undecodable: ev.Bad, SimMinutes: map[string][]sim.Minute{},
+	}
+	for _, st := range s.Sim {
+		s.SimMinutes[st.Entity] = cluster.Minutes(st.Entity)
 	}
 	if finished || ctx.Err() != nil {
 		s.Print(out)

@@ -31,6 +31,8 @@ type Summary struct {
 	DeadLetters, Undecodable               int
 	// Components lists the pipeline components that ran.
 	Components []string
+	// SimMinutes are the simulation's own per-minute records by entity.
+	SimMinutes map[string][]sim.Minute
 }
 
 // ServiceSummary is one service's run, from its events.
@@ -55,6 +57,8 @@ type ServiceSummary struct {
 	ForecastN   map[int]int
 	// Ups and Downs are the simulated times of applied scale-ups and downs.
 	Ups, Downs []time.Time
+	// Replicas, Latency and QPS are the window values by window start (ms).
+	Replicas, Latency, QPS map[int64]float64
 }
 
 // summarise computes the per-service figures from the events. windowS is
@@ -64,7 +68,8 @@ func summarise(ev events, windowS int64, sloMs float64) []ServiceSummary {
 	get := func(entity string) *ServiceSummary {
 		s := by[entity]
 		if s == nil {
-			s = &ServiceSummary{Entity: entity, ForecastMAE: map[int]float64{}, ForecastN: map[int]int{}, MinReplicas: math.MaxInt32, MaxReplicas: -1}
+			s = &ServiceSummary{Entity: entity, ForecastMAE: map[int]float64{}, ForecastN: map[int]int{}, MinReplicas: math.MaxInt32, MaxReplicas: -1,
+				Replicas: map[int64]float64{}, Latency: map[int64]float64{}, QPS: map[int64]float64{}}
 			by[entity] = s
 		}
 		return s
@@ -94,8 +99,12 @@ func summarise(ev events, windowS int64, sloMs float64) []ServiceSummary {
 			s.ReplicaMinutes += v * float64(w.SizeS) / 60
 			s.MinReplicas = min(s.MinReplicas, int32(math.Round(v)))
 			s.MaxReplicas = max(s.MaxReplicas, int32(math.Round(v)))
+			s.Replicas[w.StartMs] = v
+		case schemas.SignalQPS:
+			get(w.Entity).QPS[w.StartMs] = w.Value()
 		case schemas.SignalLatencyP99:
 			s := get(w.Entity)
+			s.Latency[w.StartMs] = w.Value()
 			s.MinutesJudged++
 			if w.Value() > sloMs {
 				s.MinutesOverSLO++

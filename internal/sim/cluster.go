@@ -141,11 +141,26 @@ type service struct {
 	latency float64 // mean latency (ms) at the last step
 	stats   ServiceStats
 	minute  minuteAcc
+	minutes []Minute
 }
 
 type minuteAcc struct {
 	start             time.Time
 	durMs, successful float64
+	readySec, loadSec float64
+}
+
+// Minute is one whole simulated minute of a service.
+type Minute struct {
+	Start time.Time
+	// Replicas is the mean number of ready replicas.
+	Replicas float64
+	// LatencyMs is the mean latency of successful requests (0 when none).
+	LatencyMs float64
+	// Load is the mean offered load in requests/s.
+	Load float64
+	// OverSLO says LatencyMs exceeded the SLO.
+	OverSLO bool
 }
 
 type pod struct {
@@ -555,15 +570,19 @@ func (s *Sim) reconcile(ctx context.Context, sv *service) error {
 // serves at 0.95 of its capacity and fails the rest.
 func (s *Sim) serve(sv *service, load, dt float64) {
 	const rhoMax = 0.95
+	// The step ending now is stamped now; like the window processor,
+	// count it in the minute that holds its timestamp.
+	s.closeMinutes(sv)
 	sv.load = load
 	sv.stats.Requests += load * dt
 	sv.stats.PeakLoad = max(sv.stats.PeakLoad, load)
 	n := sv.readyCount()
 	sv.stats.ReplicaMinutes += float64(n) * dt / 60
+	sv.minute.readySec += float64(n) * dt
+	sv.minute.loadSec += load * dt
 	if n == 0 {
 		sv.stats.Failures += load * dt
 		sv.latency = 0
-		s.closeMinutes(sv)
 		return
 	}
 	per := load / float64(n)
@@ -597,19 +616,28 @@ func (s *Sim) serve(sv *service, load, dt float64) {
 	sv.stats.Failures += failed * float64(n) * dt
 	sv.minute.durMs += served * float64(n) * dt * latMs
 	sv.minute.successful += served * float64(n) * dt
-	s.closeMinutes(sv)
 }
 
-// closeMinutes judges each whole minute that ended by now (the step just
-// served belongs to the minute it ends in, or ends).
+// closeMinutes judges each minute that ended by now: the minute
+// [m, m+1m) holds the steps stamped m … m+1m−step, as a one-minute window
+// holds the samples stamped in it.
 func (s *Sim) closeMinutes(sv *service) {
 	for !s.now.Before(sv.minute.start.Add(time.Minute)) {
+		m := Minute{Start: sv.minute.start, Replicas: sv.minute.readySec / 60, Load: sv.minute.loadSec / 60}
+		if sv.minute.readySec == 0 && sv.minute.loadSec == 0 && sv.minute.start.Equal(s.cfg.Start.Truncate(time.Minute)) {
+			// The first minute has no step stamped at its start.
+			sv.minute = minuteAcc{start: sv.minute.start.Add(time.Minute)}
+			continue
+		}
 		if sv.minute.successful > 0 {
+			m.LatencyMs = sv.minute.durMs / sv.minute.successful
+			m.OverSLO = m.LatencyMs > s.cfg.LatencySLOMs
 			sv.stats.Minutes++
-			if sv.minute.durMs/sv.minute.successful > s.cfg.LatencySLOMs {
+			if m.OverSLO {
 				sv.stats.MinutesOverSLO++
 			}
 		}
+		sv.minutes = append(sv.minutes, m)
 		sv.minute = minuteAcc{start: sv.minute.start.Add(time.Minute)}
 	}
 }
@@ -623,6 +651,29 @@ func (s *Sim) Stats() []ServiceStats {
 		out[i] = sv.stats
 	}
 	return out
+}
+
+// Minutes returns a service's whole minutes so far, oldest first.
+func (s *Sim) Minutes(entity string) []Minute {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, sv := range s.services {
+		if sv.stats.Entity == entity {
+			return append([]Minute(nil), sv.minutes...)
+		}
+	}
+	return nil
+}
+
+// Load returns a service's offered load (requests/s) at a simulated time;
+// it is the ground truth forecasts can be judged against.
+func (s *Sim) Load(entity string, at time.Time) float64 {
+	for _, sv := range s.services {
+		if sv.stats.Entity == entity {
+			return sv.spec.Load(at.Sub(s.cfg.Start))
+		}
+	}
+	return 0
 }
 
 // ServiceState is a service's state at the current step, for the live view.
