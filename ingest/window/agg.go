@@ -152,7 +152,7 @@ func (p *partitionState) add(s *schemas.RawSample, offset int64, rebuild bool) s
 	if schemas.IsStale(v) {
 		return outcomeStale
 	}
-	if math.IsNaN(v) || math.IsInf(v, 0) {
+	if math.IsNaN(v) || math.IsInf(v, 0) || sampleProblem(s) != "" {
 		return outcomeInvalid
 	}
 	ts := s.TimestampMs
@@ -356,6 +356,45 @@ func (w *winState) window(k wkey) schemas.Window {
 		out.Rate = &r
 	}
 	return out
+}
+
+// sampleProblem says why a sample cannot make a valid window (the window
+// JSON Schema's constraints on what comes from the input), or "".
+func sampleProblem(s *schemas.RawSample) string {
+	if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
+		return "value is NaN or infinite"
+	}
+	if s.Signal == "" {
+		return "empty signal"
+	}
+	if s.Kind != schemas.KindGauge && s.Kind != schemas.KindCounter {
+		return fmt.Sprintf("kind %q is not gauge or counter", s.Kind)
+	}
+	kind, rest, ok := strings.Cut(s.Entity, "/")
+	if ok {
+		var name string
+		name, rest, ok = strings.Cut(rest, "/")
+		ok = ok && name != "" && rest != ""
+	}
+	switch kind {
+	case schemas.EntityService, schemas.EntityNode, "job", "pool":
+	default:
+		ok = false
+	}
+	if !ok {
+		return fmt.Sprintf("entity %q is not <svc|node|job|pool>/<cluster>/<name>", s.Entity)
+	}
+	return ""
+}
+
+// finite reports whether every number of w can be written as JSON.
+func finite(w *schemas.Window) bool {
+	for _, v := range []float64{w.Sum, w.Min, w.Max, w.Mean, w.Last, w.P50, w.P95, w.P99} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return w.Rate == nil || !(math.IsNaN(*w.Rate) || math.IsInf(*w.Rate, 0))
 }
 
 func clamp(v, lo, hi float64) float64 { return min(max(v, lo), hi) }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ebbflow/ebbflow/schemas"
@@ -432,4 +433,38 @@ func mustJSON(t *testing.T, w schemas.Window) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestSampleProblem(t *testing.T) {
+	ok := gauge("svc/c/n/a", "p", t0, 1)
+	cases := []struct {
+		name string
+		mut  func(s *schemas.RawSample)
+		want string
+	}{
+		{"valid service", func(*schemas.RawSample) {}, ""},
+		{"valid node", func(s *schemas.RawSample) { s.Entity = "node/c/n1" }, ""},
+		{"empty signal", func(s *schemas.RawSample) { s.Signal = "" }, "empty signal"},
+		{"bad kind", func(s *schemas.RawSample) { s.Kind = "histogram" }, "kind"},
+		{"bad entity kind", func(s *schemas.RawSample) { s.Entity = "pod/c/x" }, "entity"},
+		{"short entity", func(s *schemas.RawSample) { s.Entity = "svc/c" }, "entity"},
+		{"empty cluster", func(s *schemas.RawSample) { s.Entity = "svc//n/a" }, "entity"},
+		{"infinite", func(s *schemas.RawSample) { s.Value = math.Inf(-1) }, "infinite"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := ok
+			c.mut(&s)
+			got := sampleProblem(&s)
+			if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+				t.Fatalf("sampleProblem = %q, want %q", got, c.want)
+			}
+			if c.want != "" {
+				e := mustEngine(t, testSettings)
+				if r := e.record(0, []schemas.RawSample{s}); len(r.invalid) != 1 || len(e.st.windows) != 0 {
+					t.Fatalf("invalid sample not rejected: %+v", r)
+				}
+			}
+		})
+	}
 }

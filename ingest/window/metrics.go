@@ -9,6 +9,7 @@ type metrics struct {
 	lateSamples    prometheus.Counter
 	staleSamples   prometheus.Counter
 	invalidSamples prometheus.Counter
+	invalidWindows prometheus.Counter
 	decodeErrors   prometheus.Counter
 	deadLetters    *prometheus.CounterVec
 	windowsEmitted *prometheus.CounterVec
@@ -34,7 +35,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		staleSamples: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ebbflow_window_stale_markers_total", Help: "Prometheus stale markers skipped (not values)."}),
 		invalidSamples: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ebbflow_window_invalid_samples_total", Help: "NaN or infinite sample values, sent to the dead-letter topic."}),
+			Name: "ebbflow_window_invalid_samples_total", Help: "Samples with a NaN or infinite value, an empty signal, an unknown kind or a malformed entity, sent to the dead-letter topic."}),
+		invalidWindows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ebbflow_window_invalid_windows_total", Help: "Windows dropped because an aggregate overflowed to infinity."}),
 		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ebbflow_window_decode_errors_total", Help: "metrics.raw records that could not be decoded, sent to the dead-letter topic."}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -62,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ebbflow_window_history_orphans_removed_total", Help: "History files of uncommitted transactions removed at partition assignment."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.samples, m.lateSamples, m.staleSamples, m.invalidSamples, m.decodeErrors,
+		reg.MustRegister(m.records, m.samples, m.lateSamples, m.staleSamples, m.invalidSamples, m.invalidWindows, m.decodeErrors,
 			m.deadLetters, m.windowsEmitted, m.transactions, m.lag, m.openWindows, m.openSeries, m.watermarkDelay,
 			m.emitLatency, m.historyBytes, m.historyFiles, m.orphansRemoved)
 	}
