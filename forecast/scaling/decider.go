@@ -303,3 +303,14 @@ func (d *Decider) Services() int {
 	defer d.mu.Unlock()
 	return len(d.services)
 }
+
+// Forget clears what the decider remembers about the last count it asked
+// for on a service, so that inputs redelivered after a failed publish
+// decide again instead of being suppressed as repeats.
+func (d *Decider) Forget(entity string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok := d.services[entity]; ok {
+		s.lastTo, s.lastToMs = 0, 0
+	}
+}

@@ -182,7 +182,11 @@ func (h *handler) Setup(sarama.ConsumerGroupSession) error {
 
 func (h *handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
+// maxBatch bounds how many consumed records share one produce call.
+const maxBatch = 512
+
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	batch := make([]*sarama.ConsumerMessage, 0, maxBatch)
 	for {
 		select {
 		case <-sess.Context().Done():
@@ -191,19 +195,89 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			if !ok {
 				return nil
 			}
-			if err := h.handle(sess.Context(), msg); err != nil {
+			// Everything already fetched is decided together and produced in
+			// one call: at a minute boundary every service's window closes at
+			// once, and one round trip per decision would queue them.
+			batch = append(batch[:0], msg)
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case m, ok := <-claim.Messages():
+					if !ok {
+						break drain
+					}
+					batch = append(batch, m)
+				default:
+					break drain
+				}
+			}
+			if err := h.handleBatch(sess.Context(), batch); err != nil {
 				// A failed publish must not be committed: end the session so
-				// the message is redelivered.
+				// the records are redelivered.
 				return err
 			}
-			sess.MarkMessage(msg, "")
+			for _, m := range batch {
+				sess.MarkMessage(m, "")
+			}
 		}
 	}
 }
 
-// handle processes one input; an error means "do not commit".
-func (h *handler) handle(ctx context.Context, msg *sarama.ConsumerMessage) error {
+// handleBatch decides on every record and publishes the decisions and dead
+// letters in one produce call; an error means "do not commit".
+func (h *handler) handleBatch(ctx context.Context, batch []*sarama.ConsumerMessage) error {
 	start := time.Now()
+	var outs []Output
+	var pms []*sarama.ProducerMessage
+	for _, msg := range batch {
+		out, dl := h.decide(msg)
+		if dl != nil {
+			pms = append(pms, dl)
+			continue
+		}
+		if out.Decision == nil {
+			continue
+		}
+		pm, err := schemas.NewMessage(h.decisions, h.cfg.Source, *out.Decision)
+		if err != nil {
+			// Our own bug: a decision that violates its schema. Do not retry forever.
+			h.m.bad.WithLabelValues("own_decision_schema").Inc()
+			h.log.Error("decision violates its schema; dropped", "id", out.Decision.ID, "err", err)
+			continue
+		}
+		pms = append(pms, pm)
+		outs = append(outs, out)
+	}
+	if len(pms) == 0 {
+		return nil
+	}
+	if err := h.prod.SendMessages(pms); err != nil {
+		h.m.pubErrs.WithLabelValues("kafka").Inc()
+		// The redelivered inputs must decide again, not be suppressed as repeats.
+		for _, o := range outs {
+			h.dec.Forget(o.Decision.Entity)
+		}
+		return fmt.Errorf("decide: produce %d records to %s: %w", len(pms), h.decisions, err)
+	}
+	for _, o := range outs {
+		d := o.Decision
+		dir := "up"
+		if d.To < d.From {
+			dir = "down"
+		}
+		h.m.decisions.WithLabelValues(dir).Inc()
+		h.m.latency.Observe(time.Since(start).Seconds())
+		h.log.Info("decision", "id", d.ID, "target", d.Target.Key(), "from", d.From, "to", d.To, "guard", d.Reason.Guard, "why", d.Reason.Summary)
+	}
+	if h.js != nil && len(outs) > 0 {
+		h.publishNATS(ctx, outs)
+	}
+	return nil
+}
+
+// decide decodes and decides one record; a bad record returns its dead
+// letter instead.
+func (h *handler) decide(msg *sarama.ConsumerMessage) (Output, *sarama.ProducerMessage) {
 	h.m.inputs.WithLabelValues(msg.Topic).Inc()
 	ceType := schemas.HeaderValue(msg.Headers, schemas.HeaderType)
 	var out Output
@@ -223,58 +297,58 @@ func (h *handler) handle(ctx context.Context, msg *sarama.ConsumerMessage) error
 		err = fmt.Errorf("unexpected ce_type %q", ceType)
 	}
 	if err != nil {
-		return h.deadLetter(msg, err)
+		return Output{}, h.deadLetter(msg, err)
 	}
 	if out.Guard != "" {
 		h.m.guards.WithLabelValues(out.Guard).Inc()
 	}
-	if out.Decision == nil {
-		return nil
-	}
-	if err := h.publish(ctx, out); err != nil {
-		return err
-	}
-	h.m.latency.Observe(time.Since(start).Seconds())
-	return nil
+	return out, nil
 }
 
-func (h *handler) publish(ctx context.Context, out Output) error {
-	d := out.Decision
-	pm, err := schemas.NewMessage(h.decisions, h.cfg.Source, *d)
-	if err != nil {
-		// Our own bug: a decision that violates its schema. Do not retry forever.
-		h.m.bad.WithLabelValues("own_decision_schema").Inc()
-		h.log.Error("decision violates its schema; dropped", "id", d.ID, "err", err)
-		return nil
-	}
-	if _, _, err := h.prod.SendMessage(pm); err != nil {
-		h.m.pubErrs.WithLabelValues("kafka").Inc()
-		return fmt.Errorf("decide: produce decision %s to %s: %w", d.ID, h.decisions, err)
-	}
-	dir := "up"
-	if d.To < d.From {
-		dir = "down"
-	}
-	h.m.decisions.WithLabelValues(dir).Inc()
-	h.log.Info("decision", "id", d.ID, "target", d.Target.Key(), "from", d.From, "to", d.To, "guard", d.Reason.Guard, "why", d.Reason.Summary)
-	if h.js == nil {
-		return nil
-	}
-	b, _ := json.Marshal(d)
-	if err := publishJS(ctx, h.js, schemas.DecisionSubject(d.Kind, d.Target.Cluster, d.Target.Namespace), d.ID, d.EventType(), b); err != nil {
-		// NATS is a notification stream; Kafka is the record. Count, log, go on.
-		h.m.pubErrs.WithLabelValues("nats").Inc()
-		h.log.Warn("publish decision to NATS", "id", d.ID, "err", err)
-	}
-	for _, a := range out.Alerts {
-		if err := PublishAlert(ctx, h.js, a); err != nil {
+// publishNATS publishes decisions and alerts asynchronously and waits for
+// the acknowledgements. NATS is a notification stream (Kafka is the
+// record): failures are counted and logged, not retried.
+func (h *handler) publishNATS(ctx context.Context, outs []Output) {
+	var futures []jetstream.PubAckFuture
+	pub := func(subject, id, ceType string, body []byte) {
+		f, err := h.js.PublishMsgAsync(natsMsg(subject, id, ceType, body))
+		if err != nil {
 			h.m.pubErrs.WithLabelValues("nats").Inc()
-			h.log.Warn("publish alert to NATS", "id", a.ID, "err", err)
-			continue
+			h.log.Warn("publish to NATS", "subject", subject, "id", id, "err", err)
+			return
 		}
-		h.m.alerts.WithLabelValues(a.Kind).Inc()
+		futures = append(futures, f)
 	}
-	return nil
+	for _, o := range outs {
+		d := o.Decision
+		b, _ := json.Marshal(d)
+		pub(schemas.DecisionSubject(d.Kind, d.Target.Cluster, d.Target.Namespace), d.ID, d.EventType(), b)
+		for _, a := range o.Alerts {
+			b, err := schemas.Marshal(a)
+			if err != nil {
+				h.log.Error("alert violates its schema; dropped", "id", a.ID, "err", err)
+				continue
+			}
+			pub(schemas.AlertSubject(a.Severity, a.Kind), a.ID, a.EventType(), b)
+			h.m.alerts.WithLabelValues(a.Kind).Inc()
+		}
+	}
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			h.m.pubErrs.WithLabelValues("nats").Inc()
+			h.log.Warn("publish to NATS", "subject", f.Msg().Subject, "err", err)
+		case <-timeout.C:
+			h.m.pubErrs.WithLabelValues("nats").Inc()
+			h.log.Warn("NATS acknowledgements timed out")
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // PublishAlert validates an alert and publishes it to JetStream on
@@ -287,14 +361,20 @@ func PublishAlert(ctx context.Context, js jetstream.JetStream, a schemas.Alert) 
 	return publishJS(ctx, js, schemas.AlertSubject(a.Severity, a.Kind), a.ID, a.EventType(), b)
 }
 
-func publishJS(ctx context.Context, js jetstream.JetStream, subject, id, ceType string, body []byte) error {
+func natsMsg(subject, id, ceType string, body []byte) *nats.Msg {
 	msg := nats.NewMsg(subject)
 	msg.Data = body
+	// Nats-Msg-Id lets JetStream drop a redelivered decision.
 	msg.Header.Set("Nats-Msg-Id", id)
 	msg.Header.Set("ce_id", id)
 	msg.Header.Set("ce_type", ceType)
 	msg.Header.Set("ce_specversion", "1.0")
 	msg.Header.Set("content-type", "application/json")
+	return msg
+}
+
+func publishJS(ctx context.Context, js jetstream.JetStream, subject, id, ceType string, body []byte) error {
+	msg := natsMsg(subject, id, ceType, body)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := js.PublishMsg(pctx, msg); err != nil {
@@ -303,7 +383,7 @@ func publishJS(ctx context.Context, js jetstream.JetStream, subject, id, ceType 
 	return nil
 }
 
-func (h *handler) deadLetter(msg *sarama.ConsumerMessage, cause error) error {
+func (h *handler) deadLetter(msg *sarama.ConsumerMessage, cause error) *sarama.ProducerMessage {
 	reason := "decode"
 	var ve *schemas.ValidationError
 	if errors.As(cause, &ve) {
@@ -322,11 +402,10 @@ func (h *handler) deadLetter(msg *sarama.ConsumerMessage, cause error) error {
 	}
 	pm, err := schemas.NewMessage(h.deadletter, h.cfg.Source, dl)
 	if err != nil {
-		return fmt.Errorf("decide: dead letter for %s/%d@%d: %w", msg.Topic, msg.Partition, msg.Offset, err)
+		// Cannot happen for a well-formed DeadLetter; keep the record's
+		// reason in the log rather than block the partition.
+		h.log.Error("dead letter violates its schema", "topic", msg.Topic, "offset", msg.Offset, "err", err)
+		return nil
 	}
-	if _, _, err := h.prod.SendMessage(pm); err != nil {
-		h.m.pubErrs.WithLabelValues("kafka").Inc()
-		return fmt.Errorf("decide: produce dead letter for %s/%d@%d to %s: %w", msg.Topic, msg.Partition, msg.Offset, h.deadletter, err)
-	}
-	return nil
+	return pm
 }
