@@ -258,15 +258,7 @@ func TestPrometheusRemoteWriteToKafka(t *testing.T) {
 	tss = tss[:5]
 	want := expectedKeys(t, tss, instance)
 	inRange := func(s schemas.RawSample) bool { return s.TimestampMs >= tss[0] && s.TimestampMs <= tss[len(tss)-1] }
-	got := consumeRaw(t, u.kc.Brokers, u.topic, func(have []schemas.RawSample) bool {
-		n := 0
-		for _, s := range have {
-			if want[rawKey(s)] {
-				n++
-			}
-		}
-		return n >= len(want)
-	})
+	got := consumeRaw(t, u.kc.Brokers, u.topic, func(have []schemas.RawSample) bool { return containsAll(have, want) })
 	counts := map[string]int{}
 	for _, s := range got {
 		if inRange(s) && s.Labels != nil && lookup(s.Labels, "job") == "target" && !strings.HasPrefix(s.Metric, "ebbflow:") &&
@@ -297,3 +289,14 @@ func TestPrometheusRemoteWriteToKafka(t *testing.T) {
 	}
 }
 
+
+// containsAll reports whether have holds every key of want at least once.
+func containsAll(have []schemas.RawSample, want map[string]bool) bool {
+	seen := map[string]bool{}
+	for _, s := range have {
+		if k := rawKey(s); want[k] {
+			seen[k] = true
+		}
+	}
+	return len(seen) == len(want)
+}
