@@ -42,7 +42,6 @@ func runDev(t *testing.T, d time.Duration, opts Options, tweak func(c *devconfig
 	return s, out.String()
 }
 
-
 // checkLoop asserts the loop worked, from the events on the topics, and
 // that the figures agree with the simulation's own counters.
 func checkLoop(t *testing.T, s Summary, minR, maxR int32, sloMs float64) {
@@ -179,4 +178,8 @@ type syncWriter struct {
 	w  io.Writer
 }
 
-func (s *syncWriter) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.w.Write(p) }
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
