@@ -198,10 +198,17 @@ func (p *partitionState) add(s *schemas.RawSample, offset int64, rebuild bool) s
 		k := wkey{s.Entity, s.Signal, size, start}
 		w := p.windows[k]
 		if w == nil {
+			kind := schemas.KindGauge
+			if counter {
+				kind = schemas.KindCounter
+			}
 			w = &winState{
-				kind: s.Kind, firstOffset: offset, min: v, max: v, lastTs: math.MinInt64,
+				kind: kind, firstOffset: offset, min: v, max: v, lastTs: math.MinInt64,
 				sketch: ddsketch.NewDDSketchFromStoreProvider(p.mapping, store.BufferedPaginatedStoreConstructor),
 			}
+			// Decoded strings are views into the Arrow record's buffers;
+			// a key kept for the window's lifetime must not pin the record.
+			k.entity, k.signal = strings.Clone(k.entity), strings.Clone(k.signal)
 			p.windows[k] = w
 		}
 		w.firstOffset = min(w.firstOffset, offset, prevOff)

@@ -182,18 +182,36 @@ func TestMemoryPerOpenSeries(t *testing.T) {
 	}
 	set := testSettings
 	set.SizesMs = []int64{60_000}
+	// Decode as the processor does: decoded strings are views into Arrow
+	// buffers, so this also catches a window pinning its input record.
+	enc := schemas.NewRawEncoder()
+	raw := make([][]byte, len(recs))
+	for i, r := range recs {
+		b, err := enc.Encode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[i] = b
+	}
+	recs = nil
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	e := mustEngine(t, set)
-	for i, r := range recs {
-		e.record(int64(i), r)
+	var buf []schemas.RawSample
+	for i, b := range raw {
+		var err error
+		if buf, err = schemas.DecodeRaw(buf[:0], b); err != nil {
+			t.Fatal(err)
+		}
+		e.record(int64(i), buf)
 	}
+	buf = nil
 	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(recs)
+	runtime.KeepAlive(raw)
 	series := entities * 4 * 2
 	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
 	perSeries := float64(held) / float64(series)
