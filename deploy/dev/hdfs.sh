@@ -108,6 +108,8 @@ svc_start() {
 		ensure_port_free "$NN_HTTP" "hdfs namenode http"
 		if [[ ! -f "$DIR/name/current/VERSION" ]]; then
 			log "formatting namenode"
+			# A DataNode directory from an earlier namespace would not register (clusterID).
+			rm -rf "$DIR/data"
 			java_cmd "-Debbflow.dev.hdfs=$DIR/format" org.apache.hadoop.hdfs.server.namenode.NameNode -format -nonInteractive -force
 			"${JAVA_CMD[@]}" >"$DIR/format.log" 2>&1 || {
 				dump_log "$DIR/format.log"

@@ -61,7 +61,17 @@ gen_tokens() {
 }
 
 svc_start() {
+	# First time: compile kube-apiserver while etcd compiles/starts (the two overlap their
+	# module downloads and link steps).
+	local build_pid=""
+	if [[ ! -x "$CACHE/bin/kube-apiserver-$KUBE_VERSION" ]]; then
+		build >/dev/null &
+		build_pid=$!
+	fi
 	"$DEV_DIR/etcd.sh" start
+	if [[ -n "$build_pid" ]] && ! wait "$build_pid"; then
+		die "building kube-apiserver failed"
+	fi
 	if pid_alive "$PIDFILE" "$MARKER"; then
 		wait_for 60 "kube-apiserver" "$LOGFILE" "$PIDFILE" "$MARKER" ready
 		log "already running (pid $(cat "$PIDFILE")), https://127.0.0.1:$PORT"

@@ -42,7 +42,7 @@ export EBBFLOW_TEST_KUBE_SERVER=https://127.0.0.1:16443
 export EBBFLOW_TEST_KUBE_CA=$kube/pki/ca.crt
 export EBBFLOW_TEST_KUBE_ADMIN_TOKEN=$(cat "$kube/admin.token")
 export EBBFLOW_TEST_KUBE_ACTUATOR_TOKEN=$(cat "$kube/actuator.token")
-export EBBFLOW_TEST_PYTHON=$REPO/.venv/bin/python
+export EBBFLOW_TEST_PYTHON=${EBBFLOW_VENV:-$REPO/.venv}/bin/python
 export EBBFLOW_TEST_PROMETHEUS=/usr/bin/prometheus
 EOF
 	chmod 600 "$tmp"
