@@ -21,6 +21,10 @@ import (
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
+// leakOpts ignore goroutines that outlive any run by design: sarama's
+// metrics library starts one process-wide meter ticker that never stops.
+var leakOpts = []goleak.Option{goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick")}
+
 func testConfig(t *testing.T) config.Config {
 	t.Helper()
 	cfg := config.Default()
@@ -128,7 +132,7 @@ func (c *collect) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.Consu
 // TestStartPartsAndStop starts the embedded parts, checks each answers
 // where it says it listens, and checks nothing is left running after close.
 func TestStartPartsAndStop(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer goleak.VerifyNone(t, leakOpts...)
 	cfg := testConfig(t)
 	ctx := context.Background()
 	reg := telemetry.NewRegistry()
@@ -183,10 +187,11 @@ func TestStartPartsAndStop(t *testing.T) {
 	p.close()
 }
 
-// TestRunPrintsEndpointsAndStops runs the skeleton until its context is
-// cancelled (Ctrl-C) and checks it printed where everything listens.
+// TestRunPrintsEndpointsAndStops runs everything until forecasts flow,
+// then cancels the context (Ctrl-C): Run must return nil, having printed
+// where everything listens, and leave no goroutine behind.
 func TestRunPrintsEndpointsAndStops(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer goleak.VerifyNone(t, leakOpts...)
 	cfg := testConfig(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
@@ -195,20 +200,43 @@ func TestRunPrintsEndpointsAndStops(t *testing.T) {
 		_, err := Run(ctx, cfg, Options{Headless: true, Speed: "max", Logger: telemetry.NewLogger(cfg.Telemetry, io.Discard)}, &out)
 		done <- err
 	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(out.String(), "history") && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	metricsURL := ""
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if metricsURL == "" {
+			for _, l := range strings.Split(out.String(), "\n") {
+				if f := strings.Fields(l); len(f) == 2 && f[0] == "metrics" {
+					metricsURL = f[1]
+				}
+			}
+		} else if body := get(metricsURL); strings.Contains(body, "ebbflow_forecast_forecasts_total{") {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if metricsURL == "" || !strings.Contains(get(metricsURL), "ebbflow_forecast_forecasts_total{") {
+		t.Errorf("no forecasts within 90s (metrics at %q)", metricsURL)
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run after cancel: %v", err)
 	}
 	s := out.String()
-	for _, want := range []string{"kcat -C -b 127.0.0.1:", "ebbflow.decisions.v1", "nats://127.0.0.1:", "sub 'ebbflow.decisions.>'", "/metrics"} {
+	for _, want := range []string{"kcat -C -b 127.0.0.1:", "ebbflow.decisions.v1", "nats://127.0.0.1:", "sub 'ebbflow.decisions.>'", "/metrics", "simulated pods"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
 	}
+}
+
+func get(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 type syncBuffer struct {
