@@ -3,11 +3,14 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"testing"
+	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/klauspost/compress/snappy"
 
 	"github.com/ebbflow/ebbflow/internal/kafkax"
@@ -88,12 +91,14 @@ func endToEndKfake(b *testing.B) {
 	defer emb.Close()
 	kc.Brokers = emb.Addrs()
 	cfg := DefaultConfig()
-	prod, err := NewProducer(kc, cfg.Publish)
+	cfg.Publish.TransactionalID = fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	newProd := func() (sarama.AsyncProducer, error) { return NewProducer(kc, cfg.Publish) }
+	prod, err := newProd()
 	if err != nil {
 		b.Fatal(err)
 	}
 	m := NewMetrics(nil)
-	pub := NewPublisher(prod, topic, cfg.Publish, m, quietLog())
+	pub := NewPublisher(prod, topic, cfg.Publish, m, quietLog(), newProd)
 	defer pub.Close()
 	mp, _ := NewMapper(DefaultRules(), "c1", UnmatchedDrop)
 	rc := NewReceiver(mp, pub, cfg.RemoteWrite, m, quietLog(), nil)

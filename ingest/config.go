@@ -108,6 +108,16 @@ type PublishConfig struct {
 	// RetryAfter is the Retry-After given with 429/503, and how long
 	// Kafka counts as unavailable after a failed write.
 	RetryAfter time.Duration `yaml:"retry_after"`
+	// Transactional writes each group of requests in one Kafka
+	// transaction and aborts it if any record fails, so a request answered
+	// 5xx leaves nothing visible to read_committed consumers and its retry
+	// is not a duplicate. Off, a request that fails part-way may leave
+	// part of its samples in the topic (at-least-once).
+	Transactional bool `yaml:"transactional"`
+	// TransactionalID identifies this ingest replica to the transaction
+	// coordinator; it must differ between replicas. Empty means
+	// "ebbflow-ingest-<hostname>".
+	TransactionalID string `yaml:"transactional_id"`
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -134,6 +144,7 @@ func DefaultConfig() Config {
 			Retries:             10,
 			RetryBackoff:        500 * time.Millisecond,
 			RetryAfter:          5 * time.Second,
+			Transactional:       true,
 		},
 		DefaultRules: true,
 		Unmatched:    UnmatchedDrop,

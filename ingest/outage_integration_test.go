@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
 )
@@ -73,6 +75,7 @@ func TestKafkaOutagePrometheusRetries(t *testing.T) {
 	kc.Brokers = strings.Split(requireEnv(t, "EBBFLOW_TEST_KAFKA_BROKERS"), ",")
 	pc := DefaultConfig().Publish
 	pc.Retries, pc.RetryBackoff, pc.RetryAfter = 3, 300*time.Millisecond, time.Second
+	pc.TransactionalID = fmt.Sprintf("ingest-outage-test-%d", time.Now().UnixNano())
 	sc, err := ProducerConfig(kc, pc)
 	if err != nil {
 		t.Fatal(err)
@@ -80,14 +83,8 @@ func TestKafkaOutagePrometheusRetries(t *testing.T) {
 	sc.Net.Proxy.Enable, sc.Net.Proxy.Dialer = true, dialer
 	sc.Net.DialTimeout, sc.Net.ReadTimeout, sc.Net.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
 	sc.Metadata.Retry.Max, sc.Metadata.Retry.Backoff = 2, 200*time.Millisecond
-	prodFor := func(brokers []string) Deps {
-		p, err := newAsyncProducer(brokers, sc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return Deps{Producer: p}
-	}
-	u := startIngest(t, prodFor(kc.Brokers), func(c *Config) { c.Publish = pc })
+	newProd := func() (sarama.AsyncProducer, error) { return newAsyncProducer(kc.Brokers, sc) }
+	u := startIngest(t, Deps{NewProducer: newProd}, func(c *Config) { c.Publish = pc })
 	instance := strings.TrimPrefix(target.URL, "http://")
 	startPrometheus(t, instance, u.url)
 

@@ -168,6 +168,7 @@ func startIngest(t *testing.T, deps Deps, mutate func(*Config)) *ingestUnderTest
 	cfg := DefaultConfig()
 	cfg.RemoteWrite.Listen = "127.0.0.1:0"
 	cfg.Unmatched = UnmatchedForward
+	cfg.Publish.TransactionalID = "ingest-it-" + kc.TopicPrefix
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -288,7 +289,6 @@ func TestPrometheusRemoteWriteToKafka(t *testing.T) {
 		t.Error("no qps sample for svc/c1/prod/resnet")
 	}
 }
-
 
 // containsAll reports whether have holds every key of want at least once.
 func containsAll(have []schemas.RawSample, want map[string]bool) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,16 @@ func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) 
 		return nil, err
 	}
 	sc.Producer.Idempotent = true
+	if pc.Transactional {
+		id := pc.TransactionalID
+		if id == "" {
+			host, _ := os.Hostname()
+			id = "ebbflow-ingest-" + host
+		}
+		sc.Producer.Transaction.ID = id
+		sc.Producer.Transaction.Retry.Max = 20
+		sc.Producer.Transaction.Retry.Backoff = 250 * time.Millisecond
+	}
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Return.Successes = true
@@ -91,6 +102,18 @@ type Publisher struct {
 	encs       sync.Pool
 	done       sync.WaitGroup
 	closeOnce  sync.Once
+
+	// Transactional mode: requests queue as jobs for one committer that
+	// writes each group of them in a Kafka transaction.
+	txn       bool
+	jobs      chan *txnJob
+	newProd   func() (sarama.AsyncProducer, error)
+	committer sync.WaitGroup
+}
+
+type txnJob struct {
+	msgs []*sarama.ProducerMessage
+	done chan error
 }
 
 type pending struct {
@@ -109,15 +132,31 @@ type msgMeta struct {
 }
 
 // NewPublisher starts a publisher on prod, which it owns and closes in
-// Close.
-func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m *Metrics, log *slog.Logger) *Publisher {
+// Close. When prod is transactional (see PublishConfig.Transactional),
+// newProd must be able to build a replacement: a transactional producer
+// that hit a fatal error cannot be used again.
+func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m *Metrics, log *slog.Logger, newProd func() (sarama.AsyncProducer, error)) *Publisher {
 	p := &Publisher{
-		prod: prod, topic: topic, m: m, log: log,
+		topic: topic, m: m, log: log,
 		sem: semaphore.NewWeighted(cfg.MaxBufferBytes), capBytes: cfg.MaxBufferBytes,
 		maxPer: cfg.MaxSamplesPerRecord, retryAfter: cfg.RetryAfter,
+		txn: prod.IsTransactional(), newProd: newProd,
 	}
 	p.encs.New = func() any { return schemas.NewRawEncoder() }
 	m.BufferCapacity.Set(float64(cfg.MaxBufferBytes))
+	p.attach(prod)
+	if p.txn {
+		p.jobs = make(chan *txnJob)
+		p.committer.Add(1)
+		go p.commitLoop()
+	}
+	return p
+}
+
+// attach makes prod the current producer and starts draining its
+// acknowledgements.
+func (p *Publisher) attach(prod sarama.AsyncProducer) {
+	p.prod = prod
 	p.done.Add(2)
 	go func() {
 		defer p.done.Done()
@@ -131,7 +170,99 @@ func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m 
 			p.complete(e.Msg, fmt.Errorf("ingest: write %s partition %d: %w", e.Msg.Topic, e.Msg.Partition, e.Err))
 		}
 	}()
-	return p
+}
+
+// maxGroupRecords bounds how many records one transaction carries.
+const maxGroupRecords = 4096
+
+// commitLoop is the only user of the producer in transactional mode: it
+// takes every queued request (group commit), writes their records in one
+// transaction, commits, and answers each request with the outcome. A
+// failed record or commit aborts the transaction, so nothing of the group
+// becomes visible and every request in it is answered with the error.
+func (p *Publisher) commitLoop() {
+	defer p.committer.Done()
+	for job := range p.jobs {
+		group := []*txnJob{job}
+		n := len(job.msgs)
+	more:
+		for n < maxGroupRecords {
+			select {
+			case j, ok := <-p.jobs:
+				if !ok {
+					break more
+				}
+				group = append(group, j)
+				n += len(j.msgs)
+			default:
+				break more
+			}
+		}
+		err := p.writeTxn(group, n)
+		for _, j := range group {
+			j.done <- err
+		}
+	}
+}
+
+func (p *Publisher) writeTxn(group []*txnJob, n int) error {
+	if err := p.prod.BeginTxn(); err != nil {
+		p.recover(err)
+		return fmt.Errorf("ingest: begin transaction on %s: %w", p.topic, err)
+	}
+	gp := &pending{done: make(chan struct{})}
+	gp.left.Store(int32(n))
+	now := time.Now()
+	for _, j := range group {
+		for _, msg := range j.msgs {
+			meta := msg.Metadata.(*msgMeta)
+			meta.p, meta.sent = gp, now
+			p.prod.Input() <- msg
+		}
+	}
+	<-gp.done
+	err := gp.err
+	if err == nil {
+		if err = p.prod.CommitTxn(); err == nil {
+			p.m.SamplesPublished.Add(float64(gp.samples))
+			return nil
+		}
+		err = fmt.Errorf("ingest: commit transaction on %s: %w", p.topic, err)
+	}
+	p.recover(err)
+	return err
+}
+
+// recover aborts the open transaction, or replaces the producer when it
+// is in a fatal state (or aborting keeps failing).
+func (p *Publisher) recover(cause error) {
+	p.lastErr.Store(time.Now().UnixNano())
+	st := p.prod.TxnStatus()
+	if st&sarama.ProducerTxnFlagInTransaction != 0 || st&sarama.ProducerTxnFlagAbortableError != 0 {
+		if err := p.prod.AbortTxn(); err == nil {
+			return
+		} else {
+			p.log.Warn("abort transaction failed; replacing the producer", "topic", p.topic, "err", err, "cause", cause)
+		}
+	} else if st&sarama.ProducerTxnFlagFatalError == 0 {
+		return
+	}
+	if p.newProd == nil {
+		return
+	}
+	old := p.prod
+	old.AsyncClose()
+	p.done.Wait()
+	for {
+		np, err := p.newProd()
+		if err == nil {
+			p.attach(np)
+			p.log.Info("replaced the transactional producer", "topic", p.topic)
+			return
+		}
+		p.log.Warn("cannot create a producer yet", "topic", p.topic, "err", err)
+		time.Sleep(p.retryAfter)
+	}
 }
 
 func (p *Publisher) complete(msg *sarama.ProducerMessage, err error) {
@@ -153,7 +284,13 @@ func (p *Publisher) complete(msg *sarama.ProducerMessage, err error) {
 	} else {
 		p.lastOK.Store(now.UnixNano())
 		p.m.RecordsPublished.Inc()
-		p.m.SamplesPublished.Add(float64(meta.samples))
+		if p.txn {
+			meta.p.mu.Lock()
+			meta.p.samples += meta.samples // counted as published at commit
+			meta.p.mu.Unlock()
+		} else {
+			p.m.SamplesPublished.Add(float64(meta.samples))
+		}
 	}
 	if meta.p.left.Add(-1) == 0 {
 		p.m.PublishLatency.Observe(now.Sub(meta.sent).Seconds())
@@ -224,6 +361,28 @@ func (p *Publisher) Publish(ctx context.Context, b *Batch, wait time.Duration) e
 		return ErrBackpressure
 	}
 	p.m.BufferBytes.Set(float64(p.inflight.Add(total)))
+	if p.txn {
+		job := &txnJob{msgs: msgs, done: make(chan error, 1)}
+		select {
+		case p.jobs <- job:
+		case <-actx.Done():
+			// The committer is stuck (Kafka down): refuse rather than queue.
+			for _, msg := range msgs {
+				p.sem.Release(msg.Metadata.(*msgMeta).bytes)
+			}
+			p.m.BufferBytes.Set(float64(p.inflight.Add(-total)))
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return ErrUnavailable
+		}
+		select {
+		case err := <-job.done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	pd := &pending{done: make(chan struct{}), samples: b.Len()}
 	pd.left.Store(int32(len(msgs)))
 	now := time.Now()
@@ -244,6 +403,10 @@ func (p *Publisher) Publish(ctx context.Context, b *Batch, wait time.Duration) e
 func (p *Publisher) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
+		if p.txn {
+			close(p.jobs)
+			p.committer.Wait()
+		}
 		p.prod.AsyncClose()
 		p.done.Wait()
 	})

@@ -57,7 +57,9 @@ func readFixture(t *testing.T, name string) string {
 	return string(b)
 }
 
-func readFixtureBytes(name string) ([]byte, error) { return os.ReadFile("../testdata/exposition/" + name) }
+func readFixtureBytes(name string) ([]byte, error) {
+	return os.ReadFile("../testdata/exposition/" + name)
+}
 
 // TestDefaultRules runs every default rule against hand-written exposition
 // of its exporter, scraped the way ingest scrapes it (target labels from

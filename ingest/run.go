@@ -25,9 +25,11 @@ import (
 type Deps struct {
 	// Kafka is the kafka section: brokers, topic prefix, topic creation.
 	Kafka kafkax.Config
-	// Producer, when set, is used instead of one built from Kafka (it must
-	// return successes and errors, see ProducerConfig). Run closes it.
-	Producer sarama.AsyncProducer
+	// NewProducer, when set, builds the producer instead of NewProducer
+	// (it must return successes and errors, see ProducerConfig); Run
+	// calls it again to replace a transactional producer that failed
+	// fatally, and closes what it built.
+	NewProducer func() (sarama.AsyncProducer, error)
 	// Kube is the Kubernetes client for pod discovery; required only when
 	// scrape.kubernetes.enabled is set. A client-go fake clientset works.
 	Kube kubernetes.Interface
@@ -65,17 +67,19 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if topic == "" {
 		topic = deps.Kafka.Topics().Name(schemas.TopicMetricsRaw)
 	}
-	prod := deps.Producer
-	if prod == nil {
+	newProd := deps.NewProducer
+	if newProd == nil {
 		if err := kafkax.EnsureTopics(ctx, deps.Kafka, topic); err != nil {
 			return fmt.Errorf("ingest: %w", err)
 		}
-		if prod, err = NewProducer(deps.Kafka, cfg.Publish); err != nil {
-			return err
-		}
+		newProd = func() (sarama.AsyncProducer, error) { return NewProducer(deps.Kafka, cfg.Publish) }
+	}
+	prod, err := newProd()
+	if err != nil {
+		return err
 	}
 	m := NewMetrics(deps.Registerer)
-	pub := NewPublisher(prod, topic, cfg.Publish, m, log)
+	pub := NewPublisher(prod, topic, cfg.Publish, m, log, newProd)
 	defer pub.Close()
 	if deps.Readiness != nil {
 		deps.Readiness.Add("ingest-kafka", pub.Healthy)
