@@ -101,7 +101,14 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	deps.Logger.Info("window processor starting", "group", cfg.Group, "topic", raw, "sizes", cfg.Sizes, "delay", cfg.Delay, "allowed_lateness", cfg.AllowedLateness)
 	for {
 		err := group.Consume(ctx, []string{raw}, h)
-		if errors.Is(err, sarama.ErrUnstableOffsetCommit) {
+		if ctx.Err() != nil {
+			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) && !errors.Is(c, context.DeadlineExceeded) {
+				return c // a partition failed
+			}
+			return nil
+		}
+		switch {
+		case errors.Is(err, sarama.ErrUnstableOffsetCommit):
 			// A transaction holding offsets of this group is still open: a
 			// live owner finishing it, or a dead one the broker aborts
 			// after the transaction timeout. Wait and join again.
@@ -110,18 +117,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
 			}
-			continue
-		}
-		if err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
-			if ctx.Err() == nil {
-				return fmt.Errorf("window: consume %s in group %s: %w", raw, cfg.Group, err)
-			}
-		}
-		if ctx.Err() != nil {
-			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) && !errors.Is(c, context.DeadlineExceeded) {
-				return c
-			}
-			return nil
+		case err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup):
+			return fmt.Errorf("window: consume %s in group %s: %w", raw, cfg.Group, err)
 		}
 	}
 }
