@@ -44,7 +44,7 @@ func Load(r io.Reader, name string) (*Model, error) {
 	if strings.HasSuffix(name, ".gz") {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
-			return nil, fmt.Errorf("model %s: %w", name, err)
+			return nil, fmt.Errorf("model %s: not gzip: %w", name, err)
 		}
 		defer zr.Close()
 		r = zr
