@@ -18,7 +18,7 @@ import (
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
-func copyModels(t *testing.T, dir string, signals ...string) {
+func copyModels(t testing.TB, dir string, signals ...string) {
 	t.Helper()
 	for _, s := range signals {
 		b, err := os.ReadFile(filepath.Join("..", "testdata", "models", s+model.SuffixGz))
