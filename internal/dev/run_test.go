@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/ebbflow/ebbflow/internal/dev/devconfig"
+	"github.com/ebbflow/ebbflow/internal/history"
 	"github.com/ebbflow/ebbflow/internal/sim"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/schemas"
 )
 
 // runDev is `ebbflow dev --speed max --for <d> --headless [--trace …]`
@@ -159,8 +161,30 @@ func TestDevGeneratedTraffic(t *testing.T) {
 		t.Skip("runs three simulated hours of the whole pipeline (about a minute)")
 	}
 	var cfg devconfig.Config
-	s, _ := runDev(t, 3*time.Hour, Options{}, func(c *devconfig.Config) { c.StartHour = 8.5; cfg = *c })
+	dir := t.TempDir()
+	s, _ := runDev(t, 3*time.Hour, Options{}, func(c *devconfig.Config) { c.StartHour = 8.5; c.HistoryDir = dir; cfg = *c })
 	checkLoop(t, s, cfg.MinReplicas, cfg.MaxReplicas, cfg.LatencySLOMs)
+
+	// The window processors wrote the same windows to the local history.
+	fsys, err := history.Open(context.Background(), history.Config{Backend: history.BackendLocal, Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sv := range s.Services {
+		hist, err := history.ReadWindows(context.Background(), fsys, dir, history.Query{SizeS: 60, Entities: []string{sv.Entity}, Signals: []string{schemas.SignalReplicas}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist) < len(sv.Replicas)*9/10 {
+			t.Errorf("%s: %d replicas windows in the history, %d on the topic", sv.Entity, len(hist), len(sv.Replicas))
+		}
+		for _, w := range hist {
+			if v, ok := sv.Replicas[w.StartMs]; ok && v != w.Value() {
+				t.Errorf("%s: history says %v replicas at %d, the topic %v", sv.Entity, w.Value(), w.StartMs, v)
+				break
+			}
+		}
+	}
 }
 
 func TestDevNASATrace(t *testing.T) {

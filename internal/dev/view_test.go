@@ -45,7 +45,7 @@ func TestTapAndView(t *testing.T) {
 	tp.add(schemas.TopicMetricsWindows, consumed(t, schemas.TopicMetricsWindows, win(e, schemas.SignalQPS, 1, 41.5)))
 	tp.add(schemas.TopicForecasts, consumed(t, schemas.TopicForecasts, schemas.Forecast{ID: "f1", Entity: e, Signal: schemas.SignalQPS, StepS: 60, OriginMs: 120000, Observed: 41.5,
 		Horizons: []schemas.HorizonValue{{Minutes: 1, AtMs: 180000, Value: 43}, {Minutes: 2, AtMs: 240000, Value: 47}},
-		Model: schemas.ModelRef{ID: "qps", Version: "1", FeatureSpec: "x"}}))
+		Model:    schemas.ModelRef{ID: "qps", Version: "1", FeatureSpec: "x"}}))
 	tp.add(schemas.TopicDecisions, consumed(t, schemas.TopicDecisions, schemas.ScaleDecision{ID: "d1", Kind: schemas.DecisionScale, Seq: 1, Entity: e,
 		Target: schemas.Target{Cluster: "default", Namespace: "inference", Kind: "Deployment", Name: "chat"}, AtMs: 120000, ExpiresMs: 240000, From: 2, To: 3,
 		Reason: schemas.Reason{Summary: "scale up 2 → 3", Formula: "ceil(…)", HorizonMinutes: 2, Demands: []schemas.SignalDemand{}}, DecidedBy: "/test"}))
