@@ -48,7 +48,7 @@ func Evaluate(h *features.History, m *model.Model, fromStep, toStep int64, plotP
 	p := model.NewPredictor(m)
 	fc := make([]float64, H)
 	type acc struct {
-		n                      int
+		n                       int
 		ae, ael, aes, s, sl, ss float64
 	}
 	accs := make([]acc, H)
