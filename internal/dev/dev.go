@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,8 +78,19 @@ func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (S
 		return Summary{}, fmt.Errorf("dev: %w", err)
 	}
 	log := opts.Logger
+	logFile := ""
 	if log == nil {
-		log = telemetry.NewLogger(cfg.Telemetry, nil)
+		var w io.Writer
+		if isTerminal(out, opts.Headless) {
+			// The components' logs would tear the view: they go to a file.
+			f, err := os.CreateTemp("", "ebbflow-dev-*.log")
+			if err != nil {
+				return Summary{}, fmt.Errorf("dev: log file: %w", err)
+			}
+			defer f.Close()
+			w, logFile = f, f.Name()
+		}
+		log = telemetry.NewLogger(cfg.Telemetry, w)
 	}
 	d := cfg.Dev
 	start := opts.Start
@@ -107,6 +119,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (S
 	}
 	defer cluster.Close()
 	p.ep.SimURL = "http://" + cluster.Addr() + "/pods/<namespace>/<pod>/metrics"
+	p.ep.LogFile = logFile
 	printEndpoints(out, p.ep)
 	cfg = devConfig(cfg, scrapeEvery)
 
@@ -212,6 +225,9 @@ func printEndpoints(w io.Writer, ep Endpoints) {
 	}
 	if ep.SimURL != "" {
 		fmt.Fprintf(w, "  simulated pods  %s\n", ep.SimURL)
+	}
+	if ep.LogFile != "" {
+		fmt.Fprintf(w, "  logs            %s\n", ep.LogFile)
 	}
 }
 

@@ -35,6 +35,9 @@ type Endpoints struct {
 	MetricsURL string
 	// SimURL is the base URL of the simulated pods' /metrics endpoints.
 	SimURL string
+	// LogFile is where the components log while the terminal view is
+	// drawn ("" when they log to stderr).
+	LogFile string
 }
 
 // parts are the embedded infrastructure one dev run owns.

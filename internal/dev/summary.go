@@ -55,6 +55,9 @@ type ServiceSummary struct {
 	Forecasts   int
 	ForecastMAE map[int]float64
 	ForecastN   map[int]int
+	// LastValueMAE is the same error for the last-value baseline (the
+	// forecast's observed value held flat), the yardstick for ForecastMAE.
+	LastValueMAE map[int]float64
 	// Ups and Downs are the simulated times of applied scale-ups and downs.
 	Ups, Downs []time.Time
 	// Replicas, Latency and QPS are the window values by window start (ms).
@@ -68,7 +71,7 @@ func summarise(ev events, windowS int64, sloMs float64) []ServiceSummary {
 	get := func(entity string) *ServiceSummary {
 		s := by[entity]
 		if s == nil {
-			s = &ServiceSummary{Entity: entity, ForecastMAE: map[int]float64{}, ForecastN: map[int]int{}, MinReplicas: math.MaxInt32, MaxReplicas: -1,
+			s = &ServiceSummary{Entity: entity, ForecastMAE: map[int]float64{}, ForecastN: map[int]int{}, LastValueMAE: map[int]float64{}, MinReplicas: math.MaxInt32, MaxReplicas: -1,
 				Replicas: map[int64]float64{}, Latency: map[int64]float64{}, QPS: map[int64]float64{}}
 			by[entity] = s
 		}
@@ -127,6 +130,7 @@ func summarise(ev events, windowS int64, sloMs float64) []ServiceSummary {
 		for _, h := range f.Horizons {
 			if w, ok := at[h.AtMs]; ok {
 				s.ForecastMAE[h.Minutes] += math.Abs(h.Value - w.Value())
+				s.LastValueMAE[h.Minutes] += math.Abs(f.Observed - w.Value())
 				s.ForecastN[h.Minutes]++
 			}
 		}
@@ -163,6 +167,7 @@ func summarise(ev events, windowS int64, sloMs float64) []ServiceSummary {
 	for _, s := range by {
 		for h, n := range s.ForecastN {
 			s.ForecastMAE[h] /= float64(n)
+			s.LastValueMAE[h] /= float64(n)
 		}
 		if s.MaxReplicas < 0 {
 			s.MinReplicas, s.MaxReplicas = 0, 0
@@ -183,7 +188,7 @@ func (s Summary) Print(w io.Writer) {
 	for _, st := range s.Sim {
 		simBy[st.Entity] = st
 	}
-	fmt.Fprintf(w, "%-34s %14s %12s %9s %7s %9s  %s\n", "service", "replica-min", "min>SLO", "decisions", "up/down", "replicas", "forecast MAE (req/s) by horizon")
+	fmt.Fprintf(w, "%-34s %14s %12s %9s %7s %9s  %s\n", "service", "replica-min", "min>SLO", "decisions", "up/down", "replicas", "qps forecast MAE / last-value MAE (req/s) by horizon")
 	for _, sv := range s.Services {
 		st := simBy[sv.Entity]
 		var mae []string
@@ -193,7 +198,7 @@ func (s Summary) Print(w io.Writer) {
 		}
 		sort.Ints(hs)
 		for _, h := range hs {
-			mae = append(mae, fmt.Sprintf("%dm %.1f", h, sv.ForecastMAE[h]))
+			mae = append(mae, fmt.Sprintf("%dm %.1f/%.1f", h, sv.ForecastMAE[h], sv.LastValueMAE[h]))
 		}
 		if len(mae) == 0 {
 			mae = []string{"-"}

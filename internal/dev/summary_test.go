@@ -68,6 +68,7 @@ func TestSummarise(t *testing.T) {
 		{"MAE +1 min", s.ForecastMAE[1], (10 + 5) / 2.0},
 		{"MAE +2 min", s.ForecastMAE[2], 10},
 		{"pairs +1 min", float64(s.ForecastN[1]), 2},
+		{"last-value MAE +1 min", s.LastValueMAE[1], (10 + 20) / 2.0},
 	}
 	for _, c := range checks {
 		if math.Abs(c.got-c.want) > 1e-9 {

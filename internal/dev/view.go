@@ -25,13 +25,17 @@ type view struct {
 }
 
 func newView(out io.Writer, s *sim.Sim, t *tap, ep Endpoints, headless bool, log *slog.Logger) *view {
-	term := false
+	return &view{out: out, sim: s, tap: t, ep: ep, terminal: isTerminal(out, headless), log: log}
+}
+
+// isTerminal says whether the refreshing view is drawn on out.
+func isTerminal(out io.Writer, headless bool) bool {
 	if f, ok := out.(*os.File); ok && !headless {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			term = true
+			return true
 		}
 	}
-	return &view{out: out, sim: s, tap: t, ep: ep, terminal: term, log: log}
+	return false
 }
 
 func (v *view) run(ctx context.Context) {
@@ -74,6 +78,9 @@ func (v *view) render() string {
 			fmt.Sprintf("%d/%d→%d", st.Ready, st.Pods, st.Desired), st.LatencyMs, decisionText(l))
 	}
 	fmt.Fprintf(&b, "\nkafka %s   nats %s\nhistory %s   metrics %s\n", strings.Join(v.ep.KafkaBrokers, ","), v.ep.NATSURL, v.ep.HistoryDir, v.ep.MetricsURL)
+	if v.ep.LogFile != "" {
+		fmt.Fprintf(&b, "logs %s\n", v.ep.LogFile)
+	}
 	return b.String()
 }
 
