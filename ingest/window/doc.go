@@ -33,7 +33,9 @@
 // Config.AllowedLateness; a sample arriving for it meanwhile updates it and
 // a new revision (a larger Revision, same window) is emitted at the next
 // commit. A sample for a window past its allowed lateness is dead-lettered
-// with reason "late" (the samples as Arrow IPC in the payload) and counted.
+// with reason "late" (the samples as Arrow IPC in the payload) and counted;
+// with several sizes, a sample too late for a small window but not for a
+// large one is dead-lettered and still counted in the large one.
 // A partition that receives no record for Config.IdleTimeout advances its
 // watermark with the wall clock from its last data, so its windows close.
 //

@@ -323,13 +323,13 @@ type driveResult struct {
 // crash(i) reports whether the process dies before committing the batch
 // that ends at record i. A crash discards everything uncommitted and
 // restarts from the committed offset and metadata, as after SIGKILL.
-func drive(t *testing.T, recs [][]schemas.RawSample, flushEvery int, crash func(i int) bool) driveResult {
+func drive(t *testing.T, set Settings, recs [][]schemas.RawSample, flushEvery int, crash func(i int) bool) driveResult {
 	var (
 		res        driveResult
 		committed  = int64(-1)
 		meta       commitMeta
 		hasMeta    bool
-		e          = mustEngine(t, testSettings)
+		e          = mustEngine(t, set)
 		pendLate   int
 		crashCount int
 	)
@@ -346,7 +346,7 @@ func drive(t *testing.T, recs [][]schemas.RawSample, flushEvery int, crash func(
 		ws, m, resume, dirty := e.flush()
 		if crash(int(i)) && crashCount < 50 {
 			crashCount++
-			ne, err := newEngine(testSettings)
+			ne, err := newEngine(set)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -386,43 +386,57 @@ func latest(t *testing.T, ws []schemas.Window) map[wkey]schemas.Window {
 }
 
 func TestCrashAndRestartEmitsEachWindowOnce(t *testing.T) {
-	for seed := uint64(1); seed <= 6; seed++ {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			recs := stream(rand.New(rand.NewPCG(seed, 7)), 400)
-			ref := drive(t, recs, 7, func(int) bool { return false })
-			refLatest := latest(t, ref.emitted)
-			if len(refLatest) < 50 || ref.late == 0 {
-				t.Fatalf("stream too tame: %d windows, %d late", len(refLatest), ref.late)
-			}
-			revised := 0
-			for _, w := range refLatest {
-				if w.Revision > 0 {
-					revised++
+	twoSizes := testSettings
+	twoSizes.SizesMs = []int64{15_000, 60_000}
+	for _, set := range []Settings{testSettings, twoSizes} {
+		for seed := uint64(1); seed <= 6; seed++ {
+			t.Run(fmt.Sprintf("sizes%v/seed%d", set.SizesMs, seed), func(t *testing.T) {
+				recs := stream(rand.New(rand.NewPCG(seed, 7)), 400)
+				ref := drive(t, set, recs, 7, func(int) bool { return false })
+				refLatest := latest(t, ref.emitted)
+				if len(refLatest) < 50 || ref.late == 0 {
+					t.Fatalf("stream too tame: %d windows, %d late", len(refLatest), ref.late)
 				}
-			}
-			if revised == 0 {
-				t.Fatal("stream produced no revisions")
-			}
-			crng := rand.New(rand.NewPCG(seed, 99))
-			got := drive(t, recs, 7, func(int) bool { return crng.IntN(4) == 0 })
-			gotLatest := latest(t, got.emitted)
-			if len(gotLatest) != len(refLatest) {
-				t.Fatalf("after crashes %d windows, without %d", len(gotLatest), len(refLatest))
-			}
-			for k, w := range refLatest {
-				g, ok := gotLatest[k]
-				if !ok {
-					t.Fatalf("window %+v missing after crashes", k)
+				revised := 0
+				for _, w := range refLatest {
+					if w.Revision > 0 {
+						revised++
+					}
 				}
-				g.Revision, w.Revision = 0, 0
-				if !reflect.DeepEqual(g, w) {
-					t.Fatalf("window %+v differs after crashes:\n got %+v\nwant %+v", k, g, w)
+				if revised == 0 {
+					t.Fatal("stream produced no revisions")
 				}
-			}
-			if got.late != ref.late {
-				t.Fatalf("late samples dead-lettered %d times after crashes, %d without", got.late, ref.late)
-			}
-		})
+				crng := rand.New(rand.NewPCG(seed, 99))
+				crashes := 0
+				got := drive(t, set, recs, 7, func(int) bool {
+					c := crng.IntN(4) == 0
+					if c {
+						crashes++
+					}
+					return c
+				})
+				if crashes < 5 {
+					t.Fatalf("only %d crashes", crashes)
+				}
+				gotLatest := latest(t, got.emitted)
+				if len(gotLatest) != len(refLatest) {
+					t.Fatalf("after crashes %d windows, without %d", len(gotLatest), len(refLatest))
+				}
+				for k, w := range refLatest {
+					g, ok := gotLatest[k]
+					if !ok {
+						t.Fatalf("window %+v missing after crashes", k)
+					}
+					g.Revision, w.Revision = 0, 0
+					if !reflect.DeepEqual(g, w) {
+						t.Fatalf("window %+v differs after crashes:\n got %+v\nwant %+v", k, g, w)
+					}
+				}
+				if got.late != ref.late {
+					t.Fatalf("late samples dead-lettered %d times after crashes, %d without", got.late, ref.late)
+				}
+			})
+		}
 	}
 }
 
