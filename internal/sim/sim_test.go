@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	autoscalingv1ac "k8s.io/client-go/applyconfigurations/autoscaling/v1"
 )
 
 var start = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -201,6 +203,18 @@ func TestScaleSubresourceDrivesPods(t *testing.T) {
 	st := s.Stats()[0]
 	if st.ScaleUps != 1 || st.ScaleDowns != 1 || st.MaxDesired != 3 || st.MinDesired != 1 {
 		t.Errorf("stats = %+v", st)
+	}
+	// Server-side apply of the scale subresource (ApplyScale).
+	applied, err := deps.ApplyScale(ctx, "chat", autoscalingv1ac.Scale().WithSpec(autoscalingv1ac.ScaleSpec().WithReplicas(2)), metav1.ApplyOptions{FieldManager: "test"})
+	if err != nil || applied.Spec.Replicas != 2 {
+		t.Fatalf("ApplyScale = %+v, %v", applied, err)
+	}
+	if sc, _ := deps.GetScale(ctx, "chat", metav1.GetOptions{}); sc.Spec.Replicas != 2 {
+		t.Errorf("GetScale after ApplyScale = %d", sc.Spec.Replicas)
+	}
+	// Scaling something that does not exist is the API's NotFound.
+	if _, err := deps.GetScale(ctx, "nope", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("GetScale of a missing deployment: %v", err)
 	}
 }
 
