@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ebbflow/ebbflow/internal/sim"
 )
 
@@ -28,9 +30,30 @@ type clock struct {
 // before it advances anyway (a stuck component must not freeze the view).
 const stepWait = 5 * time.Second
 
+// clockMetrics describe the simulated clock.
+type clockMetrics struct {
+	steps, forced prometheus.Counter
+	simTime       prometheus.Gauge
+}
+
+func newClockMetrics(reg prometheus.Registerer) *clockMetrics {
+	m := &clockMetrics{
+		steps: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_dev_sim_steps_total",
+			Help: "Steps the simulated cluster advanced."}),
+		forced: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_dev_sim_forced_steps_total",
+			Help: "Steps taken at --speed max without every ready pod scraped or the windows caught up (after waiting 5s)."}),
+		simTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_dev_sim_time_seconds",
+			Help: "The simulated time, Unix seconds."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.steps, m.forced, m.simTime)
+	}
+	return m
+}
+
 // drive advances the simulation until ctx ends (ctx.Err()) or the
 // simulated duration has passed (nil).
-func drive(ctx context.Context, s *sim.Sim, t *tap, c clock, log *slog.Logger) error {
+func drive(ctx context.Context, s *sim.Sim, t *tap, m *clockMetrics, c clock, log *slog.Logger) error {
 	start := s.Now()
 	next := time.Now()
 	for {
@@ -60,6 +83,7 @@ func drive(ctx context.Context, s *sim.Sim, t *tap, c clock, log *slog.Logger) e
 					break
 				}
 				if time.Since(waitStart) > stepWait {
+					m.forced.Inc()
 					log.Debug("dev: advancing without the pipeline", "scraped", scraped, "caught_up", caughtUp, "sim", s.Now())
 					break
 				}
@@ -72,5 +96,7 @@ func drive(ctx context.Context, s *sim.Sim, t *tap, c clock, log *slog.Logger) e
 			}
 			log.Warn("dev: simulation step", "err", err)
 		}
+		m.steps.Inc()
+		m.simTime.Set(float64(s.Now().UnixMilli()) / 1000)
 	}
 }

@@ -123,7 +123,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (S
 	printEndpoints(out, p.ep)
 	cfg = devConfig(cfg, scrapeEvery)
 
-	t, err := startTap(ctx, cfg.Kafka, log)
+	t, err := startTap(ctx, cfg.Kafka, reg, log)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -158,7 +158,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (S
 	defer stopClock()
 	clockDone := make(chan error, 1)
 	go func() {
-		clockDone <- drive(clockCtx, cluster, t, clock{speed: speed, step: d.Step, until: opts.For, maxLag: d.MaxLag, gateOnScrapes: hasIngest, gateOnWindows: hasWindow}, log)
+		clockDone <- drive(clockCtx, cluster, t, newClockMetrics(reg), clock{speed: speed, step: d.Step, until: opts.For, maxLag: d.MaxLag, gateOnScrapes: hasIngest, gateOnWindows: hasWindow}, log)
 	}()
 	view := newView(out, cluster, t, p.ep, opts.Headless, log)
 	viewCtx, stopView := context.WithCancel(ctx)

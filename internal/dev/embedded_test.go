@@ -214,8 +214,14 @@ func TestRunPrintsEndpointsAndStops(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if metricsURL == "" || !strings.Contains(get(metricsURL), "ebbflow_forecast_forecasts_total{") {
+	body := get(metricsURL)
+	if metricsURL == "" || !strings.Contains(body, "ebbflow_forecast_forecasts_total{") {
 		t.Errorf("no forecasts within 90s (metrics at %q)", metricsURL)
+	}
+	for _, want := range []string{"ebbflow_dev_sim_steps_total", "ebbflow_dev_tap_events_total{topic=\"metrics.windows\"}", "ebbflow_ingest_", "ebbflow_decide_"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {

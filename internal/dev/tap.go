@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -20,6 +21,7 @@ import (
 // It is safe for concurrent use.
 type tap struct {
 	log *slog.Logger
+	m   *tapMetrics
 
 	mu        sync.Mutex
 	windows   map[wkey]schemas.Window // highest revision per key
@@ -43,9 +45,35 @@ type wkey struct {
 	size, start    int64
 }
 
+// tapMetrics count what the tap reads, by topic base name.
+type tapMetrics struct {
+	events, bad *prometheus.CounterVec
+}
+
+func newTapMetrics(reg prometheus.Registerer) (*tapMetrics, error) {
+	m := &tapMetrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_dev_tap_events_total",
+			Help: "Events the dev summary and view read back from the topics, by topic."}, []string{"topic"}),
+		bad: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_dev_tap_undecodable_total",
+			Help: "Records on the pipeline's topics that did not decode or validate, by topic."}, []string{"topic"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.events, m.bad} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("dev: register tap metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
 // startTap consumes every partition of the windows, forecasts, decisions,
 // actions and dead-letter topics until stop.
-func startTap(ctx context.Context, kc kafkax.Config, log *slog.Logger) (*tap, error) {
+func startTap(ctx context.Context, kc kafkax.Config, reg prometheus.Registerer, log *slog.Logger) (*tap, error) {
+	m, err := newTapMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
 	sc, err := kc.Sarama()
 	if err != nil {
 		return nil, err
@@ -62,7 +90,7 @@ func startTap(ctx context.Context, kc kafkax.Config, log *slog.Logger) (*tap, er
 		client.Close()
 		return nil, fmt.Errorf("dev: tap: consumer: %w", err)
 	}
-	t := &tap{log: log, windows: map[wkey]schemas.Window{}, latest: map[string]*latest{}, client: client, consumer: consumer, lastMsg: time.Now()}
+	t := &tap{log: log, m: m, windows: map[wkey]schemas.Window{}, latest: map[string]*latest{}, client: client, consumer: consumer, lastMsg: time.Now()}
 	topics := kc.Topics()
 	for _, base := range []string{schemas.TopicMetricsWindows, schemas.TopicForecasts, schemas.TopicDecisions, schemas.TopicActions, schemas.TopicDeadLetter} {
 		name := topics.Name(base)
@@ -148,6 +176,12 @@ func (t *tap) add(base string, m *sarama.ConsumerMessage) {
 		}
 	case schemas.TopicDeadLetter:
 		t.dead++
+	}
+	if t.m != nil {
+		t.m.events.WithLabelValues(base).Inc()
+		if err != nil {
+			t.m.bad.WithLabelValues(base).Inc()
+		}
 	}
 	if err != nil {
 		t.bad++
