@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -96,16 +97,38 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 }
 
 // LeadAndRun campaigns for the Lease and runs fn while leading; fn's
-// context ends when leadership is lost (fn is then started again after
-// re-election). It returns when ctx ends, or with fn's error.
+// context ends when leadership is lost or ctx ends (fn is started again
+// after a re-election). It returns when ctx ends, or with fn's error.
+//
+// Handover is ordered: on shutdown the Lease is released only after fn has
+// returned, so the next leader cannot start while this one still acts.
+// When renewal fails, fn's context is cancelled at RenewDeadline, before
+// the Lease can expire for the others at LeaseDuration.
 func LeadAndRun(ctx context.Context, kube kubernetes.Interface, le LeaderElectionConfig, identity string, log *slog.Logger, fn func(context.Context) error) error {
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: le.Namespace, Name: le.LeaseName},
 		Client:     kube.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
 	}
-	var fnErr error
 	for ctx.Err() == nil {
+		var (
+			fnErr   error
+			started atomic.Bool
+			fnDone  = make(chan struct{})
+			iter    = make(chan struct{})
+		)
+		// The elector's context outlives ctx until fn has returned.
+		ectx, ecancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-ctx.Done():
+				if started.Load() {
+					<-fnDone
+				}
+				ecancel()
+			case <-iter:
+			}
+		}()
 		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            lock,
 			LeaseDuration:   le.LeaseDuration,
@@ -115,20 +138,34 @@ func LeadAndRun(ctx context.Context, kube kubernetes.Interface, le LeaderElectio
 			Name:            le.LeaseName,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(lctx context.Context) {
+					started.Store(true)
+					defer close(fnDone)
+					fctx, cancel := context.WithCancel(lctx)
+					defer cancel()
+					stop := context.AfterFunc(ctx, cancel)
+					defer stop()
 					log.Info("leading: acting on decisions", "identity", identity, "lease", le.Namespace+"/"+le.LeaseName)
-					if err := fn(lctx); err != nil && lctx.Err() == nil {
+					if err := fn(fctx); err != nil && fctx.Err() == nil {
 						fnErr = err
 					}
+					// fn is done (error, shutdown or lost lease): stop renewing
+					// and release the Lease for the others.
+					ecancel()
 				},
 				OnStoppedLeading: func() { log.Info("stopped leading", "identity", identity) },
 			},
 		})
 		if err != nil {
+			close(iter)
+			ecancel()
 			return fmt.Errorf("actuate: leader election on lease %s/%s: %w", le.Namespace, le.LeaseName, err)
 		}
-		// Run returns when leadership is lost or ctx ends; fn has
-		// returned by then, so no two leaders of this process overlap.
-		elector.Run(ctx)
+		elector.Run(ectx)
+		close(iter)
+		if started.Load() {
+			<-fnDone
+		}
+		ecancel()
 		if fnErr != nil {
 			return fnErr
 		}
