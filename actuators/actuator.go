@@ -47,6 +47,7 @@ type actMetrics struct {
 	retries  *prometheus.CounterVec
 	latency  prometheus.Histogram
 	eventErr prometheus.Counter
+	leader   prometheus.Gauge
 }
 
 func newActMetrics(reg prometheus.Registerer) (*actMetrics, error) {
@@ -63,8 +64,10 @@ func newActMetrics(reg prometheus.Registerer) (*actMetrics, error) {
 			Help: "Wall time to handle one decision, retries included.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		eventErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_actuate_event_errors_total",
 			Help: "Kubernetes Events that could not be recorded."}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_actuate_leader",
+			Help: "1 while this replica holds the Lease and acts on decisions."}),
 	}
-	for _, c := range []prometheus.Collector{m.outcomes, m.bad, m.ignored, m.retries, m.latency, m.eventErr} {
+	for _, c := range []prometheus.Collector{m.outcomes, m.bad, m.ignored, m.retries, m.latency, m.eventErr, m.leader} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("actuators: register metrics: %w", err)
 		}

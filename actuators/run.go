@@ -84,6 +84,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		}
 	}
 	consume := func(ctx context.Context) error {
+		act.m.leader.Set(1)
+		defer act.m.leader.Set(0)
 		if deps.Leading != nil {
 			deps.Leading(true)
 			defer deps.Leading(false)
