@@ -34,7 +34,7 @@ func runDev(t *testing.T, d time.Duration, opts Options, tweak func(c *devconfig
 	var logs bytes.Buffer
 	opts.Logger = telemetry.NewLogger(cfg.Telemetry, &syncWriter{w: &logs})
 	var out syncBuffer
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	s, err := Run(ctx, cfg, opts, &out)
 	if err != nil {
