@@ -94,13 +94,17 @@ func (d Decision) Change(n int32) bool { return d.Desired != n }
 // but never below the smallest count at which expansion would fire again
 // for the same load (so floor-on-contraction cannot flap), else N.
 func targetFor(r float64, n int32, tol float64) (int32, string) {
+	// eps absorbs float noise (r = 6.000000001 must not become 7); the
+	// same eps on both sides keeps the contraction target a fixed point
+	// of the expansion rule: M ≥ (r-eps)/(1+tol) ⇒ r ≤ M(1+tol)+eps.
+	const eps = 1e-9
 	fn := float64(n)
 	switch {
-	case r > fn*(1+tol):
-		return int32(math.Ceil(r - 1e-9)), "ceil"
+	case r > fn*(1+tol)+eps:
+		return int32(math.Ceil(r - eps)), "ceil"
 	case r < fn:
-		floor := math.Floor(r + 1e-9)
-		stable := math.Ceil(r/(1+tol) - 1e-9)
+		floor := math.Floor(r + eps)
+		stable := math.Max(0, math.Ceil((r-eps)/(1+tol)))
 		t := math.Max(floor, stable)
 		if t >= fn {
 			return n, "hold"
