@@ -24,6 +24,10 @@ type clock struct {
 	gateOnScrapes bool
 	// gateOnWindows applies maxLag (only when a window processor runs).
 	gateOnWindows bool
+	// gateOnActions waits until every decision read has its action, so a
+	// busy machine cannot let simulated time run past the decisions' TTL
+	// while the actuator catches up (only when the actuator runs).
+	gateOnActions bool
 }
 
 // stepWait bounds how long --speed max waits for scrapes or the pipeline
@@ -79,6 +83,7 @@ func drive(ctx context.Context, s *sim.Sim, t *tap, m *clockMetrics, c clock, lo
 					newest = start
 				}
 				caughtUp := !c.gateOnWindows || s.Now().Sub(newest) <= c.maxLag
+				caughtUp = caughtUp && (!c.gateOnActions || t.unactioned() <= 0)
 				if scraped && caughtUp {
 					break
 				}

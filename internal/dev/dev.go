@@ -149,16 +149,17 @@ func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (S
 	}
 	log.Info("ebbflow dev running", "components", names, "speed", opts.Speed, "for", opts.For, "start", start)
 
-	hasIngest, hasWindow := false, false
+	hasIngest, hasWindow, hasActuate := false, false, false
 	for _, n := range names {
 		hasIngest = hasIngest || n == "ingest"
 		hasWindow = hasWindow || n == "window"
+		hasActuate = hasActuate || n == "actuate"
 	}
 	clockCtx, stopClock := context.WithCancel(ctx)
 	defer stopClock()
 	clockDone := make(chan error, 1)
 	go func() {
-		clockDone <- drive(clockCtx, cluster, t, newClockMetrics(reg), clock{speed: speed, step: d.Step, until: opts.For, maxLag: d.MaxLag, gateOnScrapes: hasIngest, gateOnWindows: hasWindow}, log)
+		clockDone <- drive(clockCtx, cluster, t, newClockMetrics(reg), clock{speed: speed, step: d.Step, until: opts.For, maxLag: d.MaxLag, gateOnScrapes: hasIngest, gateOnWindows: hasWindow, gateOnActions: hasActuate}, log)
 	}()
 	view := newView(out, cluster, t, p.ep, opts.Headless, log)
 	viewCtx, stopView := context.WithCancel(ctx)

@@ -162,7 +162,9 @@ func TestDevGeneratedTraffic(t *testing.T) {
 	}
 	var cfg devconfig.Config
 	dir := t.TempDir()
-	s, _ := runDev(t, 3*time.Hour, Options{}, func(c *devconfig.Config) { c.StartHour = 8.5; c.HistoryDir = dir; cfg = *c })
+	// 09:00 to 13:00 holds the morning rise and, past the 10:00 and 11:00
+	// peaks, a fall deep enough for a scale-down whatever the machine's load.
+	s, _ := runDev(t, 4*time.Hour, Options{}, func(c *devconfig.Config) { c.StartHour = 9; c.HistoryDir = dir; cfg = *c })
 	checkLoop(t, s, cfg.MinReplicas, cfg.MaxReplicas, cfg.LatencySLOMs)
 
 	// The window processors wrote the same windows to the local history.

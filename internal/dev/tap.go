@@ -226,6 +226,14 @@ func (t *tap) newestWindowEnd() time.Time {
 	return time.UnixMilli(t.newestWin)
 }
 
+// unactioned is how many scale decisions read so far have no action yet:
+// every decision ends as exactly one action.
+func (t *tap) unactioned() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.decisions) - len(t.actions)
+}
+
 // drain waits until no message has arrived for quiet, or max passes.
 func (t *tap) drain(ctx context.Context, quiet, maxWait time.Duration) {
 	deadline := time.Now().Add(maxWait)
