@@ -1,0 +1,264 @@
+// Package simtraffic generates, deterministically, the traffic `ebbflow dev`
+// simulates: each service's offered load comes from internal/sim's own
+// [sim.Pattern] (the LoadFunc the simulated cluster serves), averaged over
+// the simulation's 15 s steps into one-minute windows, and the cpu and
+// gpu_util windows follow from that load and a simple reactive replica
+// policy with sim's formulas (per ready pod: cpu 0.3 + 3·util cores,
+// gpu_util 3 + 95·util %, util = load per pod / capacity).
+//
+// The bundled models in testdata/models are trained on it (see
+// forecast/simtraffic/retrain) and tested against it with held-out seeds,
+// so the models `ebbflow dev` loads have seen traffic of the shape dev
+// produces, including the cold start dev begins with (no day or week of
+// history, too few steps for the longest lags).
+package simtraffic
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ebbflow/ebbflow/forecast/features"
+	"github.com/ebbflow/ebbflow/forecast/model"
+	"github.com/ebbflow/ebbflow/internal/sim"
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// Service is one simulated service: its load pattern and the replica
+// policy that drives its cpu and gpu_util.
+type Service struct {
+	Entity  string
+	Pattern sim.Pattern
+	// CapacityRPS is what one replica serves at full utilisation.
+	CapacityRPS float64
+	// MinReplicas and MaxReplicas bound the policy; TargetUtil is the
+	// utilisation it scales to; StartupMin is how many minutes a new
+	// replica takes to become ready.
+	MinReplicas, MaxReplicas int
+	TargetUtil               float64
+	StartupMin               int
+}
+
+// Services returns n varied services, deterministic in seed. The ranges
+// cover (and go beyond) the shapes internal/dev builds: peaks from tens to
+// thousands of requests per second, valleys 5–40 % of peak, morning and
+// evening peaks of different widths and weights, smooth noise 2–10 %,
+// 0–4 bursts a day of 10–60 % of peak. Each pattern's phase (StartHour, in
+// its week) is drawn independently of the window timestamps, as in dev
+// where the pattern's hour need not match the simulated clock's.
+func Services(n int, seed int64) []Service {
+	r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+	u := func(a, b float64) float64 { return a + (b-a)*r.Float64() }
+	out := make([]Service, n)
+	for i := range out {
+		capRPS := u(10, 80)
+		maxR := 4 + r.IntN(13)
+		peak := u(0.5, 0.9) * float64(maxR) * capRPS
+		out[i] = Service{
+			Entity: schemas.ServiceEntity("simtraffic", fmt.Sprintf("s%d", seed), fmt.Sprintf("svc-%03d", i)),
+			Pattern: sim.Pattern{
+				Peak: peak, Valley: u(0.05, 0.4),
+				MorningHour: u(7, 13), EveningHour: u(17, 22), EveningWeight: u(0.4, 1.3), WidthHours: u(1.5, 3.5),
+				StartHour: u(0, 168), Noise: u(0.02, 0.1),
+				BurstsPerDay: u(0, 4), BurstSize: u(0.1, 0.6), BurstMinutes: u(5, 30),
+				Seed: seed*100003 + int64(i),
+			},
+			CapacityRPS: capRPS, MinReplicas: 1, MaxReplicas: maxR,
+			TargetUtil: u(0.5, 0.8), StartupMin: 1 + r.IntN(3),
+		}
+	}
+	return out
+}
+
+// SubSteps is how many simulation steps a one-minute window averages
+// (dev's default step is 15 s).
+const SubSteps = 4
+
+// Generate returns the qps, cpu and gpu_util one-minute windows of s for
+// minutes minutes, the first window starting at startMs, with the pattern
+// at elapsed offset (so episodes of one service can start anywhere in
+// its pattern).
+func Generate(s Service, startMs int64, offset time.Duration, minutes int) []schemas.Window {
+	load := s.Pattern.Func()
+	out := make([]schemas.Window, 0, 3*minutes)
+	ready := max(s.MinReplicas, int(math.Ceil(load(offset)/(s.TargetUtil*s.CapacityRPS))))
+	ready = min(ready, s.MaxReplicas)
+	var pending []int // minutes left for each starting replica
+	below := 0        // minutes the policy has wanted fewer replicas
+	for i := range minutes {
+		var q float64
+		for j := range SubSteps {
+			el := offset + time.Duration(i)*time.Minute + time.Duration((float64(j)+0.5)*float64(time.Minute)/SubSteps)
+			q += load(el)
+		}
+		q /= SubSteps
+		n := max(ready, 1)
+		util := math.Min(1, q/(float64(n)*s.CapacityRPS))
+		cpu := float64(ready) * (0.3 + 3*util)
+		gpu := 3 + 95*util
+		start := startMs + int64(i)*60_000
+		out = append(out,
+			window(s.Entity, schemas.SignalQPS, schemas.KindCounter, start, q, true),
+			window(s.Entity, schemas.SignalCPU, schemas.KindCounter, start, cpu, true),
+			window(s.Entity, schemas.SignalGPUUtil, schemas.KindGauge, start, gpu, false))
+
+		// The policy: scale up at once, down after 5 minutes of wanting less.
+		want := int(math.Ceil(q / (s.TargetUtil * s.CapacityRPS)))
+		want = min(max(want, s.MinReplicas), s.MaxReplicas)
+		total := ready + len(pending)
+		switch {
+		case want > total:
+			for range want - total {
+				pending = append(pending, s.StartupMin)
+			}
+			below = 0
+		case want < total:
+			below++
+			if below >= 5 {
+				if len(pending) > 0 {
+					pending = pending[:0]
+				} else {
+					ready = max(want, s.MinReplicas)
+				}
+				below = 0
+			}
+		default:
+			below = 0
+		}
+		k := 0
+		for _, p := range pending {
+			if p <= 1 {
+				ready++
+				continue
+			}
+			pending[k] = p - 1
+			k++
+		}
+		pending = pending[:k]
+	}
+	return out
+}
+
+func window(entity, signal, kind string, start int64, v float64, rate bool) schemas.Window {
+	w := schemas.Window{Entity: entity, Signal: signal, Kind: kind, SizeS: 60, StartMs: start, EndMs: start + 60_000,
+		Count: SubSteps, Sum: SubSteps * v, Min: v, Max: v, Mean: v, Last: v, P50: v, P95: v, P99: v}
+	if rate {
+		r := v
+		w.Rate = &r
+	}
+	return w
+}
+
+// Epoch is where generated histories start (a Monday, 00:00 UTC).
+var Epoch = time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC)
+
+// Episode is one stretch of a service's traffic: Minutes windows from
+// StartMin minutes after Epoch, the pattern at Offset.
+type Episode struct {
+	Service  Service
+	StartMin int
+	Offset   time.Duration
+	Minutes  int
+}
+
+// Windows generates the episode's windows; each episode is its own
+// entity (a suffix on the service's), so each starts with empty history.
+func (e Episode) Windows(idx int) []schemas.Window {
+	s := e.Service
+	s.Entity = fmt.Sprintf("%s/e%d", s.Entity, idx)
+	return Generate(s, Epoch.Add(time.Duration(e.StartMin)*time.Minute).UnixMilli(), e.Offset, e.Minutes)
+}
+
+// History generates every episode into one history of one-minute steps.
+func History(eps []Episode) (*features.History, error) {
+	var ws []schemas.Window
+	for i, e := range eps {
+		ws = append(ws, e.Windows(i)...)
+	}
+	return features.FromWindows(ws, 60)
+}
+
+// TrainingEpisodes is the training set the bundled models are fitted on,
+// deterministic in seed: long runs (days, so the model sees a day and a
+// week of history) and many short ones that start from nothing, like an
+// `ebbflow dev` run, spread over days days.
+func TrainingEpisodes(seed int64, long, short, days int) []Episode {
+	r := rand.New(rand.NewPCG(uint64(seed), 0xe915))
+	svcs := Services(long+short, seed)
+	var eps []Episode
+	for i := range long {
+		eps = append(eps, Episode{Service: svcs[i], Minutes: days * 1440})
+	}
+	for i := range short {
+		m := 240 + r.IntN(26*60) // 4 h to 30 h
+		start := r.IntN(days*1440 - m)
+		eps = append(eps, Episode{Service: svcs[long+i], StartMin: start, Offset: time.Duration(r.IntN(7*1440)) * time.Minute, Minutes: m})
+	}
+	return eps
+}
+
+// HorizonMAE is one horizon's backtest figures.
+type HorizonMAE struct {
+	Horizon        int
+	N              int
+	Model, LastVal float64
+	Ratio          float64
+}
+
+// Backtest forecasts every origin of every entity from the history up to
+// it, as the forecaster would, once an entity holds minHistory steps (the
+// forecaster's min_history_steps; before that it falls back to last
+// value), from step from on, and returns the model's and last value's MAE
+// per horizon.
+func Backtest(h *features.History, m *model.Model, minHistory int, from int64) []HorizonMAE {
+	H := m.Spec.Horizons
+	p := model.NewPredictor(m)
+	fc := make([]float64, H)
+	out := make([]HorizonMAE, H)
+	for k := range out {
+		out[k].Horizon = k + 1
+	}
+	for _, ent := range h.EntityNames() {
+		y := h.Entities[ent].Ring(m.Signal())
+		if y == nil {
+			continue
+		}
+		first := int64(-1)
+		for t := h.First; t <= h.Last; t++ {
+			if math.IsNaN(y.At(t)) {
+				continue
+			}
+			if first < 0 {
+				first = t
+			}
+			if t-first+1 < int64(minHistory) || t < from {
+				continue
+			}
+			r, err := p.Forecast(h.Entities[ent], t, fc)
+			if err != nil {
+				continue
+			}
+			for k := 1; k <= H; k++ {
+				a := y.At(t + int64(k))
+				if math.IsNaN(a) {
+					continue
+				}
+				c := &out[k-1]
+				c.N++
+				c.Model += math.Abs(fc[k-1] - a)
+				c.LastVal += math.Abs(r.Current - a)
+			}
+		}
+	}
+	for k := range out {
+		if c := &out[k]; c.N > 0 {
+			c.Model /= float64(c.N)
+			c.LastVal /= float64(c.N)
+			if c.LastVal > 0 {
+				c.Ratio = c.Model / c.LastVal
+			}
+		}
+	}
+	return out
+}
