@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -132,5 +134,46 @@ func TestEnvPathMatchesLongestName(t *testing.T) {
 	}
 	if _, ok := envPath(ty, []string{"TEST", "KAFKA", "BROKERS"}); ok {
 		t.Error("EBBFLOW_TEST_* mapped to a field")
+	}
+}
+
+// TestDeployConfigMapIsValid keeps deploy/kubernetes/configmap.yaml true:
+// the configuration it ships loads and validates, and the environment
+// overrides the Deployments set name real fields.
+func TestDeployConfigMapIsValid(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/kubernetes/configmap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	if err := yaml.Unmarshal(b, &cm); err != nil {
+		t.Fatal(err)
+	}
+	body, ok := cm.Data["config.yaml"]
+	if !ok {
+		t.Fatal("configmap has no config.yaml")
+	}
+	if _, err := Load(Options{File: writeFile(t, body)}); err != nil {
+		t.Fatalf("deploy/kubernetes/configmap.yaml: %v", err)
+	}
+	manifests, _ := filepath.Glob("../../deploy/kubernetes/*.yaml")
+	ty := reflect.TypeOf(Config{})
+	for _, m := range manifests {
+		mb, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(mb), "\n") {
+			_, after, ok := strings.Cut(line, "name: "+EnvPrefix)
+			if !ok {
+				continue
+			}
+			name := strings.Fields(after)[0]
+			if _, ok := envPath(ty, strings.Split(name, "_")); !ok {
+				t.Errorf("%s sets %s%s, which names no configuration field", filepath.Base(m), EnvPrefix, name)
+			}
+		}
 	}
 }
