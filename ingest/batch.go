@@ -13,6 +13,10 @@ type Batch struct {
 	Dropped map[string]int
 	n       int
 	scratch []byte
+	// Digest identifies the remote_write request b was mapped from
+	// (HasDigest); the publisher uses it to recognise resends.
+	Digest    Digest
+	HasDigest bool
 }
 
 // EntityGroup is the samples of one entity.
@@ -36,6 +40,7 @@ func (b *Batch) Reset() {
 	b.Groups = b.Groups[:0]
 	clear(b.Dropped)
 	b.n = 0
+	b.HasDigest = false
 }
 
 // Len returns the number of samples in b.

@@ -118,6 +118,12 @@ type PublishConfig struct {
 	// coordinator; it must differ between replicas. Empty means
 	// "ebbflow-ingest-<hostname>".
 	TransactionalID string `yaml:"transactional_id"`
+	// DedupRequests and DedupMaxAge bound the memory of requests known to
+	// be committed (by count and by age): a resend of one of them (its
+	// answer was lost, or its commit's outcome had to be resolved) is
+	// answered 2xx without being written again. Transactional mode only.
+	DedupRequests int           `yaml:"dedup_requests"`
+	DedupMaxAge   time.Duration `yaml:"dedup_max_age"`
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -145,6 +151,8 @@ func DefaultConfig() Config {
 			RetryBackoff:        500 * time.Millisecond,
 			RetryAfter:          5 * time.Second,
 			Transactional:       true,
+			DedupRequests:       100000,
+			DedupMaxAge:         30 * time.Minute,
 		},
 		DefaultRules: true,
 		Unmatched:    UnmatchedDrop,

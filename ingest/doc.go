@@ -12,6 +12,54 @@
 // bounded publish buffer is full or the brokers are failing, so the sender
 // retries instead of losing data.
 //
+// # Exactly once per acknowledged request
+//
+// Requests are written in Kafka transactions. A failed record aborts the
+// transaction and its requests are answered 503; nothing of them is
+// visible to read_committed consumers, so Prometheus' retry is written
+// once. The hard case is a cut while EndTxn(commit) is in flight: the
+// coordinator may have committed and ingest cannot know. Ingest answers
+// 503 at once (Prometheus retries), then resolves the outcome: it replaces
+// the producer, whose InitProducerID completes or aborts the pending
+// transaction on the coordinator, and does a read_committed fetch at the
+// transaction's first offset in one of its partitions (known from the
+// produce acknowledgements): past the last stable offset, the records are
+// committed unless the fetch lists an aborted transaction of their
+// producer starting there (FetchResolver).
+//
+// Every request is identified by a Digest: SHA-256 over the canonical
+// form of the decoded request (labels in the order sent, timestamps and
+// value bits), so a resend matches whatever its protocol version or
+// compression. The publisher remembers the digests of committed requests
+// (publish.dedup_requests, publish.dedup_max_age) and claims a digest
+// while its request is written or its outcome resolved. A resend of a
+// committed request is answered 2xx without writing
+// (ebbflow_ingest_duplicate_requests_total); a resend while the outcome is
+// unknown waits up to remote_write.backpressure_wait and gets 503.
+//
+// Corner cases:
+//   - Collisions: two different requests sharing a SHA-256 digest would
+//     make the second be dropped as a duplicate; at 2^-128 for a pair this
+//     is negligible.
+//   - Identical content sent twice on purpose is deduplicated too; the
+//     samples would be duplicates in any time-series store anyway.
+//   - Bounds: a resend arriving after its digest was evicted (more than
+//     dedup_requests newer commits, or older than dedup_max_age) is written
+//     again. Prometheus retries within minutes; the defaults (100,000
+//     requests, 30 min) cover hours of retries at moderate rates.
+//   - Restart: the memory is not persisted. A request whose transaction
+//     committed but whose answer was lost (cut during EndTxn, or ingest
+//     stopped between commit and answer) and whose resend reaches a
+//     restarted ingest is written twice. Likewise at Close, a transaction
+//     still being resolved is given up (counted "unknown"). So the
+//     guarantee is exactly once within one process lifetime, at least once
+//     across restarts.
+//   - Prometheus' sample_age_limit makes a retried request drop old
+//     samples; the shorter request has another digest and its remaining
+//     samples are written again if the first attempt committed.
+//   - With publish.transactional off there is no deduplication
+//     (at-least-once).
+//
 // Run starts everything from a Config; the pieces (Decoder, Mapper,
 // Publisher, Receiver, Scraper, Discovery) are usable on their own.
 package ingest

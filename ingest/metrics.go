@@ -20,6 +20,12 @@ type Metrics struct {
 	ScrapeSamples    *prometheus.GaugeVec
 	Scrapes          *prometheus.CounterVec
 	Targets          prometheus.Gauge
+	// DuplicateRequests counts remote_write requests recognised as resends
+	// of a committed request and acknowledged without writing again.
+	DuplicateRequests prometheus.Counter
+	// CommitsResolved counts transactions whose commit answer was lost,
+	// by what the read_committed check found (committed, aborted, unknown).
+	CommitsResolved *prometheus.CounterVec
 }
 
 // NewMetrics creates ingest's metrics and registers them on reg (which may
@@ -55,11 +61,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Scrapes, by result (ok, error)."}, []string{"result"}),
 		Targets: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_ingest_targets",
 			Help: "Scrape targets currently active (static and discovered)."}),
+		DuplicateRequests: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_duplicate_requests_total",
+			Help: "remote_write requests recognised as resends of a request already committed to Kafka, acknowledged without writing again."}),
+		CommitsResolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_commits_resolved_total",
+			Help: "Transactions whose commit outcome was lost (Kafka cut during EndTxn), by the outcome a read_committed fetch found: committed, aborted, unknown (given up at shutdown)."}, []string{"outcome"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.SamplesReceived, m.SamplesPublished, m.SamplesDropped, m.RecordsPublished, m.PublishErrors,
 			m.PublishLatency, m.BufferBytes, m.BufferCapacity, m.Requests, m.TargetUp, m.ScrapeDuration,
-			m.ScrapeSamples, m.Scrapes, m.Targets)
+			m.ScrapeSamples, m.Scrapes, m.Targets, m.DuplicateRequests, m.CommitsResolved)
 	}
 	return m
 }

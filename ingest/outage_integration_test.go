@@ -4,7 +4,6 @@ package ingest
 
 import (
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -17,57 +16,15 @@ import (
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
-// cuttableDialer sits between the producer and the real broker (sarama's
-// Net.Proxy hook routes every broker connection through it, including the
-// advertised addresses metadata returns). Cut closes every connection and
-// refuses new ones, as a broker outage or network partition does; Restore
-// lets connections through again.
-type cuttableDialer struct {
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-}
-
-func (d *cuttableDialer) Dial(network, addr string) (net.Conn, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cut {
-		return nil, fmt.Errorf("dial %s: connection refused (test: kafka cut off)", addr)
-	}
-	c, err := net.DialTimeout(network, addr, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	if d.conns == nil {
-		d.conns = map[net.Conn]struct{}{}
-	}
-	d.conns[c] = struct{}{}
-	return c, nil
-}
-
-func (d *cuttableDialer) Cut() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.cut = true
-	for c := range d.conns {
-		c.Close()
-	}
-	clear(d.conns)
-}
-
-func (d *cuttableDialer) Restore() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.cut = false
-}
-
-// TestKafkaOutagePrometheusRetries cuts ingest off from Kafka while a real
-// Prometheus remote-writes to it: ingest answers 503/429 with Retry-After,
-// Prometheus retries, and once Kafka is reachable again every sample the
-// target exposed before, during and after the outage is in the topic.
-// Samples of requests acknowledged outside the moment of the cut are there
-// exactly once; see the comment on duplicates below for the one window
-// where they are not.
+// TestKafkaOutagePrometheusRetries cuts ingest off from Kafka three times
+// while a real Prometheus remote-writes to it: at an arbitrary moment,
+// exactly between a transaction's produce acknowledgements and its EndTxn
+// (the transaction aborts), and right after the coordinator answered the
+// EndTxn, before ingest reads the answer (the transaction committed and
+// ingest cannot know). Ingest answers 503/429 with Retry-After, Prometheus
+// retries, and once Kafka is reachable again every sample the target
+// exposed before, during and after the outages is in the topic
+// (read_committed) exactly once.
 func TestKafkaOutagePrometheusRetries(t *testing.T) {
 	srv := &served{}
 	target := httptest.NewServer(srv.handler())
@@ -85,34 +42,72 @@ func TestKafkaOutagePrometheusRetries(t *testing.T) {
 	sc.Net.Proxy.Enable, sc.Net.Proxy.Dialer = true, dialer
 	sc.Net.DialTimeout, sc.Net.ReadTimeout, sc.Net.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
 	sc.Metadata.Retry.Max, sc.Metadata.Retry.Backoff = 2, 200*time.Millisecond
+	sc.Producer.Transaction.Retry.Max = 8 // EndTxn retried ~2 s, shorter than the outages
 	newProd := func() (sarama.AsyncProducer, error) { return newAsyncProducer(kc.Brokers, sc) }
-	u := startIngest(t, Deps{NewProducer: newProd}, func(c *Config) { c.Publish = pc })
+	newClient := func() (sarama.Client, error) { return sarama.NewClient(kc.Brokers, sc) }
+	u := startIngest(t, Deps{NewProducer: newProd, NewClient: newClient}, func(c *Config) { c.Publish = pc })
 	instance := strings.TrimPrefix(target.URL, "http://")
 	startPrometheus(t, instance, u.url)
 
 	waitScrapes := func(n int) {
-		deadline := time.Now().Add(60 * time.Second)
+		deadline := time.Now().Add(90 * time.Second)
 		for len(srv.timestamps()) < n {
 			if time.Now().After(deadline) {
 				t.Fatalf("target scraped %d times, want %d", len(srv.timestamps()), n)
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	waitScrapes(3)
-	t.Log("cutting Kafka off")
-	dialer.Cut()
-	cutAt := len(srv.timestamps())
-	waitScrapes(cutAt + 12)
-	refused := gatheredCounterLabel(t, u, "503") + gatheredCounterLabel(t, u, "429")
-	dialer.Restore()
-	t.Logf("restored Kafka; ingest refused %v requests meanwhile", refused)
-	if refused == 0 {
-		t.Error("ingest answered no 503/429 while Kafka was unreachable")
+	waitFor := func(what string, cond func() bool) {
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not happen within 30s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
-	waitScrapes(cutAt + 16)
+	outage := func(name string, cut func(), scrapes int) {
+		before := gatheredCounterLabel(t, u, "503") + gatheredCounterLabel(t, u, "429")
+		cut()
+		n := len(srv.timestamps())
+		waitScrapes(n + scrapes)
+		refused := gatheredCounterLabel(t, u, "503") + gatheredCounterLabel(t, u, "429") - before
+		dialer.Restore()
+		t.Logf("%s: restored Kafka; ingest refused %v requests meanwhile", name, refused)
+		if refused == 0 {
+			t.Errorf("%s: ingest answered no 503/429 while Kafka was unreachable", name)
+		}
+		waitScrapes(len(srv.timestamps()) + 4)
+	}
+	waitScrapes(3)
+	outage("cut at an arbitrary moment", dialer.Cut, 8)
+
+	cutBeforeEndTxn := make(chan struct{})
+	var once sync.Once
+	hook := func() {
+		once.Do(func() {
+			dialer.Cut()
+			close(cutBeforeEndTxn)
+		})
+	}
+	beforeCommitHook.Store(&hook)
+	outage("cut between produce acks and EndTxn", func() {
+		waitFor("a commit", func() bool {
+			select {
+			case <-cutBeforeEndTxn:
+				return true
+			default:
+				return false
+			}
+		})
+	}, 6)
+	beforeCommitHook.Store(nil)
+
+	dialer.ArmEndTxn()
+	outage("cut after the EndTxn, before its answer", func() { waitFor("an EndTxn", dialer.Fired) }, 6)
+
 	tss := srv.timestamps()
-	tss = tss[:cutAt+16]
 	want := expectedKeys(t, tss, instance)
 	got := consumeRaw(t, u.kc.Brokers, u.topic, func(have []schemas.RawSample) bool { return containsAll(have, want) })
 	// Let any late duplicate arrive before counting.
@@ -125,26 +120,25 @@ func TestKafkaOutagePrometheusRetries(t *testing.T) {
 			counts[rawKey(s)]++
 		}
 	}
-	dups := 0
+	lost, dups := 0, 0
 	for k := range want {
 		switch n := counts[k]; {
 		case n == 0:
+			lost++
 			t.Errorf("lost: %s", k)
 		case n > 1:
 			dups++
-			t.Logf("in Kafka %d times: %s", n, k)
+			t.Errorf("in Kafka %d times, want once: %s", n, k)
 		}
 	}
-	// Known gap: when the cut hits between the broker committing a
-	// transaction and ingest reading the answer, the commit's outcome is
-	// unknown, ingest answers 503, and Prometheus' retry is written again.
-	// That can only touch the requests in flight at the cut: at most one
-	// batch per Prometheus shard (2), each at most one scrape's samples.
-	perScrape := len(want) / len(tss)
-	if dups > 2*perScrape {
-		t.Errorf("%d samples duplicated; only the ≤ %d in flight at the cut may be", dups, 2*perScrape)
+	committed := gatheredCounterLabelOf(t, u, "ebbflow_ingest_commits_resolved_total", "outcome", "committed")
+	aborted := gatheredCounterLabelOf(t, u, "ebbflow_ingest_commits_resolved_total", "outcome", "aborted")
+	dupReqs := gatheredCounterLabelOf(t, u, "ebbflow_ingest_duplicate_requests_total", "", "")
+	if committed < 1 || aborted < 1 {
+		t.Errorf("lost commit answers resolved: committed %v, aborted %v; want ≥ 1 each (the two targeted cuts)", committed, aborted)
 	}
-	t.Logf("%d expected samples across %d scrapes (12 during the outage): none lost, %d duplicated (in flight at the cut)", len(want), len(tss), dups)
+	t.Logf("%d expected samples across %d scrapes (3 outages): %d lost, %d duplicated; lost commit answers resolved committed %v, aborted %v; resends acknowledged without writing: %v",
+		len(want), len(tss), lost, dups, committed, aborted, dupReqs)
 }
 
 func gatheredCounterLabel(t *testing.T, u *ingestUnderTest, code string) float64 {
@@ -160,6 +154,32 @@ func gatheredCounterLabel(t *testing.T, u *ingestUnderTest, code string) float64
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "code" && l.GetValue() == code {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// gatheredCounterLabelOf returns the counter name{label=value} (any
+// series when label is empty), 0 when absent.
+func gatheredCounterLabelOf(t *testing.T, u *ingestUnderTest, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := u.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label == "" {
+				return m.GetCounter().GetValue()
+			}
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
 					return m.GetCounter().GetValue()
 				}
 			}

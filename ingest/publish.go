@@ -109,11 +109,18 @@ type Publisher struct {
 	jobs      chan *txnJob
 	newProd   func() (sarama.AsyncProducer, error)
 	committer sync.WaitGroup
+	resolve   CommitResolver
+	dedup     *dedupSet
+	closing   chan struct{}
+	// prodClosed: replace gave up at Close with no producer attached.
+	prodClosed bool
 }
 
 type txnJob struct {
-	msgs []*sarama.ProducerMessage
-	done chan error
+	msgs   []*sarama.ProducerMessage
+	done   chan error
+	digest Digest
+	dedup  bool
 }
 
 type pending struct {
@@ -140,7 +147,10 @@ func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m 
 		topic: topic, m: m, log: log,
 		sem: semaphore.NewWeighted(cfg.MaxBufferBytes), capBytes: cfg.MaxBufferBytes,
 		maxPer: cfg.MaxSamplesPerRecord, retryAfter: cfg.RetryAfter,
-		txn: prod.IsTransactional(), newProd: newProd,
+		txn: prod.IsTransactional(), newProd: newProd, closing: make(chan struct{}),
+	}
+	if p.txn && cfg.DedupRequests > 0 {
+		p.dedup = newDedupSet(cfg.DedupRequests, cfg.DedupMaxAge)
 	}
 	p.encs.New = func() any { return schemas.NewRawEncoder() }
 	m.BufferCapacity.Set(float64(cfg.MaxBufferBytes))
@@ -172,6 +182,10 @@ func (p *Publisher) attach(prod sarama.AsyncProducer) {
 	}()
 }
 
+// beforeCommitHook, set by tests, runs between the last produce
+// acknowledgement of a transaction and its EndTxn.
+var beforeCommitHook atomic.Pointer[func()]
+
 // maxGroupRecords bounds how many records one transaction carries.
 const maxGroupRecords = 4096
 
@@ -198,17 +212,42 @@ func (p *Publisher) commitLoop() {
 				break more
 			}
 		}
-		err := p.writeTxn(group, n)
-		for _, j := range group {
-			j.done <- err
+		answered := false
+		answer := func(err error) {
+			if !answered {
+				answered = true
+				for _, j := range group {
+					j.done <- err
+				}
+			}
 		}
+		err := p.writeTxn(group, n, answer)
+		// The claims on the requests' digests end only with the final
+		// outcome: a resend while it is being resolved waits or gets 503.
+		now := time.Now()
+		for _, j := range group {
+			if j.dedup {
+				p.dedup.end(j.digest, err == nil, now)
+			}
+		}
+		answer(err)
 	}
 }
 
-func (p *Publisher) writeTxn(group []*txnJob, n int) error {
+// writeTxn writes the group in one transaction and returns its outcome
+// (nil: committed). When it fails it calls answer with the error before
+// recovering, so that senders are told to retry at once rather than after
+// the outage; the outcome it then returns may still be nil when a lost
+// commit answer turns out to have been a commit.
+func (p *Publisher) writeTxn(group []*txnJob, n int, answer func(error)) error {
+	if p.prodClosed {
+		return ErrUnavailable
+	}
 	if err := p.prod.BeginTxn(); err != nil {
+		err = fmt.Errorf("ingest: begin transaction on %s: %w", p.topic, err)
+		answer(err)
 		p.recover(err)
-		return fmt.Errorf("ingest: begin transaction on %s: %w", p.topic, err)
+		return err
 	}
 	gp := &pending{done: make(chan struct{})}
 	gp.left.Store(int32(n))
@@ -221,16 +260,80 @@ func (p *Publisher) writeTxn(group []*txnJob, n int) error {
 		}
 	}
 	<-gp.done
-	err := gp.err
-	if err == nil {
-		if err = p.prod.CommitTxn(); err == nil {
-			p.m.SamplesPublished.Add(float64(gp.samples))
-			return nil
-		}
-		err = fmt.Errorf("ingest: commit transaction on %s: %w", p.topic, err)
+	if err := gp.err; err != nil {
+		// No EndTxn(commit) was sent: aborting, or the next producer's
+		// InitProducerID, aborts the transaction. Its outcome is known.
+		answer(err)
+		p.recover(err)
+		return err
 	}
-	p.recover(err)
-	return err
+	if h := beforeCommitHook.Load(); h != nil {
+		(*h)()
+	}
+	err := p.prod.CommitTxn()
+	if err == nil {
+		p.m.SamplesPublished.Add(float64(gp.samples))
+		return nil
+	}
+	err = fmt.Errorf("ingest: commit transaction on %s: %w", p.topic, err)
+	// The EndTxn may have reached the coordinator: the outcome is unknown.
+	// A new producer's InitProducerID completes or aborts the transaction;
+	// then a read_committed fetch at its offsets tells which.
+	p.lastErr.Store(time.Now().UnixNano())
+	p.log.Warn("transaction commit outcome unknown; re-initialising the producer to resolve it", "topic", p.topic, "err", err)
+	answer(err)
+	if !p.replace() || p.resolve == nil {
+		p.m.CommitsResolved.WithLabelValues("unknown").Inc()
+		return err
+	}
+	committed, ok := p.resolveGroup(group)
+	switch {
+	case !ok:
+		p.m.CommitsResolved.WithLabelValues("unknown").Inc()
+		return err
+	case committed:
+		p.m.CommitsResolved.WithLabelValues("committed").Inc()
+		p.m.SamplesPublished.Add(float64(gp.samples))
+		p.log.Info("transaction whose commit answer was lost is committed; resends of its requests will be acknowledged without writing", "topic", p.topic, "records", n)
+		return nil
+	default:
+		p.m.CommitsResolved.WithLabelValues("aborted").Inc()
+		p.log.Info("transaction whose commit answer was lost was aborted; its requests will be retried", "topic", p.topic, "records", n)
+		return err
+	}
+}
+
+// resolveGroup asks, until it gets an answer or the publisher closes,
+// whether the group's transaction committed. It looks at the first
+// record of the transaction in one partition: a transaction is atomic.
+func (p *Publisher) resolveGroup(group []*txnJob) (committed, ok bool) {
+	part, first := int32(-1), int64(-1)
+	for _, j := range group {
+		for _, msg := range j.msgs {
+			if part < 0 {
+				part, first = msg.Partition, msg.Offset
+			} else if msg.Partition == part && msg.Offset < first {
+				first = msg.Offset
+			}
+		}
+	}
+	if part < 0 {
+		return false, false
+	}
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, p.retryAfter) {
+		c, err := p.resolve(p.topic, part, first)
+		if err == nil {
+			return c, true
+		}
+		if !errors.Is(err, errUndecided) {
+			p.log.Warn("cannot resolve the transaction's outcome yet", "topic", p.topic, "partition", part, "offset", first, "err", err)
+		}
+		select {
+		case <-p.closing:
+			return false, false
+		case <-time.After(wait):
+		}
+	}
 }
 
 // recover aborts the open transaction, or replaces the producer when it
@@ -247,8 +350,15 @@ func (p *Publisher) recover(cause error) {
 	} else if st&sarama.ProducerTxnFlagFatalError == 0 {
 		return
 	}
+	p.replace()
+}
+
+// replace closes the producer and builds a new one, retrying until it
+// succeeds (its InitProducerID fences the old one and completes or aborts
+// its open transaction) or the publisher closes. It reports success.
+func (p *Publisher) replace() bool {
 	if p.newProd == nil {
-		return
+		return false
 	}
 	old := p.prod
 	old.AsyncClose()
@@ -258,10 +368,15 @@ func (p *Publisher) recover(cause error) {
 		if err == nil {
 			p.attach(np)
 			p.log.Info("replaced the transactional producer", "topic", p.topic)
-			return
+			return true
 		}
 		p.log.Warn("cannot create a producer yet", "topic", p.topic, "err", err)
-		time.Sleep(p.retryAfter)
+		select {
+		case <-p.closing:
+			p.prodClosed = true
+			return false
+		case <-time.After(p.retryAfter):
+		}
 	}
 }
 
@@ -319,6 +434,56 @@ func (p *Publisher) RetryAfter() time.Duration { return p.retryAfter }
 // ends after the records were handed over, Publish returns ctx's error but
 // the records may still be written.
 func (p *Publisher) Publish(ctx context.Context, b *Batch, wait time.Duration) error {
+	if p.dedup != nil && b.HasDigest {
+		dup, err := p.claim(ctx, b.Digest, wait)
+		if err != nil || dup {
+			return err
+		}
+		// Until the request is handed to the committer, release the claim
+		// on every way out.
+		handed := false
+		defer func() {
+			if !handed {
+				p.dedup.end(b.Digest, false, time.Now())
+			}
+		}()
+		return p.publish(ctx, b, wait, &handed)
+	}
+	return p.publish(ctx, b, wait, nil)
+}
+
+// claim waits until no request with digest d is being written, then
+// either reports a duplicate of a committed request (counted, answered as
+// written) or claims d for this request.
+func (p *Publisher) claim(ctx context.Context, d Digest, wait time.Duration) (dup bool, err error) {
+	var timeout <-chan time.Time
+	if wait >= 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		committed, busy := p.dedup.begin(d, time.Now())
+		if committed {
+			p.m.DuplicateRequests.Inc()
+			return true, nil
+		}
+		if busy == nil {
+			return false, nil
+		}
+		// The same request is being written (a resend while the first
+		// attempt's commit is being resolved): wait for its outcome.
+		select {
+		case <-busy:
+		case <-timeout:
+			return false, ErrUnavailable
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+func (p *Publisher) publish(ctx context.Context, b *Batch, wait time.Duration, handed *bool) error {
 	if b.Len() == 0 {
 		return nil
 	}
@@ -362,9 +527,12 @@ func (p *Publisher) Publish(ctx context.Context, b *Batch, wait time.Duration) e
 	}
 	p.m.BufferBytes.Set(float64(p.inflight.Add(total)))
 	if p.txn {
-		job := &txnJob{msgs: msgs, done: make(chan error, 1)}
+		job := &txnJob{msgs: msgs, done: make(chan error, 1), digest: b.Digest, dedup: handed != nil}
 		select {
 		case p.jobs <- job:
+			if handed != nil {
+				*handed = true
+			}
 		case <-actx.Done():
 			// The committer is stuck (Kafka down): refuse rather than queue.
 			for _, msg := range msgs {
@@ -400,15 +568,20 @@ func (p *Publisher) Publish(ctx context.Context, b *Batch, wait time.Duration) e
 }
 
 // Close flushes the producer and waits for the outstanding acknowledgements.
+// A transaction whose outcome is still being resolved (Kafka unreachable)
+// is given up: its requests are answered with an error.
 func (p *Publisher) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
+		close(p.closing)
 		if p.txn {
 			close(p.jobs)
 			p.committer.Wait()
 		}
-		p.prod.AsyncClose()
-		p.done.Wait()
+		if !p.prodClosed {
+			p.prod.AsyncClose()
+			p.done.Wait()
+		}
 	})
 	return err
 }

@@ -51,6 +51,7 @@ type rwState struct {
 	body       []byte
 	req        WriteRequest
 	batch      *Batch
+	digestBuf  []byte
 }
 
 // NewReceiver returns a receiver publishing to sink. auth may be nil (no
@@ -210,6 +211,7 @@ func (rc *Receiver) decodeAndMap(ver int, st *rwState) (int, string, error) {
 		return http.StatusBadRequest, err.Error(), err
 	}
 	rc.m.SamplesReceived.WithLabelValues("remote_write").Add(float64(st.req.NumSamples()))
+	st.batch.Digest, st.batch.HasDigest = requestDigest(&st.req, &st.digestBuf), true
 	for i := range st.req.Series {
 		s := &st.req.Series[i]
 		st.batch.drop(DropNativeHistogram, s.Histograms)

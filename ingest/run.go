@@ -30,6 +30,10 @@ type Deps struct {
 	// calls it again to replace a transactional producer that failed
 	// fatally, and closes what it built.
 	NewProducer func() (sarama.AsyncProducer, error)
+	// NewClient, when set, builds the Kafka client that resolves the
+	// outcome of a transaction whose commit answer was lost (see
+	// FetchResolver); by default one from Kafka's connection settings.
+	NewClient func() (sarama.Client, error)
 	// Kube is the Kubernetes client for pod discovery; required only when
 	// scrape.kubernetes.enabled is set. A client-go fake clientset works.
 	Kube kubernetes.Interface
@@ -80,6 +84,19 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	m := NewMetrics(deps.Registerer)
 	pub := NewPublisher(prod, topic, cfg.Publish, m, log, newProd)
+	newClient := deps.NewClient
+	if newClient == nil {
+		newClient = func() (sarama.Client, error) {
+			sc, err := deps.Kafka.Sarama()
+			if err != nil {
+				return nil, err
+			}
+			return sarama.NewClient(deps.Kafka.Brokers, sc)
+		}
+	}
+	resolver, closeResolver := LazyFetchResolver(newClient)
+	defer closeResolver()
+	pub.ResolveWith(resolver)
 	defer pub.Close()
 	if deps.Readiness != nil {
 		deps.Readiness.Add("ingest-kafka", pub.Healthy)
