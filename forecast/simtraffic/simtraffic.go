@@ -38,6 +38,17 @@ type Service struct {
 	MinReplicas, MaxReplicas int
 	TargetUtil               float64
 	StartupMin               int
+	// SubSteps is how many simulation steps a one-minute window averages:
+	// 4 at dev's default 15 s step, 1 at a 60 s step (the end-to-end tests'),
+	// where the window holds the load at mid-minute. 0 means 4.
+	SubSteps int
+	// MissRate is the chance a minute's counter windows (qps, cpu) miss
+	// one ready pod's increase, which then, more often than not, lands in
+	// the next window: a dip of 1/ready and a spike, as a scrape that
+	// falls on the other side of a window boundary gives in dev. A pod
+	// that just became ready is always missed in its first window (its
+	// counter has no earlier sample), a dip of 1/ready at each scale-up.
+	MissRate float64
 }
 
 // Services returns n varied services, deterministic in seed. The ranges
@@ -66,42 +77,63 @@ func Services(n int, seed int64) []Service {
 			},
 			CapacityRPS: capRPS, MinReplicas: 1, MaxReplicas: maxR,
 			TargetUtil: u(0.5, 0.8), StartupMin: 1 + r.IntN(3),
+			SubSteps: []int{1, 2, 4, 4}[r.IntN(4)], MissRate: u(0, 0.015),
 		}
 	}
 	return out
 }
-
-// SubSteps is how many simulation steps a one-minute window averages
-// (dev's default step is 15 s).
-const SubSteps = 4
 
 // Generate returns the qps, cpu and gpu_util one-minute windows of s for
 // minutes minutes, the first window starting at startMs, with the pattern
 // at elapsed offset (so episodes of one service can start anywhere in
 // its pattern).
 func Generate(s Service, startMs int64, offset time.Duration, minutes int) []schemas.Window {
-	load := s.Pattern.Func()
+	return GenerateFunc(s, s.Pattern.Func(), startMs, offset, minutes)
+}
+
+// GenerateFunc is [Generate] with another load function than s.Pattern's
+// (a replayed trace, or a pattern built elsewhere).
+func GenerateFunc(s Service, load sim.LoadFunc, startMs int64, offset time.Duration, minutes int) []schemas.Window {
 	out := make([]schemas.Window, 0, 3*minutes)
 	ready := max(s.MinReplicas, int(math.Ceil(load(offset)/(s.TargetUtil*s.CapacityRPS))))
 	ready = min(ready, s.MaxReplicas)
+	sub := s.SubSteps
+	if sub <= 0 {
+		sub = 4
+	}
 	var pending []int // minutes left for each starting replica
 	below := 0        // minutes the policy has wanted fewer replicas
+	fresh := 0        // replicas that became ready at the start of this minute
+	r := rand.New(rand.NewPCG(uint64(s.Pattern.Seed), 0x6117c4))
+	var carryQ, carryC float64 // a missed pod's increase, counted in the next window
 	for i := range minutes {
 		var q float64
-		for j := range SubSteps {
-			el := offset + time.Duration(i)*time.Minute + time.Duration((float64(j)+0.5)*float64(time.Minute)/SubSteps)
+		for j := range sub {
+			el := offset + time.Duration(i)*time.Minute + time.Duration((float64(j)+0.5)*float64(time.Minute)/float64(sub))
 			q += load(el)
 		}
-		q /= SubSteps
+		q /= float64(sub)
 		n := max(ready, 1)
 		util := math.Min(1, q/(float64(n)*s.CapacityRPS))
 		cpu := float64(ready) * (0.3 + 3*util)
 		gpu := 3 + 95*util
 		start := startMs + int64(i)*60_000
+		// What the counter windows see: the pods that just started and a
+		// pod whose scrape missed the window are not in it.
+		missed := min(fresh, ready)
+		if r.Float64() < s.MissRate && missed < ready {
+			missed++
+		}
+		wq := q*float64(ready-missed)/float64(n) + carryQ
+		wc := cpu*float64(ready-missed)/float64(n) + carryC
+		carryQ, carryC = 0, 0
+		if missed > fresh && r.Float64() < 0.6 {
+			carryQ, carryC = q/float64(n), cpu/float64(n)
+		}
 		out = append(out,
-			window(s.Entity, schemas.SignalQPS, schemas.KindCounter, start, q, true),
-			window(s.Entity, schemas.SignalCPU, schemas.KindCounter, start, cpu, true),
-			window(s.Entity, schemas.SignalGPUUtil, schemas.KindGauge, start, gpu, false))
+			window(s.Entity, schemas.SignalQPS, schemas.KindCounter, start, sub, wq, true),
+			window(s.Entity, schemas.SignalCPU, schemas.KindCounter, start, sub, wc, true),
+			window(s.Entity, schemas.SignalGPUUtil, schemas.KindGauge, start, sub, gpu, false))
 
 		// The policy: scale up at once, down after 5 minutes of wanting less.
 		want := int(math.Ceil(q / (s.TargetUtil * s.CapacityRPS)))
@@ -127,9 +159,11 @@ func Generate(s Service, startMs int64, offset time.Duration, minutes int) []sch
 			below = 0
 		}
 		k := 0
+		fresh = 0
 		for _, p := range pending {
 			if p <= 1 {
 				ready++
+				fresh++
 				continue
 			}
 			pending[k] = p - 1
@@ -140,9 +174,9 @@ func Generate(s Service, startMs int64, offset time.Duration, minutes int) []sch
 	return out
 }
 
-func window(entity, signal, kind string, start int64, v float64, rate bool) schemas.Window {
+func window(entity, signal, kind string, start int64, n int, v float64, rate bool) schemas.Window {
 	w := schemas.Window{Entity: entity, Signal: signal, Kind: kind, SizeS: 60, StartMs: start, EndMs: start + 60_000,
-		Count: SubSteps, Sum: SubSteps * v, Min: v, Max: v, Mean: v, Last: v, P50: v, P95: v, P99: v}
+		Count: int64(n), Sum: float64(n) * v, Min: v, Max: v, Mean: v, Last: v, P50: v, P95: v, P99: v}
 	if rate {
 		r := v
 		w.Rate = &r

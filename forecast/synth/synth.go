@@ -1,8 +1,12 @@
 // Package synth generates deterministic synthetic service traffic of the
 // shape `ebbflow dev` simulates: a daily peak and valley, a weekly shape
 // (quieter weekends), multiplicative noise and occasional bursts, with CPU
-// and GPU utilisation following the request rate. The bundled models in
-// testdata/models are trained on it.
+// and GPU utilisation following the request rate. Tests and
+// `ebbflow forecast synth` use it. The bundled models in testdata/models
+// are no longer trained on it (its minute-to-minute jitter is several times
+// that of internal/sim's traffic and mean-reverting, where dev's is smooth
+// and trending, so models fitted here lost to last value in `ebbflow dev`):
+// see forecast/simtraffic.
 package synth
 
 import (
