@@ -30,9 +30,6 @@ func loadBundled(t *testing.T, signal string) *model.Model {
 // 3–5 the qps model must beat last value clearly; every model must at
 // least not lose to it.
 func TestBundledModelsBeatLastValue(t *testing.T) {
-	if testing.Short() {
-		t.Skip("backtests three models on simulated traffic")
-	}
 	cold, err := ColdStart(HeldOutSeed, 12, 4)
 	if err != nil {
 		t.Fatal(err)
