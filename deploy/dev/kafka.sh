@@ -40,7 +40,11 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 min.insync.replicas=1
 group.initial.rebalance.delay.ms=0
-log.retention.hours=24
+# Tests produce events with their event-time timestamps, often days or years
+# in the past (traces, replays). Time-based retention would delete those
+# segments at its first check, so the test broker retains by size only.
+log.retention.ms=-1
+log.retention.bytes=1073741824
 log.segment.bytes=67108864
 EOF
 }
