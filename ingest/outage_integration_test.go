@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,30 +59,80 @@ func TestKafkaOutagePrometheusRetries(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	waitFor := func(what string, cond func() bool) {
-		deadline := time.Now().Add(30 * time.Second)
+	waitFor := func(what string, within time.Duration, cond func() bool) {
+		deadline := time.Now().Add(within)
 		for !cond() {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s did not happen within 30s", what)
+				t.Fatalf("%s did not happen within %v", what, within)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	outage := func(name string, cut func(), scrapes int) {
-		before := gatheredCounterLabel(t, u, "503") + gatheredCounterLabel(t, u, "429")
+	refusals := func() float64 { return gatheredCounterLabel(t, u, "503") + gatheredCounterLabel(t, u, "429") }
+	resolved := func(outcome string) float64 {
+		return gatheredCounterLabelOf(t, u, "ebbflow_ingest_commits_resolved_total", "outcome", outcome)
+	}
+	// sarama retries a failed EndTxn (each attempt looking the coordinator
+	// up again, with metadata retries) for several seconds, longer on a
+	// loaded machine, so the outages end on events, not after a fixed
+	// number of scrapes. commitFailed is signalled by the failure of the commit whose
+	// EndTxn was targeted: one that fails once targeted() holds. Commits
+	// run one after the other, so an earlier commit's failure comes
+	// before the targeted cut.
+	commitFailed := make(chan struct{}, 1)
+	var targeted atomic.Pointer[func() bool]
+	onCommitFailed := func(error) {
+		if f := targeted.Load(); f != nil && (*f)() {
+			select {
+			case commitFailed <- struct{}{}:
+			default:
+			}
+		}
+	}
+	commitFailedHook.Store(&onCommitFailed)
+	defer commitFailedHook.Store(nil)
+	received := func(c <-chan struct{}) func() bool {
+		return func() bool {
+			select {
+			case <-c:
+				return true
+			default:
+				return false
+			}
+		}
+	}
+	// outage cuts Kafka off (cut returns once the cut happened), waits
+	// until ingest refused a request and the target was scraped at least
+	// minScrapes times meanwhile, and, for a cut of a transaction's commit,
+	// until that commit failed while Kafka was still unreachable: else
+	// sarama's EndTxn retries reach Kafka once restored and the lost
+	// answer is never resolved. After restoring it waits for the commit's
+	// outcome to be resolved as outcome.
+	outage := func(name string, cut func(), cutHappened func() bool, minScrapes int, outcome string) {
+		before := refusals()
+		resolvedBefore := 0.0
+		if outcome != "" {
+			resolvedBefore = resolved(outcome)
+			targeted.Store(&cutHappened)
+			defer targeted.Store(nil)
+		}
 		cut()
 		n := len(srv.timestamps())
-		waitScrapes(n + scrapes)
-		refused := gatheredCounterLabel(t, u, "503") + gatheredCounterLabel(t, u, "429") - before
+		if outcome != "" {
+			waitFor(name+": the cut commit failing", 45*time.Second, received(commitFailed))
+		}
+		waitFor(name+": a 503/429", 30*time.Second, func() bool { return refusals() > before })
+		waitScrapes(n + minScrapes)
+		refused := refusals() - before
 		dialer.Restore()
-		t.Logf("%s: restored Kafka; ingest refused %v requests meanwhile", name, refused)
-		if refused == 0 {
-			t.Errorf("%s: ingest answered no 503/429 while Kafka was unreachable", name)
+		t.Logf("%s: restored Kafka after %d scrapes; ingest refused %v requests meanwhile", name, len(srv.timestamps())-n, refused)
+		if outcome != "" {
+			waitFor(name+": the lost commit answer resolved as "+outcome, 30*time.Second, func() bool { return resolved(outcome) > resolvedBefore })
 		}
 		waitScrapes(len(srv.timestamps()) + 4)
 	}
 	waitScrapes(3)
-	outage("cut at an arbitrary moment", dialer.Cut, 8)
+	outage("cut at an arbitrary moment", dialer.Cut, nil, 8, "")
 
 	cutBeforeEndTxn := make(chan struct{})
 	var once sync.Once
@@ -92,20 +143,16 @@ func TestKafkaOutagePrometheusRetries(t *testing.T) {
 		})
 	}
 	beforeCommitHook.Store(&hook)
+	cutDone := received(cutBeforeEndTxn)
 	outage("cut between produce acks and EndTxn", func() {
-		waitFor("a commit", func() bool {
-			select {
-			case <-cutBeforeEndTxn:
-				return true
-			default:
-				return false
-			}
-		})
-	}, 6)
+		waitFor("a commit", 30*time.Second, cutDone)
+	}, cutDone, 6, "aborted")
 	beforeCommitHook.Store(nil)
 
 	dialer.ArmEndTxn()
-	outage("cut after the EndTxn, before its answer", func() { waitFor("an EndTxn", dialer.Fired) }, 6)
+	outage("cut after the EndTxn, before its answer", func() {
+		waitFor("an EndTxn", 30*time.Second, dialer.Fired)
+	}, dialer.Fired, 6, "committed")
 
 	tss := srv.timestamps()
 	want := expectedKeys(t, tss, instance)

@@ -186,6 +186,10 @@ func (p *Publisher) attach(prod sarama.AsyncProducer) {
 // acknowledgement of a transaction and its EndTxn.
 var beforeCommitHook atomic.Pointer[func()]
 
+// commitFailedHook, set by tests, runs when a transaction's commit failed
+// (its outcome unknown), before its requests are answered.
+var commitFailedHook atomic.Pointer[func(error)]
+
 // maxGroupRecords bounds how many records one transaction carries.
 const maxGroupRecords = 4096
 
@@ -276,6 +280,9 @@ func (p *Publisher) writeTxn(group []*txnJob, n int, answer func(error)) error {
 		return nil
 	}
 	err = fmt.Errorf("ingest: commit transaction on %s: %w", p.topic, err)
+	if h := commitFailedHook.Load(); h != nil {
+		(*h)(err)
+	}
 	// The EndTxn may have reached the coordinator: the outcome is unknown.
 	// A new producer's InitProducerID completes or aborts the transaction;
 	// then a read_committed fetch at its offsets tells which.
