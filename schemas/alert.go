@@ -45,4 +45,3 @@ func (a Alert) EventKey() string {
 	return a.Entity
 }
 
-func init() { schemaFile[Alert{}.EventType()] = "alert.schema.json" }

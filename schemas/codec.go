@@ -46,6 +46,7 @@ var schemaFile = map[string]string{
 	ScaleDecision{}.EventType(): "decision.scale.schema.json",
 	Action{}.EventType():        "action.schema.json",
 	DeadLetter{}.EventType():    "deadletter.schema.json",
+	Alert{}.EventType():         "alert.schema.json",
 }
 
 // EventTypes returns every CloudEvents type this package defines, sorted.
