@@ -44,4 +44,3 @@ func (a Alert) EventKey() string {
 	}
 	return a.Entity
 }
-
