@@ -2,10 +2,8 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"sync/atomic"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/ebbflow/ebbflow/actuators"
@@ -47,14 +45,12 @@ deploy/rbac/actuator.yaml. Configuration: section 'actuate'.`,
 			deps := actuators.Deps{Kafka: c.Kafka, Cluster: c.Kubernetes.Cluster, Kube: cs, Log: log, Registerer: reg,
 				Clock: actuators.WallClock{}, Leading: leading.Store}
 			if c.NATS.URL != "" {
-				nc, err := natsbus.Connect(c.NATS, "ebbflow-actuate")
+				nc, js, err := natsbus.ConnectJetStream(c.NATS, "ebbflow-actuate")
 				if err != nil {
 					return err
 				}
 				defer nc.Close()
-				if deps.JetStream, err = jetstream.New(nc); err != nil {
-					return fmt.Errorf("nats: jetstream: %w", err)
-				}
+				deps.JetStream = js
 			}
 			ready := &telemetry.Readiness{}
 			// A follower is ready (it is waiting for the lease by design);

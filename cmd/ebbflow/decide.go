@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/ebbflow/ebbflow/forecast/scaling"
@@ -39,14 +38,12 @@ otherwise N is the service's latest 'replicas' window. Configuration: section 'd
 			reg := telemetry.NewRegistry()
 			deps := scaling.Deps{Kafka: c.Kafka, Cluster: c.Kubernetes.Cluster, Log: log, Registerer: reg}
 			if c.NATS.URL != "" {
-				nc, err := natsbus.Connect(c.NATS, "ebbflow-decide")
+				nc, js, err := natsbus.ConnectJetStream(c.NATS, "ebbflow-decide")
 				if err != nil {
 					return err
 				}
 				defer nc.Close()
-				if deps.JetStream, err = jetstream.New(nc); err != nil {
-					return fmt.Errorf("nats: jetstream: %w", err)
-				}
+				deps.JetStream = js
 			}
 			if c.Decide.WatchWorkloads {
 				cs, err := c.Kubernetes.Clientset()

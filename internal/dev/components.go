@@ -20,6 +20,7 @@ import (
 	"github.com/ebbflow/ebbflow/ingest/window"
 	"github.com/ebbflow/ebbflow/internal/config"
 	"github.com/ebbflow/ebbflow/internal/history"
+	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/sim"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -152,14 +153,10 @@ func (e *env) close() {
 
 func newEnv(cfg config.Config, kube kubernetes.Interface, now func() time.Time, log *slog.Logger, reg prometheus.Registerer, ready *telemetry.Readiness) (*env, error) {
 	e := &env{cfg: cfg, kube: kube, now: now, log: log, reg: reg, ready: ready}
-	nc, err := nats.Connect(cfg.NATS.URL, nats.Name("ebbflow-dev"))
+	nc, js, err := natsbus.ConnectJetStream(cfg.NATS, "ebbflow-dev")
 	if err != nil {
-		return nil, fmt.Errorf("dev: nats %s: %w", cfg.NATS.URL, err)
+		return nil, fmt.Errorf("dev: %w", err)
 	}
-	e.nc = nc
-	if e.js, err = jetstream.New(nc); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("dev: jetstream: %w", err)
-	}
+	e.nc, e.js = nc, js
 	return e, nil
 }

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ebbflow/ebbflow/internal/config"
@@ -118,15 +117,11 @@ func startParts(ctx context.Context, cfg config.Config, reg *prometheus.Registry
 }
 
 func ensureStreams(ctx context.Context, c natsbus.Config) error {
-	nc, err := natsbus.Connect(c, "ebbflow-dev")
+	nc, js, err := natsbus.ConnectJetStream(c, "ebbflow-dev")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("dev: jetstream on %s: %w", c.URL, err)
-	}
 	return natsbus.EnsureStreams(ctx, js, c.MaxAge)
 }
 

@@ -57,6 +57,21 @@ func Connect(c Config, name string) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// ConnectJetStream connects to the configured servers and returns the
+// JetStream context publishers use; the caller closes the connection.
+func ConnectJetStream(c Config, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := Connect(c, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("nats: jetstream on %s: %w", c.URL, err)
+	}
+	return nc, js, nil
+}
+
 // EnsureStreams creates or updates the JetStream streams that capture
 // ebbflow.decisions.> and ebbflow.alerts.>, so a subscriber that connects
 // later can still replay what it missed.
