@@ -105,6 +105,11 @@ func devConfig(cfg config.Config, scrapeEvery time.Duration) config.Config {
 		schemas.SignalGPUUtil: {ExpectRate: 0.7, Capacity: 100},
 	}
 	cfg.Decide.Policy = p
+	// At --speed max the simulated clock may run up to max_lag ahead of the
+	// newest window, and a decision is stamped with its window's end: a TTL
+	// shorter than that lag, a window and a step would expire decisions only
+	// because the machine is busy, not because they are stale.
+	cfg.Decide.DecisionTTL = max(cfg.Decide.DecisionTTL, d.MaxLag+2*d.Step+time.Minute)
 	// window: simulated time runs apart from the wall clock, so a quiet
 	// partition must not advance its watermark with the wall clock.
 	cfg.Window.IdleTimeout = 0

@@ -151,6 +151,11 @@ func checkLoop(t *testing.T, s Summary, minR, maxR int32, sloMs float64) {
 	if !fallingAfterRise {
 		t.Error("no scale-down after a scale-up")
 	}
+	if t.Failed() {
+		for _, sv := range s.Services {
+			t.Logf("%s: actions by outcome: %v", sv.Entity, sv.Outcomes)
+		}
+	}
 	if simChanges == 0 || topicChanges < simChanges {
 		t.Errorf("applied scale actions on the topics %d, replica changes the simulation saw %d", topicChanges, simChanges)
 	}

@@ -60,6 +60,8 @@ type ServiceSummary struct {
 	LastValueMAE map[int]float64
 	// Ups and Downs are the simulated times of applied scale-ups and downs.
 	Ups, Downs []time.Time
+	// Outcomes counts the service's actions by outcome and reason.
+	Outcomes map[string]int
 	// Replicas, Latency and QPS are the window values by window start (ms).
 	Replicas, Latency, QPS map[int64]float64
 }
@@ -71,7 +73,7 @@ func summarise(ev events, windowS int64, sloMs float64) []ServiceSummary {
 	get := func(entity string) *ServiceSummary {
 		s := by[entity]
 		if s == nil {
-			s = &ServiceSummary{Entity: entity, ForecastMAE: map[int]float64{}, ForecastN: map[int]int{}, LastValueMAE: map[int]float64{}, MinReplicas: math.MaxInt32, MaxReplicas: -1,
+			s = &ServiceSummary{Entity: entity, ForecastMAE: map[int]float64{}, ForecastN: map[int]int{}, LastValueMAE: map[int]float64{}, Outcomes: map[string]int{}, MinReplicas: math.MaxInt32, MaxReplicas: -1,
 				Replicas: map[int64]float64{}, Latency: map[int64]float64{}, QPS: map[int64]float64{}}
 			by[entity] = s
 		}
@@ -143,14 +145,15 @@ func summarise(ev events, windowS int64, sloMs float64) []ServiceSummary {
 		entityOf[d.Target.Key()] = d.Entity
 	}
 	for _, a := range ev.Actions {
-		if a.Outcome != schemas.OutcomeApplied || a.DryRun || a.Before == nil || a.After == nil {
-			continue
-		}
 		e, ok := entityOf[a.Target.Key()]
 		if !ok {
 			e = schemas.ServiceEntity(a.Target.Cluster, a.Target.Namespace, a.Target.Name)
 		}
 		s := get(e)
+		s.Outcomes[a.Outcome+": "+a.Reason]++
+		if a.Outcome != schemas.OutcomeApplied || a.DryRun || a.Before == nil || a.After == nil {
+			continue
+		}
 		at := time.UnixMilli(a.AtMs).UTC()
 		switch {
 		case *a.After > *a.Before:
