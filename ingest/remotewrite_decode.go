@@ -130,27 +130,20 @@ func (w *WriteRequest) decodeSeriesV1(b []byte) error {
 			}
 			w.labels = append(w.labels, l)
 		case num == 2 && typ == protowire.BytesType:
-			m, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return malformed("TimeSeries.samples: %v", protowire.ParseError(n))
-			}
-			b = b[n:]
-			s, err := decodeSample(m)
-			if err != nil {
+			var err error
+			if b, err = w.consumeSample(b); err != nil {
 				return err
 			}
-			w.samples = append(w.samples, s)
 		default:
 			if typ == protowire.BytesType && num == 3 {
 				ex++
 			} else if typ == protowire.BytesType && num == 4 {
 				hist++
 			}
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return malformed("TimeSeries field %d: %v", num, protowire.ParseError(n))
+			var err error
+			if b, err = skipField(num, typ, b); err != nil {
+				return err
 			}
-			b = b[n:]
 		}
 	}
 	o.l1, o.s1, o.hist, o.ex = len(w.labels), len(w.samples), hist, ex
@@ -159,6 +152,31 @@ func (w *WriteRequest) decodeSeriesV1(b []byte) error {
 	}
 	w.offs = append(w.offs, o)
 	return nil
+}
+
+// consumeSample decodes one TimeSeries.samples entry at the start of b
+// (1.0 and 2.0 share the field and its encoding) and returns the rest.
+func (w *WriteRequest) consumeSample(b []byte) ([]byte, error) {
+	m, n := protowire.ConsumeBytes(b)
+	if n < 0 {
+		return nil, malformed("TimeSeries.samples: %v", protowire.ParseError(n))
+	}
+	s, err := decodeSample(m)
+	if err != nil {
+		return nil, err
+	}
+	w.samples = append(w.samples, s)
+	return b[n:], nil
+}
+
+// skipField skips a TimeSeries field ebbflow does not publish and returns
+// the rest of b.
+func skipField(num protowire.Number, typ protowire.Type, b []byte) ([]byte, error) {
+	n := protowire.ConsumeFieldValue(num, typ, b)
+	if n < 0 {
+		return nil, malformed("TimeSeries field %d: %v", num, protowire.ParseError(n))
+	}
+	return b[n:], nil
 }
 
 func decodeLabel(b []byte) (schemas.Label, error) {
@@ -349,27 +367,20 @@ func (w *WriteRequest) decodeSeriesV2(b []byte) error {
 			b = b[n:]
 			refs = append(refs, v)
 		case num == 2 && typ == protowire.BytesType:
-			m, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return malformed("TimeSeries.samples: %v", protowire.ParseError(n))
-			}
-			b = b[n:]
-			s, err := decodeSample(m)
-			if err != nil {
+			var err error
+			if b, err = w.consumeSample(b); err != nil {
 				return err
 			}
-			w.samples = append(w.samples, s)
 		default:
 			if typ == protowire.BytesType && num == 3 {
 				o.hist++
 			} else if typ == protowire.BytesType && num == 4 {
 				o.ex++
 			}
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return malformed("TimeSeries field %d: %v", num, protowire.ParseError(n))
+			var err error
+			if b, err = skipField(num, typ, b); err != nil {
+				return err
 			}
-			b = b[n:]
 		}
 	}
 	if len(refs)%2 != 0 {

@@ -23,15 +23,7 @@ func AppendWriteRequestV1(dst []byte, series []Series) []byte {
 			ts = protowire.AppendTag(ts, 1, protowire.BytesType)
 			ts = protowire.AppendBytes(ts, lb)
 		}
-		for _, smp := range s.Samples {
-			var sb []byte
-			sb = protowire.AppendTag(sb, 1, protowire.Fixed64Type)
-			sb = protowire.AppendFixed64(sb, math.Float64bits(smp.Value))
-			sb = protowire.AppendTag(sb, 2, protowire.VarintType)
-			sb = protowire.AppendVarint(sb, uint64(smp.TimestampMs))
-			ts = protowire.AppendTag(ts, 2, protowire.BytesType)
-			ts = protowire.AppendBytes(ts, sb)
-		}
+		ts = appendSamples(ts, s.Samples)
 		dst = protowire.AppendTag(dst, 1, protowire.BytesType)
 		dst = protowire.AppendBytes(dst, ts)
 	}
@@ -60,15 +52,7 @@ func AppendWriteRequestV2(dst []byte, series []Series) []byte {
 		}
 		ts = protowire.AppendTag(ts, 1, protowire.BytesType)
 		ts = protowire.AppendBytes(ts, refs)
-		for _, smp := range s.Samples {
-			var sb []byte
-			sb = protowire.AppendTag(sb, 1, protowire.Fixed64Type)
-			sb = protowire.AppendFixed64(sb, math.Float64bits(smp.Value))
-			sb = protowire.AppendTag(sb, 2, protowire.VarintType)
-			sb = protowire.AppendVarint(sb, uint64(smp.TimestampMs))
-			ts = protowire.AppendTag(ts, 2, protowire.BytesType)
-			ts = protowire.AppendBytes(ts, sb)
-		}
+		ts = appendSamples(ts, s.Samples)
 		body = protowire.AppendTag(body, 5, protowire.BytesType)
 		body = protowire.AppendBytes(body, ts)
 	}
@@ -77,4 +61,20 @@ func AppendWriteRequestV2(dst []byte, series []Series) []byte {
 		dst = protowire.AppendString(dst, s)
 	}
 	return append(dst, body...)
+}
+
+// appendSamples appends samples as field 2 of a TimeSeries: 1.0 and 2.0
+// encode a sample the same way (value fixed64 field 1, timestamp varint
+// field 2).
+func appendSamples(ts []byte, samples []Sample) []byte {
+	for _, smp := range samples {
+		var sb []byte
+		sb = protowire.AppendTag(sb, 1, protowire.Fixed64Type)
+		sb = protowire.AppendFixed64(sb, math.Float64bits(smp.Value))
+		sb = protowire.AppendTag(sb, 2, protowire.VarintType)
+		sb = protowire.AppendVarint(sb, uint64(smp.TimestampMs))
+		ts = protowire.AppendTag(ts, 2, protowire.BytesType)
+		ts = protowire.AppendBytes(ts, sb)
+	}
+	return ts
 }
