@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
-	"github.com/ebbflow/ebbflow/forecast/scaling"
+	"github.com/ebbflow/ebbflow/inference/autoscale"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -271,7 +271,7 @@ func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) 
 			Target:  &t, DecisionID: act.DecisionID, AtMs: act.AtMs, Source: h.source,
 			Values: map[string]float64{"attempts": float64(act.Attempts)},
 		}
-		if err := scaling.PublishAlert(ctx, h.js, alert); err != nil {
+		if err := autoscale.PublishAlert(ctx, h.js, alert); err != nil {
 			h.log.Warn("publish failed-action alert", "id", alert.ID, "err", err)
 		}
 	}

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
-	"k8s.io/client-go/kubernetes"
 
-	"github.com/ebbflow/ebbflow/ingest"
-	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 )
 
 func init() { subcommands = append(subcommands, newIngestCmd) }
@@ -41,37 +36,7 @@ entity. /metrics, /healthz and /readyz are served on telemetry.listen.`,
 			if err != nil {
 				return err
 			}
-			log := telemetry.NewLogger(cfg.Telemetry, cmd.ErrOrStderr())
-			reg := telemetry.NewRegistry()
-			ready := &telemetry.Readiness{}
-			var kube kubernetes.Interface
-			if cfg.Ingest.Scrape.Kubernetes.Enabled {
-				rc, err := cfg.Kubernetes.RESTConfig()
-				if err != nil {
-					return err
-				}
-				if kube, err = kubernetes.NewForConfig(rc); err != nil {
-					return err
-				}
-			}
-			eg, ctx := errgroup.WithContext(cmd.Context())
-			eg.Go(func() error {
-				return telemetry.Serve(ctx, cfg.Telemetry.Listen, telemetry.Handler(reg, ready), log)
-			})
-			eg.Go(func() error {
-				err := ingest.Run(ctx, cfg.Ingest, ingest.Deps{
-					Kafka: cfg.Kafka, Kube: kube, Logger: log, Registerer: reg,
-					Cluster: cfg.Kubernetes.Cluster, Readiness: ready,
-				})
-				if err != nil {
-					return err
-				}
-				return context.Canceled // stop telemetry when ingest ends on its own
-			})
-			if err := eg.Wait(); err != nil && err != context.Canceled {
-				return err
-			}
-			return nil
+			return wire.Serve(cmd.Context(), cfg, cmd.ErrOrStderr(), wire.Ingest)
 		},
 	}
 }

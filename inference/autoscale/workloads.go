@@ -1,4 +1,4 @@
-package scaling
+package autoscale
 
 import (
 	"context"
@@ -23,7 +23,7 @@ type informerWorkloads struct {
 // NewWorkloadInformer starts informers on Deployments and StatefulSets in
 // all namespaces and waits for their first sync. They stop with ctx. The
 // identity needs get/list/watch on apps deployments and statefulsets
-// (deploy/rbac/decider.yaml).
+// (deploy/rbac/autoscale.yaml).
 func NewWorkloadInformer(ctx context.Context, cs kubernetes.Interface, resync time.Duration) (WorkloadLister, error) {
 	f := informers.NewSharedInformerFactory(cs, resync)
 	d := f.Apps().V1().Deployments()
@@ -31,7 +31,7 @@ func NewWorkloadInformer(ctx context.Context, cs kubernetes.Interface, resync ti
 	di, si := d.Informer(), s.Informer()
 	f.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), di.HasSynced, si.HasSynced) {
-		return nil, fmt.Errorf("scaling: deployments/statefulsets informer did not sync: %w", ctx.Err())
+		return nil, fmt.Errorf("autoscale: deployments/statefulsets informer did not sync: %w", ctx.Err())
 	}
 	return &informerWorkloads{deploy: d.Lister(), sts: s.Lister()}, nil
 }

@@ -3,6 +3,7 @@ package dev
 import (
 	"bytes"
 	"context"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 	"io"
 	"math"
 	"strings"
@@ -10,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebbflow/ebbflow/internal/dev/devconfig"
 	"github.com/ebbflow/ebbflow/internal/history"
 	"github.com/ebbflow/ebbflow/internal/sim"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
@@ -19,7 +19,7 @@ import (
 
 // runDev is `ebbflow dev --speed max --for <d> --headless [--trace …]`
 // as a library call, with a deterministic simulated start.
-func runDev(t *testing.T, d time.Duration, opts Options, tweak func(c *devconfig.Config)) (Summary, string) {
+func runDev(t *testing.T, d time.Duration, opts Options, tweak func(c *wire.DevConfig)) (Summary, string) {
 	t.Helper()
 	cfg := testConfig(t)
 	// One state a simulated minute keeps a run of hours within a couple
@@ -165,11 +165,11 @@ func TestDevGeneratedTraffic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three simulated hours of the whole pipeline (about a minute)")
 	}
-	var cfg devconfig.Config
+	var cfg wire.DevConfig
 	dir := t.TempDir()
 	// 09:00 to 13:00 holds the morning rise and, past the 10:00 and 11:00
 	// peaks, a fall deep enough for a scale-down whatever the machine's load.
-	s, _ := runDev(t, 4*time.Hour, Options{}, func(c *devconfig.Config) { c.StartHour = 9; c.HistoryDir = dir; cfg = *c })
+	s, _ := runDev(t, 4*time.Hour, Options{}, func(c *wire.DevConfig) { c.StartHour = 9; c.HistoryDir = dir; cfg = *c })
 	checkLoop(t, s, cfg.MinReplicas, cfg.MaxReplicas, cfg.LatencySLOMs)
 
 	// The window processors wrote the same windows to the local history.
@@ -198,9 +198,9 @@ func TestDevNASATrace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three simulated hours of the whole pipeline (about a minute)")
 	}
-	var cfg devconfig.Config
-	s, _ := runDev(t, 3*time.Hour, Options{Trace: "../../../shared/traces/nasa_requests_per_minute.csv", TraceOffset: 8 * time.Hour},
-		func(c *devconfig.Config) { cfg = *c })
+	var cfg wire.DevConfig
+	s, _ := runDev(t, 3*time.Hour, Options{Trace: "../../../../../shared/traces/nasa_requests_per_minute.csv", TraceOffset: 8 * time.Hour},
+		func(c *wire.DevConfig) { cfg = *c })
 	checkLoop(t, s, cfg.MinReplicas, cfg.MaxReplicas, cfg.LatencySLOMs)
 }
 

@@ -1,4 +1,4 @@
-package scaling
+package autoscale
 
 import (
 	"fmt"
@@ -104,7 +104,7 @@ func (d *Decider) ObserveWindow(w schemas.Window) (Output, error) {
 	defer d.mu.Unlock()
 	s, err := d.service(w.Entity)
 	if err != nil {
-		return Output{}, fmt.Errorf("scaling: window %s: %w", w.EventID(), err)
+		return Output{}, fmt.Errorf("autoscale: window %s: %w", w.EventID(), err)
 	}
 	if w.Signal == schemas.SignalReplicas {
 		if w.EndMs >= s.replicasMs {
@@ -136,7 +136,7 @@ func (d *Decider) ObserveForecast(f schemas.Forecast) (Output, error) {
 	defer d.mu.Unlock()
 	s, err := d.service(f.Entity)
 	if err != nil {
-		return Output{}, fmt.Errorf("scaling: forecast %s: %w", f.ID, err)
+		return Output{}, fmt.Errorf("autoscale: forecast %s: %w", f.ID, err)
 	}
 	st := s.sig(f.Signal)
 	if f.OriginMs >= st.forecast {

@@ -10,11 +10,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/ebbflow/ebbflow/internal/config"
-	"github.com/ebbflow/ebbflow/internal/dev/devconfig"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ebbflow/ebbflow/actuators"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
+	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/sim"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -69,7 +71,7 @@ const maxSpeedScrape = 250 * time.Millisecond
 // component, prints where each listens to out, and runs until ctx ends or
 // opts.For of simulated time has passed; it then stops everything and
 // returns the summary computed from the events on the topics.
-func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (Summary, error) {
+func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Summary, error) {
 	speed, err := ParseSpeed(opts.Speed)
 	if err != nil {
 		return Summary{}, fmt.Errorf("dev: %w", err)
@@ -128,25 +130,26 @@ func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (S
 		return Summary{}, err
 	}
 	defer t.close()
-	e, err := newEnv(cfg, cluster.Clientset(), cluster.Now, log, reg, ready)
+	nc, js, err := natsbus.ConnectJetStream(cfg.NATS, "ebbflow-dev")
 	if err != nil {
-		return Summary{}, err
+		return Summary{}, fmt.Errorf("dev: %w", err)
 	}
-	defer e.close()
+	defer nc.Close()
+	kube := cluster.Clientset()
+	e := &wire.Env{Cfg: cfg, Kube: func() (kubernetes.Interface, error) { return kube, nil }, JetStream: js,
+		Log: log, Reg: reg, Ready: ready, Clock: actuators.ClockFunc(cluster.Now), Instance: "dev", InformerResync: time.Minute}
 
+	// The components run with the same wiring as their subcommands
+	// (wire.Components, wire.RunAll); they stop after the view, before the
+	// tap drains.
 	compCtx, stopComps := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopComps()
-	var wg sync.WaitGroup
-	compErr := make(chan error, len(components))
+	compErr := make(chan error, 1)
 	var names []string
-	for _, c := range components {
-		names = append(names, c.name)
-		wg.Go(func() {
-			if err := c.run(compCtx, e); err != nil && compCtx.Err() == nil {
-				compErr <- fmt.Errorf("dev: %s: %w", c.name, err)
-			}
-		})
+	for _, c := range wire.Components {
+		names = append(names, c.Name)
 	}
+	go func() { compErr <- wire.RunAll(compCtx, e, wire.Components...) }()
 	log.Info("ebbflow dev running", "components", names, "speed", opts.Speed, "for", opts.For, "start", start)
 
 	hasIngest, hasWindow, hasActuate := false, false, false
@@ -173,7 +176,12 @@ func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (S
 	case err := <-clockDone:
 		finished = err == nil
 		runErr = err
-	case runErr = <-compErr:
+	case err := <-compErr:
+		// A component ended on its own: that ends the run.
+		if err != nil {
+			runErr = fmt.Errorf("dev: %w", err)
+		}
+		compErr <- nil
 	}
 	stopClock()
 	simEnd := cluster.Now()
@@ -187,11 +195,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options, out io.Writer) (S
 	stopView()
 	<-viewDone
 	stopComps()
-	wg.Wait()
-	select {
-	case err := <-compErr:
-		runErr = errors.Join(runErr, err)
-	default:
+	if err := <-compErr; err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("dev: %w", err))
 	}
 	t.drain(context.Background(), time.Second, 10*time.Second)
 	ev := t.snapshot()
@@ -246,7 +251,7 @@ var serviceNames = []string{"chat-llm", "image-embed", "speech-asr", "rerank", "
 // simConfig builds the simulated cluster from the dev section and options:
 // generated traffic with a different shape and phase per service, or the
 // trace replayed with a phase shift per service.
-func simConfig(cfg config.Config, opts Options, start time.Time, scrapeEvery time.Duration) (sim.Config, error) {
+func simConfig(cfg wire.Config, opts Options, start time.Time, scrapeEvery time.Duration) (sim.Config, error) {
 	d := cfg.Dev
 	sc := sim.Config{
 		Cluster: cfg.Kubernetes.Cluster, Namespace: d.Namespace, Start: start, Step: d.Step,
@@ -290,7 +295,7 @@ func simConfig(cfg config.Config, opts Options, start time.Time, scrapeEvery tim
 
 // initialReplicas is dev.initial_replicas, or when 0 what the starting
 // load needs at 70% utilisation, within the bounds.
-func initialReplicas(d devconfig.Config, load float64) int32 {
+func initialReplicas(d wire.DevConfig, load float64) int32 {
 	if d.InitialReplicas > 0 {
 		return d.InitialReplicas
 	}

@@ -1,12 +1,12 @@
 package dev
 
 import (
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ebbflow/ebbflow/internal/dev/devconfig"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -97,21 +97,21 @@ func TestParseSpeed(t *testing.T) {
 func TestDevConfigValidateNamesField(t *testing.T) {
 	cases := []struct {
 		field string
-		set   func(*devconfig.Config)
+		set   func(*wire.DevConfig)
 	}{
-		{"services", func(c *devconfig.Config) { c.Services = 0 }},
-		{"max_replicas", func(c *devconfig.Config) { c.MaxReplicas = 0 }},
-		{"initial_replicas", func(c *devconfig.Config) { c.InitialReplicas = 99 }},
-		{"step", func(c *devconfig.Config) { c.Step = time.Millisecond }},
-		{"max_lag", func(c *devconfig.Config) { c.MaxLag = time.Second }},
-		{"start_hour", func(c *devconfig.Config) { c.StartHour = 24 }},
-		{"capacity_rps", func(c *devconfig.Config) { c.CapacityRPS = 0 }},
+		{"services", func(c *wire.DevConfig) { c.Services = 0 }},
+		{"max_replicas", func(c *wire.DevConfig) { c.MaxReplicas = 0 }},
+		{"initial_replicas", func(c *wire.DevConfig) { c.InitialReplicas = 99 }},
+		{"step", func(c *wire.DevConfig) { c.Step = time.Millisecond }},
+		{"max_lag", func(c *wire.DevConfig) { c.MaxLag = time.Second }},
+		{"start_hour", func(c *wire.DevConfig) { c.StartHour = 24 }},
+		{"capacity_rps", func(c *wire.DevConfig) { c.CapacityRPS = 0 }},
 	}
-	if err := devconfig.DefaultConfig().Validate(); err != nil {
+	if err := wire.DefaultDevConfig().Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
 	for _, c := range cases {
-		cfg := devconfig.DefaultConfig()
+		cfg := wire.DefaultDevConfig()
 		c.set(&cfg)
 		err := cfg.Validate()
 		if err == nil || !strings.HasPrefix(err.Error(), c.field+":") {
@@ -140,10 +140,10 @@ func TestSimConfigShapesAndTrace(t *testing.T) {
 			t.Errorf("%s starts with %d replicas", s.Name, s.InitialReplicas)
 		}
 	}
-	if _, err := simConfig(cfg, Options{Trace: "../../../shared/traces/philly_node_sequence.csv"}, start, time.Second); err != nil {
+	if _, err := simConfig(cfg, Options{Trace: "../../../../../shared/traces/philly_node_sequence.csv"}, start, time.Second); err != nil {
 		t.Errorf("philly trace: %v", err)
 	}
-	if _, err := simConfig(cfg, Options{Trace: "../../../shared/traces/philly_node_sequence.csv", TraceColumn: "nope"}, start, time.Second); err == nil || !strings.Contains(err.Error(), "--trace") {
+	if _, err := simConfig(cfg, Options{Trace: "../../../../../shared/traces/philly_node_sequence.csv", TraceColumn: "nope"}, start, time.Second); err == nil || !strings.Contains(err.Error(), "--trace") {
 		t.Errorf("a missing column: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package config
+package wire
 
 import (
 	"os"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ebbflow/ebbflow/internal/config"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -127,12 +129,12 @@ func TestEnvPathMatchesLongestName(t *testing.T) {
 		"KAFKA_TLS_INSECURE_SKIP_VERIFY": "kafka.tls.insecure_skip_verify",
 		"KUBERNETES_TOKEN_FILE":          "kubernetes.token_file",
 	} {
-		got, ok := envPath(ty, strings.Split(env, "_"))
+		got, ok := config.EnvPath(ty, strings.Split(env, "_"))
 		if !ok || got != want {
 			t.Errorf("%s → %q (%v), want %q", env, got, ok, want)
 		}
 	}
-	if _, ok := envPath(ty, []string{"TEST", "KAFKA", "BROKERS"}); ok {
+	if _, ok := config.EnvPath(ty, []string{"TEST", "KAFKA", "BROKERS"}); ok {
 		t.Error("EBBFLOW_TEST_* mapped to a field")
 	}
 }
@@ -141,7 +143,7 @@ func TestEnvPathMatchesLongestName(t *testing.T) {
 // the configuration it ships loads and validates, and the environment
 // overrides the Deployments set name real fields.
 func TestDeployConfigMapIsValid(t *testing.T) {
-	b, err := os.ReadFile("../../deploy/kubernetes/configmap.yaml")
+	b, err := os.ReadFile("../../../../deploy/kubernetes/configmap.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +160,7 @@ func TestDeployConfigMapIsValid(t *testing.T) {
 	if _, err := Load(Options{File: writeFile(t, body)}); err != nil {
 		t.Fatalf("deploy/kubernetes/configmap.yaml: %v", err)
 	}
-	manifests, _ := filepath.Glob("../../deploy/kubernetes/*.yaml")
+	manifests, _ := filepath.Glob("../../../../deploy/kubernetes/*.yaml")
 	ty := reflect.TypeOf(Config{})
 	for _, m := range manifests {
 		mb, err := os.ReadFile(m)
@@ -166,13 +168,13 @@ func TestDeployConfigMapIsValid(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, line := range strings.Split(string(mb), "\n") {
-			_, after, ok := strings.Cut(line, "name: "+EnvPrefix)
+			_, after, ok := strings.Cut(line, "name: "+config.EnvPrefix)
 			if !ok {
 				continue
 			}
 			name := strings.Fields(after)[0]
-			if _, ok := envPath(ty, strings.Split(name, "_")); !ok {
-				t.Errorf("%s sets %s%s, which names no configuration field", filepath.Base(m), EnvPrefix, name)
+			if _, ok := config.EnvPath(ty, strings.Split(name, "_")); !ok {
+				t.Errorf("%s sets %s%s, which names no configuration field", filepath.Base(m), config.EnvPrefix, name)
 			}
 		}
 	}

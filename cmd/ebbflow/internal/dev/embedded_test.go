@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
-	"github.com/ebbflow/ebbflow/internal/config"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -25,9 +25,9 @@ import (
 // metrics library starts one process-wide meter ticker that never stops.
 var leakOpts = []goleak.Option{goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick")}
 
-func testConfig(t *testing.T) config.Config {
+func testConfig(t *testing.T) wire.Config {
 	t.Helper()
-	cfg := config.Default()
+	cfg := wire.Default()
 	cfg.Telemetry.Listen = "127.0.0.1:0"
 	cfg.Telemetry.LogLevel = "warn"
 	return cfg
@@ -218,7 +218,7 @@ func TestRunPrintsEndpointsAndStops(t *testing.T) {
 	if metricsURL == "" || !strings.Contains(body, "ebbflow_forecast_forecasts_total{") {
 		t.Errorf("no forecasts within 90s (metrics at %q)", metricsURL)
 	}
-	for _, want := range []string{"ebbflow_dev_sim_steps_total", "ebbflow_dev_tap_events_total{topic=\"metrics.windows\"}", "ebbflow_ingest_", "ebbflow_decide_"} {
+	for _, want := range []string{"ebbflow_dev_sim_steps_total", "ebbflow_dev_tap_events_total{topic=\"metrics.windows\"}", "ebbflow_ingest_", "ebbflow_autoscale_"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

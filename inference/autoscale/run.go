@@ -1,4 +1,4 @@
-package scaling
+package autoscale
 
 import (
 	"context"
@@ -50,27 +50,27 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer, d *Decider) (*metrics, error) {
 	m := &metrics{
-		inputs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_decide_inputs_total",
+		inputs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_inputs_total",
 			Help: "Windows and forecasts consumed, by topic."}, []string{"topic"}),
-		bad: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_decide_bad_input_total",
+		bad: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_bad_input_total",
 			Help: "Inputs that failed to decode or validate (sent to the dead-letter topic), by reason."}, []string{"reason"}),
-		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_decide_decisions_total",
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_decisions_total",
 			Help: "Scale decisions emitted, by direction (up, down)."}, []string{"direction"}),
-		guards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_decide_guards_total",
+		guards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_guards_total",
 			Help: "Evaluations where a guard had the last word, by guard."}, []string{"guard"}),
-		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_decide_alerts_total",
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_alerts_total",
 			Help: "Alerts published, by kind."}, []string{"kind"}),
-		pubErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_decide_publish_errors_total",
+		pubErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_publish_errors_total",
 			Help: "Failed publishes, by sink (kafka, nats)."}, []string{"sink"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ebbflow_decide_decision_latency_seconds",
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ebbflow_autoscale_decision_latency_seconds",
 			Help:    "Wall time from consuming the input to the decision acknowledged by Kafka.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}
-	m.services = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ebbflow_decide_services",
+	m.services = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ebbflow_autoscale_services",
 		Help: "Services the decider tracks."}, func() float64 { return float64(d.Services()) })
 	for _, c := range []prometheus.Collector{m.inputs, m.bad, m.decisions, m.guards, m.alerts, m.pubErrs, m.latency, m.services} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("scaling: register metrics: %w", err)
+			return nil, fmt.Errorf("autoscale: register metrics: %w", err)
 		}
 	}
 	return m, nil
@@ -87,7 +87,7 @@ func newMetrics(reg prometheus.Registerer, d *Decider) (*metrics, error) {
 // (from target and seq) and the actuator skips it as a duplicate.
 func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("decide: %w", err)
+		return fmt.Errorf("autoscale: %w", err)
 	}
 	log := deps.Log
 	if log == nil {
@@ -107,17 +107,17 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	out := topics.Name(schemas.TopicDecisions)
 	dead := topics.Name(schemas.TopicDeadLetter)
 	if err := kafkax.EnsureTopics(ctx, deps.Kafka, append(in, out, dead)...); err != nil {
-		return fmt.Errorf("decide: %w", err)
+		return fmt.Errorf("autoscale: %w", err)
 	}
 	if deps.JetStream != nil {
 		if err := natsbus.EnsureStreams(ctx, deps.JetStream, 7*24*time.Hour); err != nil {
-			return fmt.Errorf("decide: %w", err)
+			return fmt.Errorf("autoscale: %w", err)
 		}
 	}
 
 	sc, err := deps.Kafka.Sarama()
 	if err != nil {
-		return fmt.Errorf("decide: %w", err)
+		return fmt.Errorf("autoscale: %w", err)
 	}
 	sc.Producer.Idempotent = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
@@ -134,12 +134,12 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	prod, err := sarama.NewSyncProducer(deps.Kafka.Brokers, sc)
 	if err != nil {
-		return fmt.Errorf("decide: producer to %v: %w", deps.Kafka.Brokers, err)
+		return fmt.Errorf("autoscale: producer to %v: %w", deps.Kafka.Brokers, err)
 	}
 	defer prod.Close()
 	group, err := sarama.NewConsumerGroup(deps.Kafka.Brokers, cfg.ConsumerGroup, sc)
 	if err != nil {
-		return fmt.Errorf("decide: consumer group %s on %v: %w", cfg.ConsumerGroup, deps.Kafka.Brokers, err)
+		return fmt.Errorf("autoscale: consumer group %s on %v: %w", cfg.ConsumerGroup, deps.Kafka.Brokers, err)
 	}
 	defer group.Close()
 
@@ -151,7 +151,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) || ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("decide: consume %v: %w", in, err)
+			return fmt.Errorf("autoscale: consume %v: %w", in, err)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -257,7 +257,7 @@ func (h *handler) handleBatch(ctx context.Context, batch []*sarama.ConsumerMessa
 		for _, o := range outs {
 			h.dec.Forget(o.Decision.Entity)
 		}
-		return fmt.Errorf("decide: produce %d records to %s: %w", len(pms), h.decisions, err)
+		return fmt.Errorf("autoscale: produce %d records to %s: %w", len(pms), h.decisions, err)
 	}
 	for _, o := range outs {
 		d := o.Decision

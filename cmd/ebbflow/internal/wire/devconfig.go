@@ -1,8 +1,4 @@
-// Package devconfig holds the `dev` section of the configuration file. It
-// is its own package so that internal/config can aggregate it while
-// internal/dev (whose Run takes the whole config.Config) imports
-// internal/config.
-package devconfig
+package wire
 
 import (
 	"errors"
@@ -10,10 +6,10 @@ import (
 	"time"
 )
 
-// Config is the `dev` section of the configuration file: how the embedded
+// DevConfig is the `dev` section of the configuration file: how the embedded
 // parts listen and what the simulated cluster looks like. Per-run choices
 // (speed, duration, trace) are Options, set by flags.
-type Config struct {
+type DevConfig struct {
 	// KafkaPort is the embedded Kafka (kfake) port on 127.0.0.1; 0 picks a free one.
 	KafkaPort int `yaml:"kafka_port"`
 	// Partitions is the partition count of every embedded topic.
@@ -60,8 +56,8 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults documented in the README.
-func DefaultConfig() Config {
-	return Config{
+func DefaultDevConfig() DevConfig {
+	return DevConfig{
 		KafkaPort:       0,
 		Partitions:      4,
 		NATSPort:        -1,
@@ -86,7 +82,7 @@ func DefaultConfig() Config {
 }
 
 // Validate names the first bad field.
-func (c Config) Validate() error {
+func (c DevConfig) Validate() error {
 	switch {
 	case c.KafkaPort < 0 || c.KafkaPort > 65535:
 		return fmt.Errorf("kafka_port: %d is not 0..65535", c.KafkaPort)

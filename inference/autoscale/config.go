@@ -1,9 +1,9 @@
-// Package scaling is the elastic-scaling decider: pure functions from a
+// Package autoscale is the elastic-scaling decider: pure functions from a
 // service's forecasts, current windows and policy to a replica count with
 // its reason (Decide), the per-service bookkeeping around them (Decider),
 // and the service (Run) that consumes forecasts and windows and publishes
 // scale decisions to Kafka and NATS.
-package scaling
+package autoscale
 
 import (
 	"errors"
@@ -66,9 +66,9 @@ type ServiceConfig struct {
 // DefaultConfig returns the defaults documented in the README.
 func DefaultConfig() Config {
 	return Config{
-		ConsumerGroup:   "ebbflow-decide",
+		ConsumerGroup:   "ebbflow-autoscale",
 		InitialOffset:   "newest",
-		Source:          "/ebbflow/decide",
+		Source:          "/ebbflow/autoscale",
 		DecisionTTL:     2 * time.Minute,
 		StaleAfter:      5 * time.Minute,
 		RepeatSuppress:  5 * time.Minute,

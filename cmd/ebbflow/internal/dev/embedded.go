@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ebbflow/ebbflow/internal/config"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
@@ -52,7 +52,7 @@ type parts struct {
 // startParts starts embedded Kafka with every topic, nats-server with the
 // JetStream streams, the history directory and the telemetry server. The
 // returned configuration points every component at them.
-func startParts(ctx context.Context, cfg config.Config, reg *prometheus.Registry, ready *telemetry.Readiness, log *slog.Logger) (*parts, config.Config, error) {
+func startParts(ctx context.Context, cfg wire.Config, reg *prometheus.Registry, ready *telemetry.Readiness, log *slog.Logger) (*parts, wire.Config, error) {
 	p := &parts{ep: Endpoints{Topics: map[string]string{}}}
 	topics := cfg.Kafka.Topics()
 	for _, b := range schemas.AllTopics {
