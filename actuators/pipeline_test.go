@@ -136,7 +136,7 @@ func (p pipeline) run(t *testing.T) {
 	window := func(endMs int64, rate float64) *sarama.ProducerMessage {
 		w := schemas.Window{Entity: entity, Signal: schemas.SignalQPS, Kind: schemas.KindCounter, SizeS: 60,
 			StartMs: endMs - 60_000, EndMs: endMs, Count: 4, Sum: rate * 60, Min: 1, Max: rate, Mean: rate, Last: rate, P50: rate, P95: rate, P99: rate, Rate: &rate}
-		m, err := schemas.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/test", w)
+		m, err := kafkax.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/test", w)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func (p pipeline) run(t *testing.T) {
 			Observed: 250, Model: schemas.ModelRef{ID: "test", Version: "1", FeatureSpec: "v1"},
 			Horizons: []schemas.HorizonValue{{Minutes: 1, AtMs: now + 60_000, Value: 300}, {Minutes: 2, AtMs: now + 120_000, Value: 350},
 				{Minutes: 3, AtMs: now + 180_000, Value: 400}, {Minutes: 5, AtMs: now + 300_000, Value: 900}}}
-		fm, err := schemas.NewMessage(topics.Name(schemas.TopicForecasts), "/test", f)
+		fm, err := kafkax.NewMessage(topics.Name(schemas.TopicForecasts), "/test", f)
 		if err != nil {
 			t.Fatal(err)
 		}

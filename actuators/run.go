@@ -17,7 +17,6 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
-	"github.com/ebbflow/ebbflow/inference/autoscale"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -245,7 +244,7 @@ func (h *claimHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 }
 
 func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) error {
-	ceType := schemas.HeaderValue(msg.Headers, schemas.HeaderType)
+	ceType := kafkax.HeaderValue(msg.Headers, schemas.HeaderType)
 	act, ok, err := h.act.Process(ctx, ceType, msg.Value)
 	if errors.Is(err, ErrUndecodable) {
 		return h.deadLetter(msg, err)
@@ -256,7 +255,7 @@ func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) 
 	if !ok {
 		return nil
 	}
-	pm, err := schemas.NewMessage(h.actions, h.source, act)
+	pm, err := kafkax.NewMessage(h.actions, h.source, act)
 	if err != nil {
 		return fmt.Errorf("actuate: action for %s violates its schema: %w", act.DecisionID, err)
 	}
@@ -271,7 +270,7 @@ func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) 
 			Target:  &t, DecisionID: act.DecisionID, AtMs: act.AtMs, Source: h.source,
 			Values: map[string]float64{"attempts": float64(act.Attempts)},
 		}
-		if err := autoscale.PublishAlert(ctx, h.js, alert); err != nil {
+		if err := natsbus.PublishAlert(ctx, h.js, alert); err != nil {
 			h.log.Warn("publish failed-action alert", "id", alert.ID, "err", err)
 		}
 	}
@@ -289,7 +288,7 @@ func (h *claimHandler) deadLetter(msg *sarama.ConsumerMessage, cause error) erro
 		Partition: msg.Partition, Offset: msg.Offset, Key: string(msg.Key), Reason: "decode", Error: cause.Error(),
 		AtMs: msg.Timestamp.UnixMilli(), Payload: payload,
 	}
-	pm, err := schemas.NewMessage(h.deadletter, h.source, dl)
+	pm, err := kafkax.NewMessage(h.deadletter, h.source, dl)
 	if err != nil {
 		return fmt.Errorf("actuate: dead letter for %s/%d@%d: %w", msg.Topic, msg.Partition, msg.Offset, err)
 	}

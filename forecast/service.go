@@ -241,7 +241,7 @@ func (h *handler) handle(p *Processor, msg *sarama.ConsumerMessage) {
 		h.log.Warn("forecast: bad window sent to the dead-letter topic", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
 		d := schemas.DeadLetter{ID: fmt.Sprintf("%s|%d|%d", msg.Topic, msg.Partition, msg.Offset), Source: h.source, Topic: msg.Topic,
 			Partition: msg.Partition, Offset: msg.Offset, Key: string(msg.Key), Reason: "schema", Error: err.Error(), AtMs: time.Now().UnixMilli(), Payload: truncate(msg.Value, 64<<10)}
-		if pm, err := schemas.NewMessage(h.dl, h.source, d); err == nil {
+		if pm, err := kafkax.NewMessage(h.dl, h.source, d); err == nil {
 			h.producer.Input() <- pm
 		} else {
 			h.log.Error("forecast: dead letter not built", "err", err)
@@ -260,7 +260,7 @@ func (h *handler) handle(p *Processor, msg *sarama.ConsumerMessage) {
 		h.m.skipped.WithLabelValues(reason).Inc()
 		return
 	}
-	pm, err := schemas.NewMessage(h.out, h.source, f)
+	pm, err := kafkax.NewMessage(h.out, h.source, f)
 	if err != nil {
 		h.m.publishErrors.WithLabelValues(h.out).Inc()
 		h.log.Error("forecast: forecast failed validation", "entity", f.Entity, "signal", f.Signal, "err", err)

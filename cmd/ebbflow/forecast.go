@@ -17,9 +17,9 @@ import (
 
 	"github.com/ebbflow/ebbflow/forecast/features"
 	"github.com/ebbflow/ebbflow/forecast/model"
-	"github.com/ebbflow/ebbflow/forecast/synth"
 	"github.com/ebbflow/ebbflow/forecast/train"
 	"github.com/ebbflow/ebbflow/internal/history"
+	"github.com/ebbflow/ebbflow/internal/sim/synth"
 )
 
 func init() { subcommands = append(subcommands, newForecastCmd) }

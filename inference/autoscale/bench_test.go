@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -70,7 +71,7 @@ func BenchmarkWindowToDecision(b *testing.B) {
 				b.Fatal(err)
 			}
 			if out.Decision != nil {
-				if _, err := schemas.NewMessage(topic, "/bench", *out.Decision); err != nil {
+				if _, err := kafkax.NewMessage(topic, "/bench", *out.Decision); err != nil {
 					b.Fatal(err)
 				}
 				decisions++

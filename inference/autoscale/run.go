@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -238,7 +237,7 @@ func (h *handler) handleBatch(ctx context.Context, batch []*sarama.ConsumerMessa
 		if out.Decision == nil {
 			continue
 		}
-		pm, err := schemas.NewMessage(h.decisions, h.cfg.Source, *out.Decision)
+		pm, err := kafkax.NewMessage(h.decisions, h.cfg.Source, *out.Decision)
 		if err != nil {
 			// Our own bug: a decision that violates its schema. Do not retry forever.
 			h.m.bad.WithLabelValues("own_decision_schema").Inc()
@@ -279,7 +278,7 @@ func (h *handler) handleBatch(ctx context.Context, batch []*sarama.ConsumerMessa
 // letter instead.
 func (h *handler) decide(msg *sarama.ConsumerMessage) (Output, *sarama.ProducerMessage) {
 	h.m.inputs.WithLabelValues(msg.Topic).Inc()
-	ceType := schemas.HeaderValue(msg.Headers, schemas.HeaderType)
+	ceType := kafkax.HeaderValue(msg.Headers, schemas.HeaderType)
 	var out Output
 	var err error
 	switch ceType {
@@ -310,8 +309,9 @@ func (h *handler) decide(msg *sarama.ConsumerMessage) (Output, *sarama.ProducerM
 // record): failures are counted and logged, not retried.
 func (h *handler) publishNATS(ctx context.Context, outs []Output) {
 	var futures []jetstream.PubAckFuture
-	pub := func(subject, id, ceType string, body []byte) {
-		f, err := h.js.PublishMsgAsync(natsMsg(subject, id, ceType, body))
+	pub := func(subject string, ev schemas.Event, body []byte) {
+		id := ev.EventID()
+		f, err := h.js.PublishMsgAsync(natsbus.Msg(subject, h.cfg.Source, ev, body))
 		if err != nil {
 			h.m.pubErrs.WithLabelValues("nats").Inc()
 			h.log.Warn("publish to NATS", "subject", subject, "id", id, "err", err)
@@ -322,14 +322,14 @@ func (h *handler) publishNATS(ctx context.Context, outs []Output) {
 	for _, o := range outs {
 		d := o.Decision
 		b, _ := json.Marshal(d)
-		pub(schemas.DecisionSubject(d.Kind, d.Target.Cluster, d.Target.Namespace), d.ID, d.EventType(), b)
+		pub(schemas.DecisionSubject(d.Kind, d.Target.Cluster, d.Target.Namespace), d, b)
 		for _, a := range o.Alerts {
 			b, err := schemas.Marshal(a)
 			if err != nil {
 				h.log.Error("alert violates its schema; dropped", "id", a.ID, "err", err)
 				continue
 			}
-			pub(schemas.AlertSubject(a.Severity, a.Kind), a.ID, a.EventType(), b)
+			pub(schemas.AlertSubject(a.Severity, a.Kind), a, b)
 			h.m.alerts.WithLabelValues(a.Kind).Inc()
 		}
 	}
@@ -351,38 +351,6 @@ func (h *handler) publishNATS(ctx context.Context, outs []Output) {
 	}
 }
 
-// PublishAlert validates an alert and publishes it to JetStream on
-// ebbflow.alerts.<severity>.<kind>, deduplicated by its id.
-func PublishAlert(ctx context.Context, js jetstream.JetStream, a schemas.Alert) error {
-	b, err := schemas.Marshal(a)
-	if err != nil {
-		return err
-	}
-	return publishJS(ctx, js, schemas.AlertSubject(a.Severity, a.Kind), a.ID, a.EventType(), b)
-}
-
-func natsMsg(subject, id, ceType string, body []byte) *nats.Msg {
-	msg := nats.NewMsg(subject)
-	msg.Data = body
-	// Nats-Msg-Id lets JetStream drop a redelivered decision.
-	msg.Header.Set("Nats-Msg-Id", id)
-	msg.Header.Set("ce_id", id)
-	msg.Header.Set("ce_type", ceType)
-	msg.Header.Set("ce_specversion", "1.0")
-	msg.Header.Set("content-type", "application/json")
-	return msg
-}
-
-func publishJS(ctx context.Context, js jetstream.JetStream, subject, id, ceType string, body []byte) error {
-	msg := natsMsg(subject, id, ceType, body)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := js.PublishMsg(pctx, msg); err != nil {
-		return fmt.Errorf("nats: publish %s to %s: %w", id, subject, err)
-	}
-	return nil
-}
-
 func (h *handler) deadLetter(msg *sarama.ConsumerMessage, cause error) *sarama.ProducerMessage {
 	reason := "decode"
 	var ve *schemas.ValidationError
@@ -400,7 +368,7 @@ func (h *handler) deadLetter(msg *sarama.ConsumerMessage, cause error) *sarama.P
 		Source: h.cfg.Source, Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset,
 		Key: string(msg.Key), Reason: reason, Error: cause.Error(), AtMs: msg.Timestamp.UnixMilli(), Payload: payload,
 	}
-	pm, err := schemas.NewMessage(h.deadletter, h.cfg.Source, dl)
+	pm, err := kafkax.NewMessage(h.deadletter, h.cfg.Source, dl)
 	if err != nil {
 		// Cannot happen for a well-formed DeadLetter; keep the record's
 		// reason in the log rather than block the partition.

@@ -66,7 +66,7 @@ func BenchmarkRunOnKfake(b *testing.B) {
 	msgs := make([]*sarama.ProducerMessage, benchServices)
 	for i := range entities {
 		entities[i] = schemas.ServiceEntity("bench", fmt.Sprintf("ns%d", i%50), fmt.Sprintf("svc-%d", i))
-		msgs[i], err = schemas.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/bench", schemas.Window{Entity: entities[i],
+		msgs[i], err = kafkax.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/bench", schemas.Window{Entity: entities[i],
 			Signal: schemas.SignalReplicas, Kind: schemas.KindGauge, SizeS: 60, StartMs: nowMs - 60_000, EndMs: nowMs, Count: 1, Mean: 7, Last: 7})
 		if err != nil {
 			b.Fatal(err)
@@ -105,7 +105,7 @@ func BenchmarkRunOnKfake(b *testing.B) {
 	b.ResetTimer()
 	for round := 0; round < b.N; round++ {
 		for i, e := range entities {
-			msgs[i], err = schemas.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/bench", benchWindow(e, round))
+			msgs[i], err = kafkax.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/bench", benchWindow(e, round))
 			if err != nil {
 				b.Fatal(err)
 			}

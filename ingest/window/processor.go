@@ -409,7 +409,7 @@ func (pp *partProc) deadLetter(msg *sarama.ConsumerMessage, reason, text string,
 	if dl.AtMs <= 0 {
 		dl.AtMs = time.Now().UnixMilli()
 	}
-	pm, err := schemas.NewMessage(pp.h.deadTopic, pp.h.deps.Source, dl)
+	pm, err := kafkax.NewMessage(pp.h.deadTopic, pp.h.deps.Source, dl)
 	if err != nil {
 		pp.log.Error("window: cannot build dead letter", "offset", msg.Offset, "reason", reason, "err", err)
 		return
@@ -564,7 +564,7 @@ func windowMessage(topic, source string, w schemas.Window) *sarama.ProducerMessa
 	b, _ := json.Marshal(w) // plain struct of finite numbers and strings: cannot fail
 	return &sarama.ProducerMessage{
 		Topic: topic, Key: sarama.StringEncoder(w.Entity), Value: sarama.ByteEncoder(b),
-		Headers: schemas.Headers(source, w), Timestamp: w.EventTime(),
+		Headers: kafkax.Headers(source, w), Timestamp: w.EventTime(),
 	}
 }
 

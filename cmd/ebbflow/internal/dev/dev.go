@@ -16,6 +16,7 @@ import (
 
 	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
+	"github.com/ebbflow/ebbflow/ingest/replay"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/sim"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
@@ -25,7 +26,7 @@ import (
 // Options are the per-run choices `ebbflow dev` takes as flags.
 type Options struct {
 	// Speed is how much faster than real time the simulation runs: "1x",
-	// "60x" (or "60"), or "max" (as fast as the pipeline keeps up).
+	// "60x", or "max" (replay.ParseSpeed); empty is 60x (as fast as the pipeline keeps up).
 	Speed string
 	// For stops the run after this much simulated time; 0 runs until ctx ends.
 	For time.Duration
@@ -47,22 +48,6 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// ParseSpeed reads "60x", "60", "1x" or "max" (returned as 0).
-func ParseSpeed(s string) (float64, error) {
-	s = strings.TrimSpace(strings.ToLower(s))
-	if s == "" {
-		return 60, nil
-	}
-	if s == "max" {
-		return 0, nil
-	}
-	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("speed %q: want a factor such as 1x, 60x or max", s)
-	}
-	return v, nil
-}
-
 // maxSpeedScrape is the scrape interval (wall clock) at --speed max; the
 // simulation advances as soon as every ready pod has been scraped.
 const maxSpeedScrape = 250 * time.Millisecond
@@ -72,7 +57,10 @@ const maxSpeedScrape = 250 * time.Millisecond
 // opts.For of simulated time has passed; it then stops everything and
 // returns the summary computed from the events on the topics.
 func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Summary, error) {
-	speed, err := ParseSpeed(opts.Speed)
+	if opts.Speed == "" {
+		opts.Speed = "60x"
+	}
+	speed, err := replay.ParseSpeed(opts.Speed)
 	if err != nil {
 		return Summary{}, fmt.Errorf("dev: %w", err)
 	}

@@ -80,20 +80,6 @@ func TestSummarise(t *testing.T) {
 	}
 }
 
-func TestParseSpeed(t *testing.T) {
-	cases := []struct {
-		in   string
-		want float64
-		bad  bool
-	}{{"60x", 60, false}, {"60", 60, false}, {"1x", 1, false}, {"max", 0, false}, {"MAX", 0, false}, {"", 60, false}, {"0x", 0, true}, {"fast", 0, true}, {"-2x", 0, true}}
-	for _, c := range cases {
-		got, err := ParseSpeed(c.in)
-		if (err != nil) != c.bad || (!c.bad && got != c.want) {
-			t.Errorf("ParseSpeed(%q) = %v, %v", c.in, got, err)
-		}
-	}
-}
-
 func TestDevConfigValidateNamesField(t *testing.T) {
 	cases := []struct {
 		field string

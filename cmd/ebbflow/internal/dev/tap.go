@@ -159,7 +159,7 @@ func (t *tap) add(base string, m *sarama.ConsumerMessage) {
 		}
 	case schemas.TopicDecisions:
 		// Only scale decisions are summarised; other kinds are counted.
-		if schemas.HeaderValue(m.Headers, "ce_type") != (schemas.ScaleDecision{}).EventType() {
+		if kafkax.HeaderValue(m.Headers, "ce_type") != (schemas.ScaleDecision{}).EventType() {
 			return
 		}
 		var d schemas.ScaleDecision

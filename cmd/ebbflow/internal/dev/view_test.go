@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/sim"
 	"github.com/ebbflow/ebbflow/schemas"
 )
@@ -17,7 +18,7 @@ import (
 // consumed turns an event into the record the tap would read.
 func consumed(t *testing.T, base string, ev schemas.Event) *sarama.ConsumerMessage {
 	t.Helper()
-	pm, err := schemas.NewMessage(schemas.Topics{}.Name(base), "/test", ev)
+	pm, err := kafkax.NewMessage(schemas.Topics{}.Name(base), "/test", ev)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package simtraffic
+package bundled
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-// Package simtraffic generates, deterministically, the traffic `ebbflow dev`
+// Package traffic generates, deterministically, the traffic `ebbflow dev`
 // simulates: each service's offered load comes from internal/sim's own
 // [sim.Pattern] (the LoadFunc the simulated cluster serves), averaged over
 // the simulation's 15 s steps into one-minute windows, and the cpu and
@@ -7,11 +7,11 @@
 // gpu_util 3 + 95·util %, util = load per pod / capacity).
 //
 // The bundled models in testdata/models are trained on it (see
-// forecast/simtraffic/retrain) and tested against it with held-out seeds,
+// forecast/bundled and forecast/bundled/retrain) and tested against it with held-out seeds,
 // so the models `ebbflow dev` loads have seen traffic of the shape dev
 // produces, including the cold start dev begins with (no day or week of
 // history, too few steps for the longest lags).
-package simtraffic
+package traffic
 
 import (
 	"fmt"
@@ -19,8 +19,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/ebbflow/ebbflow/forecast/features"
-	"github.com/ebbflow/ebbflow/forecast/model"
 	"github.com/ebbflow/ebbflow/internal/sim"
 	"github.com/ebbflow/ebbflow/schemas"
 )
@@ -204,15 +202,6 @@ func (e Episode) Windows(idx int) []schemas.Window {
 	return Generate(s, Epoch.Add(time.Duration(e.StartMin)*time.Minute).UnixMilli(), e.Offset, e.Minutes)
 }
 
-// History generates every episode into one history of one-minute steps.
-func History(eps []Episode) (*features.History, error) {
-	var ws []schemas.Window
-	for i, e := range eps {
-		ws = append(ws, e.Windows(i)...)
-	}
-	return features.FromWindows(ws, 60)
-}
-
 // TrainingEpisodes is the training set the bundled models are fitted on,
 // deterministic in seed: long runs (days, so the model sees a day and a
 // week of history) and many short ones that start from nothing, like an
@@ -230,69 +219,4 @@ func TrainingEpisodes(seed int64, long, short, days int) []Episode {
 		eps = append(eps, Episode{Service: svcs[long+i], StartMin: start, Offset: time.Duration(r.IntN(7*1440)) * time.Minute, Minutes: m})
 	}
 	return eps
-}
-
-// HorizonMAE is one horizon's backtest figures.
-type HorizonMAE struct {
-	Horizon        int
-	N              int
-	Model, LastVal float64
-	Ratio          float64
-}
-
-// Backtest forecasts every origin of every entity from the history up to
-// it, as the forecaster would, once an entity holds minHistory steps (the
-// forecaster's min_history_steps; before that it falls back to last
-// value), from step from on, and returns the model's and last value's MAE
-// per horizon.
-func Backtest(h *features.History, m *model.Model, minHistory int, from int64) []HorizonMAE {
-	H := m.Spec.Horizons
-	p := model.NewPredictor(m)
-	fc := make([]float64, H)
-	out := make([]HorizonMAE, H)
-	for k := range out {
-		out[k].Horizon = k + 1
-	}
-	for _, ent := range h.EntityNames() {
-		y := h.Entities[ent].Ring(m.Signal())
-		if y == nil {
-			continue
-		}
-		first := int64(-1)
-		for t := h.First; t <= h.Last; t++ {
-			if math.IsNaN(y.At(t)) {
-				continue
-			}
-			if first < 0 {
-				first = t
-			}
-			if t-first+1 < int64(minHistory) || t < from {
-				continue
-			}
-			r, err := p.Forecast(h.Entities[ent], t, fc)
-			if err != nil {
-				continue
-			}
-			for k := 1; k <= H; k++ {
-				a := y.At(t + int64(k))
-				if math.IsNaN(a) {
-					continue
-				}
-				c := &out[k-1]
-				c.N++
-				c.Model += math.Abs(fc[k-1] - a)
-				c.LastVal += math.Abs(r.Current - a)
-			}
-		}
-	}
-	for k := range out {
-		if c := &out[k]; c.N > 0 {
-			c.Model /= float64(c.N)
-			c.LastVal /= float64(c.N)
-			if c.LastVal > 0 {
-				c.Ratio = c.Model / c.LastVal
-			}
-		}
-	}
-	return out
 }

@@ -1,0 +1,40 @@
+package kafkax
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+func TestHeadersAreCloudEventsBinaryMode(t *testing.T) {
+	target := schemas.Target{Cluster: "c1", Namespace: "shop", Kind: "Deployment", Name: "web"}
+	ev := schemas.ScaleDecision{ID: "d1", Kind: schemas.DecisionScale, Seq: 7, Target: target, Entity: "svc/c1/shop/web", AtMs: 10, ExpiresMs: 70, From: 3, To: 5, DecidedBy: "decide/0",
+		Reason: schemas.Reason{Summary: "qps forecast 180/s at 3 min needs 5 replicas", Formula: "ceil(0.9/0.6×3)=5", HorizonMinutes: 3,
+			Demands: []schemas.SignalDemand{{Signal: schemas.SignalQPS, Current: 0.7, Predicted: 0.9, Used: 0.9, ExpectRate: 0.6, Desired: 5, Source: "forecast"}}}}
+	msg, err := NewMessage("ebbflow.decisions.v1", "/ebbflow/decide/0", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, h := range msg.Headers {
+		got[string(h.Key)] = string(h.Value)
+	}
+	want := map[string]string{
+		schemas.HeaderSpecVersion: "1.0",
+		schemas.HeaderID:          "d1",
+		schemas.HeaderSource:      "/ebbflow/decide/0",
+		schemas.HeaderType:        "io.ebbflow.decision.scale.v1",
+		schemas.HeaderTime:        time.UnixMilli(10).UTC().Format(time.RFC3339Nano),
+		schemas.HeaderContentType: "application/json",
+		schemas.HeaderSubject:     "c1/shop/Deployment/web",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("header %s = %q, want %q", k, got[k], v)
+		}
+	}
+	if k, _ := msg.Key.Encode(); string(k) != "c1/shop/Deployment/web" {
+		t.Errorf("key = %q", k)
+	}
+}
