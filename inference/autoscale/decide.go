@@ -8,20 +8,37 @@ import (
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
-// Guards: the names a decision's Reason.Guard takes.
+// Guard names a step that can bind a decision: the value of a decision's
+// Reason.Guard, of Output.Guard and of the guard label of
+// ebbflow_autoscale_guards_total. Every guard is in this list.
+type Guard string
+
+// Guards, in the order they are applied: the Decider's (before Decide:
+// disabled, no_replicas; after it: repeat_suppressed) and Decide's
+// (no_data, the SLO guards, then the shaping guards). bad_policy does not
+// stop a decision: it marks one whose annotations were rejected.
 const (
-	GuardNone              = ""
-	GuardNoData            = "no_data"
-	GuardLatencySLO        = "latency_slo"
-	GuardErrorRatio        = "error_ratio"
-	GuardWarmup            = "warmup"
-	GuardStabilization     = "scale_down_stabilization"
-	GuardScaleUpCooldown   = "scale_up_cooldown"
-	GuardScaleDownCooldown = "scale_down_cooldown"
-	GuardMaxStep           = "max_step"
-	GuardMinReplicas       = "min_replicas"
-	GuardMaxReplicas       = "max_replicas"
+	GuardNone              Guard = ""
+	GuardDisabled          Guard = "disabled"
+	GuardBadPolicy         Guard = "bad_policy"
+	GuardNoReplicas        Guard = "no_replicas"
+	GuardNoData            Guard = "no_data"
+	GuardLatencySLO        Guard = "latency_slo"
+	GuardErrorRatio        Guard = "error_ratio"
+	GuardWarmup            Guard = "warmup"
+	GuardStabilization     Guard = "scale_down_stabilization"
+	GuardScaleUpCooldown   Guard = "scale_up_cooldown"
+	GuardScaleDownCooldown Guard = "scale_down_cooldown"
+	GuardMaxStep           Guard = "max_step"
+	GuardMaxReplicas       Guard = "max_replicas"
+	GuardMinReplicas       Guard = "min_replicas"
+	GuardRepeatSuppressed  Guard = "repeat_suppressed"
 )
+
+// AllGuards lists every guard in order (for documentation and metrics).
+var AllGuards = []Guard{GuardDisabled, GuardBadPolicy, GuardNoReplicas, GuardNoData, GuardLatencySLO, GuardErrorRatio,
+	GuardWarmup, GuardStabilization, GuardScaleUpCooldown, GuardScaleDownCooldown, GuardMaxStep, GuardMaxReplicas,
+	GuardMinReplicas, GuardRepeatSuppressed}
 
 // Demand sources (schemas.SignalDemand.Source).
 const (
@@ -147,28 +164,85 @@ func predicted(hs []schemas.HorizonValue, horizon int) (float64, bool) {
 // r = u(y)/expectRate × N where u is per-replica utilisation (sum signals:
 // y/(N×capacity); mean signals: y/capacity). Expansion is ceil(r),
 // contraction floor(r) (raised to a count that will not re-expand), and
-// the largest demand wins. Then, in order: latency/error guards, warm-up,
-// scale-down stabilization, cooldowns, max step, min/max bounds.
+// the largest demand wins (demand). Then, in order, one function each:
+// the SLO guards (sloGuards), whose result is the recommendation the
+// stabilization window remembers, and the shaping guards (shapingGuards).
 func Decide(st State, pol Policy) Decision {
+	c := newCandidate(st, pol)
+	if !c.demand() {
+		c.bind(GuardNoData, c.n)
+		c.reason.Summary = fmt.Sprintf("hold at %d: no current value or forecast for any demand signal", c.n)
+		c.reason.Formula = "none"
+		return Decision{Desired: c.n, Recommendation: c.n, Reason: c.reason}
+	}
+	for _, g := range sloGuards {
+		g(c)
+	}
+	rec := c.desired
+	c.reason.Inputs["recommendation"] = float64(rec)
+	for _, g := range shapingGuards {
+		g(c)
+	}
+	c.desired = max(c.desired, 0)
+	c.summarise()
+	return Decision{Desired: c.desired, Recommendation: rec, AtMax: c.atMax, Reason: c.reason}
+}
+
+// sloGuards forbid contraction while a service breaches its SLOs and may
+// force expansion.
+var sloGuards = []func(*candidate){guardLatencySLO, guardErrorRatio}
+
+// shapingGuards hold, delay, limit and bound the recommendation.
+var shapingGuards = []func(*candidate){guardWarmup, guardStabilization, guardScaleUpCooldown, guardScaleDownCooldown,
+	guardMaxStep, guardMaxReplicas, guardMinReplicas}
+
+// candidate is a decision being built by Decide's steps.
+type candidate struct {
+	st      State
+	pol     Policy
+	n       int32
+	desired int32
+	reason  schemas.Reason
+	// guards lists every guard that fired, in order; reason.Guard is the
+	// last one that changed desired.
+	guards []Guard
+	atMax  bool
+	// the winning demand
+	rMax      float64
+	winner    string
+	winDemand schemas.SignalDemand
+}
+
+func newCandidate(st State, pol Policy) *candidate {
 	n := st.Replicas
-	fn := float64(n)
-	horizon := pol.HorizonMinutes()
-	reason := schemas.Reason{
-		HorizonMinutes: horizon,
+	return &candidate{st: st, pol: pol, n: n, desired: n, rMax: -1, reason: schemas.Reason{
+		HorizonMinutes: pol.HorizonMinutes(),
 		Demands:        []schemas.SignalDemand{},
 		Inputs: map[string]float64{
-			"replicas":     fn,
+			"replicas":     float64(n),
 			"min_replicas": float64(pol.MinReplicas),
 			"max_replicas": float64(pol.MaxReplicas),
 			"tolerance":    pol.Tolerance,
 		},
-	}
-	var guards []string
-	rMax, winner, winRule := -1.0, "", ""
-	var winDemand schemas.SignalDemand
+	}}
+}
+
+// fired records a guard that fired without changing the count.
+func (c *candidate) fired(g Guard) { c.guards = append(c.guards, g) }
+
+// bind records a guard that set the count to v.
+func (c *candidate) bind(g Guard, v int32) {
+	c.desired, c.reason.Guard = v, string(g)
+}
+
+// demand computes every signal's demand and the winning desired count;
+// false when no signal has a current value or forecast.
+func (c *candidate) demand() bool {
+	n, fn, pol, horizon := c.n, float64(c.n), c.pol, c.reason.HorizonMinutes
+	winRule := ""
 	for _, sig := range sortedKeys(pol.Signals) {
 		sp := pol.Signals[sig]
-		in, ok := st.Signals[sig]
+		in, ok := c.st.Signals[sig]
 		if !ok {
 			continue
 		}
@@ -204,132 +278,178 @@ func Decide(st State, pol Policy) Decision {
 			Signal: sig, Current: util(in.Current), Predicted: util(pred), Used: util(used),
 			ExpectRate: sp.ExpectRate, Desired: t, Source: source,
 		}
-		reason.Demands = append(reason.Demands, d)
-		if r > rMax {
-			rMax, winner, winRule, winDemand = r, sig, rule, d
+		c.reason.Demands = append(c.reason.Demands, d)
+		if r > c.rMax {
+			c.rMax, c.winner, winRule, c.winDemand = r, sig, rule, d
 		}
 	}
-	if winner == "" {
-		reason.Guard = GuardNoData
-		reason.Summary = fmt.Sprintf("hold at %d: no current value or forecast for any demand signal", n)
-		reason.Formula = "none"
-		return Decision{Desired: n, Recommendation: n, Reason: reason}
+	if c.winner == "" {
+		return false
 	}
-	desired, _ := targetFor(rMax, n, pol.Tolerance)
-	reason.Inputs["demand_ratio"] = rMax
+	c.desired, _ = targetFor(c.rMax, n, pol.Tolerance)
+	c.reason.Inputs["demand_ratio"] = c.rMax
 	op := map[string]string{"ceil": "ceil", "floor": "floor", "floor→no-flap": "floor (raised to ceil(r/(1+tolerance)) so it cannot re-expand)", "hold": "hold"}[winRule]
-	reason.Formula = fmt.Sprintf("%s: r = u/expectRate × N = %.4g/%.4g × %d = %.4g (signal %s, %s); desired %d",
-		op, winDemand.Used, winDemand.ExpectRate, n, rMax, winner, winDemand.Source, desired)
+	c.reason.Formula = fmt.Sprintf("%s: r = u/expectRate × N = %.4g/%.4g × %d = %.4g (signal %s, %s); desired %d",
+		op, c.winDemand.Used, c.winDemand.ExpectRate, n, c.rMax, c.winner, c.winDemand.Source, c.desired)
+	return true
+}
 
-	// SLO guards: forbid contraction, may force expansion.
-	force := func(name string) {
-		guards = append(guards, name)
-		if desired < n {
-			desired = n
-			reason.Guard = name
-		}
-		if pol.BreachScaleRatio > 0 {
-			step := int32(math.Max(1, math.Ceil(fn*pol.BreachScaleRatio)))
-			if desired < n+step {
-				desired = n + step
-				reason.Guard = name
-			}
+// forceUp is what an SLO breach does: no contraction, and with
+// breach_scale_ratio at least that step up.
+func (c *candidate) forceUp(g Guard) {
+	c.fired(g)
+	if c.desired < c.n {
+		c.bind(g, c.n)
+	}
+	if c.pol.BreachScaleRatio > 0 {
+		step := int32(math.Max(1, math.Ceil(float64(c.n)*c.pol.BreachScaleRatio)))
+		if c.desired < c.n+step {
+			c.bind(g, c.n+step)
 		}
 	}
-	if st.HasLatency {
-		reason.Inputs["latency_p99_ms"] = st.LatencyP99Ms
-		if pol.LatencySLOMs > 0 {
-			reason.Inputs["latency_slo_ms"] = pol.LatencySLOMs
-			if st.LatencyP99Ms > pol.LatencySLOMs {
-				force(GuardLatencySLO)
-			}
-		}
-	}
-	if st.HasErrorRate && st.QPS > 0 {
-		ratio := st.ErrorRate / st.QPS
-		reason.Inputs["error_ratio"] = ratio
-		if pol.ErrorRatioLimit > 0 {
-			reason.Inputs["error_ratio_limit"] = pol.ErrorRatioLimit
-			if ratio > pol.ErrorRatioLimit {
-				if pol.ExpandOnErrors {
-					force(GuardErrorRatio)
-				} else {
-					guards = append(guards, GuardErrorRatio)
-					if desired < n {
-						desired, reason.Guard = n, GuardErrorRatio
-					}
-				}
-			}
-		}
-	}
-	rec := desired
-	reason.Inputs["recommendation"] = float64(rec)
+}
 
-	if desired < n {
-		win := pol.ScaleDownStabilization.Milliseconds()
-		if st.FirstSeenMs > 0 && st.NowMs-st.FirstSeenMs < win {
-			guards = append(guards, GuardWarmup)
-			desired, reason.Guard = n, GuardWarmup
-		}
+// guardLatencySLO: p99 latency above latency_slo_ms forces expansion.
+func guardLatencySLO(c *candidate) {
+	if !c.st.HasLatency {
+		return
 	}
-	if desired < n {
-		win := pol.ScaleDownStabilization.Milliseconds()
-		stab := desired
-		for _, r := range st.Recommendations {
-			if r.AtMs > st.NowMs-win && r.AtMs <= st.NowMs && r.Replicas > stab {
-				stab = r.Replicas
-			}
-		}
-		if stab > desired {
-			reason.Inputs["stabilized_max"] = float64(stab)
-			guards = append(guards, GuardStabilization)
-			desired, reason.Guard = min(stab, n), GuardStabilization
-		}
+	c.reason.Inputs["latency_p99_ms"] = c.st.LatencyP99Ms
+	if c.pol.LatencySLOMs <= 0 {
+		return
 	}
-	if desired > n && pol.ScaleUpCooldown > 0 && st.LastScaleUpMs > 0 && st.NowMs-st.LastScaleUpMs < pol.ScaleUpCooldown.Milliseconds() {
-		guards = append(guards, GuardScaleUpCooldown)
-		desired, reason.Guard = n, GuardScaleUpCooldown
+	c.reason.Inputs["latency_slo_ms"] = c.pol.LatencySLOMs
+	if c.st.LatencyP99Ms > c.pol.LatencySLOMs {
+		c.forceUp(GuardLatencySLO)
 	}
-	if desired < n && pol.ScaleDownCooldown > 0 {
-		last := max(st.LastScaleUpMs, st.LastScaleDownMs)
-		if last > 0 && st.NowMs-last < pol.ScaleDownCooldown.Milliseconds() {
-			guards = append(guards, GuardScaleDownCooldown)
-			desired, reason.Guard = n, GuardScaleDownCooldown
-		}
-	}
-	if desired > n+pol.MaxStepUp {
-		guards = append(guards, GuardMaxStep)
-		desired, reason.Guard = n+pol.MaxStepUp, GuardMaxStep
-	}
-	if desired < n-pol.MaxStepDown {
-		guards = append(guards, GuardMaxStep)
-		desired, reason.Guard = n-pol.MaxStepDown, GuardMaxStep
-	}
-	atMax := false
-	if desired > pol.MaxReplicas {
-		guards = append(guards, GuardMaxReplicas)
-		desired, reason.Guard, atMax = pol.MaxReplicas, GuardMaxReplicas, true
-	}
-	if desired < pol.MinReplicas {
-		guards = append(guards, GuardMinReplicas)
-		desired, reason.Guard = pol.MinReplicas, GuardMinReplicas
-	}
-	if desired < 0 {
-		desired = 0
-	}
+}
 
+// guardErrorRatio: an error ratio above error_ratio_limit forbids
+// contraction (and forces expansion with expand_on_errors).
+func guardErrorRatio(c *candidate) {
+	if !c.st.HasErrorRate || c.st.QPS <= 0 {
+		return
+	}
+	ratio := c.st.ErrorRate / c.st.QPS
+	c.reason.Inputs["error_ratio"] = ratio
+	if c.pol.ErrorRatioLimit <= 0 {
+		return
+	}
+	c.reason.Inputs["error_ratio_limit"] = c.pol.ErrorRatioLimit
+	if ratio <= c.pol.ErrorRatioLimit {
+		return
+	}
+	if c.pol.ExpandOnErrors {
+		c.forceUp(GuardErrorRatio)
+		return
+	}
+	c.fired(GuardErrorRatio)
+	if c.desired < c.n {
+		c.bind(GuardErrorRatio, c.n)
+	}
+}
+
+// guardWarmup: no contraction within a stabilization window of first
+// seeing the service (a restarted decider has no recommendations yet).
+func guardWarmup(c *candidate) {
+	if c.desired >= c.n {
+		return
+	}
+	win := c.pol.ScaleDownStabilization.Milliseconds()
+	if c.st.FirstSeenMs > 0 && c.st.NowMs-c.st.FirstSeenMs < win {
+		c.fired(GuardWarmup)
+		c.bind(GuardWarmup, c.n)
+	}
+}
+
+// guardStabilization: contract only to the largest recommendation of the
+// stabilization window.
+func guardStabilization(c *candidate) {
+	if c.desired >= c.n {
+		return
+	}
+	win := c.pol.ScaleDownStabilization.Milliseconds()
+	stab := c.desired
+	for _, r := range c.st.Recommendations {
+		if r.AtMs > c.st.NowMs-win && r.AtMs <= c.st.NowMs && r.Replicas > stab {
+			stab = r.Replicas
+		}
+	}
+	if stab > c.desired {
+		c.reason.Inputs["stabilized_max"] = float64(stab)
+		c.fired(GuardStabilization)
+		c.bind(GuardStabilization, min(stab, c.n))
+	}
+}
+
+// guardScaleUpCooldown: no expansion within scale_up_cooldown of the last.
+func guardScaleUpCooldown(c *candidate) {
+	st, pol := c.st, c.pol
+	if c.desired > c.n && pol.ScaleUpCooldown > 0 && st.LastScaleUpMs > 0 && st.NowMs-st.LastScaleUpMs < pol.ScaleUpCooldown.Milliseconds() {
+		c.fired(GuardScaleUpCooldown)
+		c.bind(GuardScaleUpCooldown, c.n)
+	}
+}
+
+// guardScaleDownCooldown: no contraction within scale_down_cooldown of
+// the last change either way.
+func guardScaleDownCooldown(c *candidate) {
+	if c.desired >= c.n || c.pol.ScaleDownCooldown <= 0 {
+		return
+	}
+	last := max(c.st.LastScaleUpMs, c.st.LastScaleDownMs)
+	if last > 0 && c.st.NowMs-last < c.pol.ScaleDownCooldown.Milliseconds() {
+		c.fired(GuardScaleDownCooldown)
+		c.bind(GuardScaleDownCooldown, c.n)
+	}
+}
+
+// guardMaxStep: at most max_step_up / max_step_down replicas a decision.
+func guardMaxStep(c *candidate) {
+	if c.desired > c.n+c.pol.MaxStepUp {
+		c.fired(GuardMaxStep)
+		c.bind(GuardMaxStep, c.n+c.pol.MaxStepUp)
+	}
+	if c.desired < c.n-c.pol.MaxStepDown {
+		c.fired(GuardMaxStep)
+		c.bind(GuardMaxStep, c.n-c.pol.MaxStepDown)
+	}
+}
+
+// guardMaxReplicas caps at max_replicas (and marks the decision AtMax).
+func guardMaxReplicas(c *candidate) {
+	if c.desired > c.pol.MaxReplicas {
+		c.fired(GuardMaxReplicas)
+		c.bind(GuardMaxReplicas, c.pol.MaxReplicas)
+		c.atMax = true
+	}
+}
+
+// guardMinReplicas raises to min_replicas.
+func guardMinReplicas(c *candidate) {
+	if c.desired < c.pol.MinReplicas {
+		c.fired(GuardMinReplicas)
+		c.bind(GuardMinReplicas, c.pol.MinReplicas)
+	}
+}
+
+// summarise writes the reason's one-line summary.
+func (c *candidate) summarise() {
 	verb := "hold"
 	switch {
-	case desired > n:
+	case c.desired > c.n:
 		verb = "scale up"
-	case desired < n:
+	case c.desired < c.n:
 		verb = "scale down"
 	}
-	reason.Summary = fmt.Sprintf("%s %d → %d: %s demand ratio %.3g over %d min horizon (%s)", verb, n, desired, winner, rMax, horizon, winDemand.Source)
-	if len(guards) > 0 {
-		reason.Summary += "; guards: " + strings.Join(guards, ", ")
+	c.reason.Summary = fmt.Sprintf("%s %d → %d: %s demand ratio %.3g over %d min horizon (%s)", verb, c.n, c.desired, c.winner, c.rMax, c.reason.HorizonMinutes, c.winDemand.Source)
+	if len(c.guards) > 0 {
+		names := make([]string, len(c.guards))
+		for i, g := range c.guards {
+			names[i] = string(g)
+		}
+		c.reason.Summary += "; guards: " + strings.Join(names, ", ")
 	}
-	return Decision{Desired: desired, Recommendation: rec, AtMax: atMax, Reason: reason}
 }
 
 // Remember folds a decision into the state's history: the recommendation

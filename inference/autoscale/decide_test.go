@@ -46,7 +46,7 @@ func TestDecide(t *testing.T) {
 		pol       func(*Policy)
 		st        func(*State)
 		want      int32
-		guard     string
+		guard     Guard
 		winner    string
 		source    string
 		formula   string
@@ -154,7 +154,7 @@ func TestDecide(t *testing.T) {
 			if d.Desired != tc.want {
 				t.Fatalf("desired %d, want %d; reason %+v", d.Desired, tc.want, d.Reason)
 			}
-			if d.Reason.Guard != tc.guard {
+			if Guard(d.Reason.Guard) != tc.guard {
 				t.Errorf("guard %q, want %q (%s)", d.Reason.Guard, tc.guard, d.Reason.Summary)
 			}
 			if d.AtMax != tc.wantAtMax {

@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -27,7 +28,11 @@ type Output struct {
 	Alerts   []schemas.Alert
 	// Guard is the guard that had the last word ("" none), also when no
 	// decision was emitted: for metrics.
-	Guard string
+	Guard Guard
+	// PolicyErr is the rejected policy annotation (or services override),
+	// if any: the decision's reason says so, and an AlertBadPolicy alert
+	// is among Alerts the first time this rejection is seen.
+	PolicyErr error
 }
 
 type signalState struct {
@@ -50,6 +55,8 @@ type service struct {
 	lastToMs                 int64
 	replicasWin              float64
 	replicasMs               int64
+	// badPolicy is the last rejected policy seen (alerted once per change).
+	badPolicy string
 }
 
 // Decider keeps per-service inputs and history and runs Decide on every
@@ -147,16 +154,20 @@ func (d *Decider) ObserveForecast(f schemas.Forecast) (Output, error) {
 }
 
 // policy resolves a service's policy: defaults, then config overrides,
-// then annotations. A bad override is skipped (the previous level stays).
-func (d *Decider) policy(s *service, ann map[string]string) (Policy, string, bool) {
+// then annotations. A bad override is not applied (the previous level
+// stays) and is returned, so the caller reports it: never silence.
+func (d *Decider) policy(s *service, ann map[string]string) (Policy, string, bool, error) {
 	pol := d.cfg.Policy
 	kind := d.cfg.DefaultKind
+	var rejected []error
 	if sc, ok := d.cfg.Services[s.entity]; ok {
 		if sc.Disabled {
-			return pol, kind, false
+			return pol, kind, false, nil
 		}
 		if p, err := PolicyFromAnnotations(pol, sc.annotations()); err == nil {
 			pol = p
+		} else {
+			rejected = append(rejected, fmt.Errorf("services[%s]: %w", s.entity, err))
 		}
 		if sc.Kind != "" {
 			kind = sc.Kind
@@ -164,13 +175,39 @@ func (d *Decider) policy(s *service, ann map[string]string) (Policy, string, boo
 	}
 	if ann != nil {
 		if ann[AnnotationDisabled] == "true" {
-			return pol, kind, false
+			return pol, kind, false, nil
 		}
 		if p, err := PolicyFromAnnotations(pol, ann); err == nil {
 			pol = p
+		} else {
+			rejected = append(rejected, err)
 		}
 	}
-	return pol, kind, true
+	return pol, kind, true, errors.Join(rejected...)
+}
+
+// policyRejected marks the decision of a service whose policy was
+// rejected and, the first time this rejection is seen, raises an alert.
+func (d *Decider) policyRejected(s *service, out *Output, perr error, target schemas.Target) {
+	if perr == nil {
+		s.badPolicy = ""
+		return
+	}
+	out.PolicyErr = perr
+	if out.Decision != nil {
+		out.Decision.Reason.Summary += fmt.Sprintf("; %s: %v (configured policy used)", GuardBadPolicy, perr)
+	}
+	if perr.Error() == s.badPolicy {
+		return
+	}
+	s.badPolicy = perr.Error()
+	t := target
+	out.Alerts = append(out.Alerts, schemas.Alert{
+		ID:       fmt.Sprintf("policy/%s/%d", t.Key(), s.nowMs),
+		Severity: schemas.SeverityWarning, Kind: schemas.AlertBadPolicy,
+		Summary: fmt.Sprintf("%s: policy annotation rejected, configured policy used: %v", t.Key(), perr),
+		Target:  &t, Entity: s.entity, AtMs: s.nowMs, Source: d.cfg.Source,
+	})
 }
 
 func (d *Decider) decide(s *service, forecastID string) Output {
@@ -182,17 +219,25 @@ func (d *Decider) decide(s *service, forecastID string) Output {
 			n, ann, kind = wl.Replicas, wl.Annotations, wl.Kind
 		}
 	}
-	pol, defKind, enabled := d.policy(s, ann)
+	pol, defKind, enabled, perr := d.policy(s, ann)
 	if !enabled {
-		return Output{Guard: "disabled"}
+		return Output{Guard: GuardDisabled}
 	}
 	if kind == "" {
 		kind = defKind
 	}
+	target := schemas.Target{Cluster: s.cluster, Namespace: s.namespace, Kind: kind, Name: s.name}
+	out := d.decideWith(s, forecastID, n, pol, target)
+	d.policyRejected(s, &out, perr, target)
+	return out
+}
+
+// decideWith runs Decide on the service's state under pol.
+func (d *Decider) decideWith(s *service, forecastID string, n int32, pol Policy, target schemas.Target) Output {
 	stale := d.cfg.StaleAfter.Milliseconds()
 	if n < 0 {
 		if s.replicasMs == 0 || s.nowMs-s.replicasMs > stale {
-			return Output{Guard: "no_replicas"}
+			return Output{Guard: GuardNoReplicas}
 		}
 		n = int32(math.Round(s.replicasWin))
 	}
@@ -226,18 +271,18 @@ func (d *Decider) decide(s *service, forecastID string) Output {
 	}
 
 	dec := Decide(st, pol)
-	if dec.Reason.Guard == GuardNoData {
+	if Guard(dec.Reason.Guard) == GuardNoData {
 		return Output{Guard: GuardNoData}
 	}
 	s.hist = Remember(st, pol, dec)
 	s.hist.Signals = nil
-	out := Output{Guard: dec.Reason.Guard}
+	out := Output{Guard: Guard(dec.Reason.Guard)}
 	if !dec.Change(n) {
 		return out
 	}
 	if dec.Desired == s.lastTo && s.lastToMs > 0 && s.nowMs-s.lastToMs < d.cfg.RepeatSuppress.Milliseconds() {
 		// Already asked for this count; the observed N lags while pods start.
-		out.Guard = "repeat_suppressed"
+		out.Guard = GuardRepeatSuppressed
 		return out
 	}
 	seq := s.nowMs
@@ -245,7 +290,6 @@ func (d *Decider) decide(s *service, forecastID string) Output {
 		seq = s.lastSeq + 1
 	}
 	s.lastSeq, s.lastTo, s.lastToMs = seq, dec.Desired, s.nowMs
-	target := schemas.Target{Cluster: s.cluster, Namespace: s.namespace, Kind: kind, Name: s.name}
 	sd := &schemas.ScaleDecision{
 		ID:         DecisionID(target, seq),
 		Kind:       schemas.DecisionScale,

@@ -112,7 +112,7 @@ func TestDeciderPolicySources(t *testing.T) {
 	t.Run("config override caps and alerts at max", func(t *testing.T) {
 		d := NewDecider(cfg, "c1", staticWorkloads{"prod/web": {Kind: "Deployment", Replicas: 2}})
 		out, _ := d.ObserveForecast(qpsForecast(nowMs, 400))
-		if out.Decision == nil || out.Decision.To != 5 || out.Decision.Reason.Guard != GuardMaxReplicas {
+		if out.Decision == nil || out.Decision.To != 5 || Guard(out.Decision.Reason.Guard) != GuardMaxReplicas {
 			t.Fatalf("%+v", out.Decision)
 		}
 		var kinds []string
@@ -210,5 +210,49 @@ func TestWorkloadInformer(t *testing.T) {
 	}
 	if _, ok := wl.Workload("prod", "nope"); ok {
 		t.Fatal("missing workload found")
+	}
+}
+
+// TestBadPolicyAnnotationIsReportedNotSilent: a malformed annotation keeps
+// the configured policy (as before) but marks the decision's reason and
+// raises one bad_policy alert per new rejection.
+func TestBadPolicyAnnotationIsReportedNotSilent(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Policy.Signals = map[string]SignalPolicy{schemas.SignalQPS: {ExpectRate: 0.5, Capacity: 100}}
+	cfg.Policy.MaxReplicas = 5
+	const nowMs = int64(1_700_000_000_000)
+	d := NewDecider(cfg, "c1", staticWorkloads{"prod/web": {Kind: "Deployment", Replicas: 2,
+		Annotations: map[string]string{AnnotationMaxReplicas: "lots"}}})
+	out, err := d.ObserveForecast(qpsForecast(nowMs, 400))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.PolicyErr == nil || !strings.Contains(out.PolicyErr.Error(), AnnotationMaxReplicas) {
+		t.Fatalf("PolicyErr = %v, want one naming %s", out.PolicyErr, AnnotationMaxReplicas)
+	}
+	if out.Decision == nil || !strings.Contains(out.Decision.Reason.Summary, string(GuardBadPolicy)) {
+		t.Fatalf("decision does not say its policy was rejected: %+v", out.Decision)
+	}
+	var bad []schemas.Alert
+	for _, a := range out.Alerts {
+		if a.Kind == schemas.AlertBadPolicy {
+			bad = append(bad, a)
+		}
+	}
+	if len(bad) != 1 || !strings.Contains(bad[0].Summary, "lots") {
+		t.Fatalf("bad_policy alerts %+v", bad)
+	}
+	if _, err := schemas.Marshal(bad[0]); err != nil {
+		t.Fatalf("bad_policy alert violates the schema: %v", err)
+	}
+	// The same rejection again: still on the reason, not alerted twice.
+	out, _ = d.ObserveForecast(qpsForecast(nowMs+60_000, 800))
+	if out.PolicyErr == nil {
+		t.Fatal("second observation lost the rejection")
+	}
+	for _, a := range out.Alerts {
+		if a.Kind == schemas.AlertBadPolicy {
+			t.Fatalf("bad_policy alerted again for the same rejection: %+v", a)
+		}
 	}
 }

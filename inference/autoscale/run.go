@@ -299,7 +299,14 @@ func (h *handler) decide(msg *sarama.ConsumerMessage) (Output, *sarama.ProducerM
 		return Output{}, h.deadLetter(msg, err)
 	}
 	if out.Guard != "" {
-		h.m.guards.WithLabelValues(out.Guard).Inc()
+		h.m.guards.WithLabelValues(string(out.Guard)).Inc()
+	}
+	for _, a := range out.Alerts {
+		if a.Kind == schemas.AlertBadPolicy {
+			// Counted once per new rejection (the alert is raised once).
+			h.m.bad.WithLabelValues("policy").Inc()
+			h.log.Warn("policy annotation rejected; configured policy used", "entity", a.Entity, "err", out.PolicyErr)
+		}
 	}
 	return out, nil
 }
