@@ -63,7 +63,7 @@ type ServiceConfig struct {
 	Disabled bool              `yaml:"disabled"`
 }
 
-// DefaultConfig returns the defaults documented in the README.
+// DefaultConfig returns the documented defaults (`ebbflow config defaults`).
 func DefaultConfig() Config {
 	return Config{
 		ConsumerGroup:   "ebbflow-autoscale",

@@ -114,23 +114,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		}
 	}
 
-	sc, err := deps.Kafka.Sarama()
+	sc, err := deps.Kafka.GroupConsumer(cfg.InitialOffset)
 	if err != nil {
 		return fmt.Errorf("autoscale: %w", err)
 	}
-	sc.Producer.Idempotent = true
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Return.Successes = true
-	sc.Producer.Retry.Max = 10
-	sc.Net.MaxOpenRequests = 1
-	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	kafkax.Idempotent(sc) // decisions and dead letters
 	sc.Consumer.Offsets.AutoCommit.Enable = true
 	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
-	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
-	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
-	if cfg.InitialOffset == "oldest" {
-		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	}
 	prod, err := sarama.NewSyncProducer(deps.Kafka.Brokers, sc)
 	if err != nil {
 		return fmt.Errorf("autoscale: producer to %v: %w", deps.Kafka.Brokers, err)
@@ -366,16 +356,7 @@ func (h *handler) deadLetter(msg *sarama.ConsumerMessage, cause error) *sarama.P
 	}
 	h.m.bad.WithLabelValues(reason).Inc()
 	h.log.Warn("bad input sent to dead letter", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", cause)
-	payload := msg.Value
-	if len(payload) > 64<<10 {
-		payload = payload[:64<<10]
-	}
-	dl := schemas.DeadLetter{
-		ID:     fmt.Sprintf("%s/%d/%d", msg.Topic, msg.Partition, msg.Offset),
-		Source: h.cfg.Source, Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset,
-		Key: string(msg.Key), Reason: reason, Error: cause.Error(), AtMs: msg.Timestamp.UnixMilli(), Payload: payload,
-	}
-	pm, err := kafkax.NewMessage(h.deadletter, h.cfg.Source, dl)
+	pm, err := kafkax.DeadLetter(h.deadletter, h.cfg.Source, msg, reason, cause.Error(), msg.Value)
 	if err != nil {
 		// Cannot happen for a well-formed DeadLetter; keep the record's
 		// reason in the log rather than block the partition.

@@ -181,14 +181,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) (Summary, error) {
 	}
 	prod := deps.Producer
 	if prod == nil {
-		sc, err := deps.Kafka.Sarama()
+		sc, err := deps.Kafka.IdempotentProducer()
 		if err != nil {
 			return sum, fmt.Errorf("replay: %w", err)
 		}
-		sc.Producer.Return.Successes = true
-		sc.Producer.RequiredAcks = sarama.WaitForAll
-		sc.Producer.Idempotent = true
-		sc.Net.MaxOpenRequests = 1
 		if err := kafkax.EnsureTopics(ctx, deps.Kafka, topic); err != nil {
 			return sum, fmt.Errorf("replay: %w", err)
 		}

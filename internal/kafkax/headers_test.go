@@ -1,6 +1,7 @@
 package kafkax
 
 import (
+	"github.com/IBM/sarama"
 	"testing"
 	"time"
 
@@ -36,5 +37,25 @@ func TestHeadersAreCloudEventsBinaryMode(t *testing.T) {
 	}
 	if k, _ := msg.Key.Encode(); string(k) != "c1/shop/Deployment/web" {
 		t.Errorf("key = %q", k)
+	}
+}
+
+func TestDeadLetterOneFormat(t *testing.T) {
+	big := make([]byte, MaxDeadLetterPayload+10)
+	msg := &sarama.ConsumerMessage{Topic: "ebbflow.forecasts.v1", Partition: 2, Offset: 41, Key: []byte("svc/c1/shop/web"), Value: big}
+	pm, err := DeadLetter("ebbflow.deadletter.v1", "/ebbflow/test", msg, "schema", "bad", msg.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pm.Value.Encode()
+	dl, err := schemas.Decode[schemas.DeadLetter](b)
+	if err != nil {
+		t.Fatalf("dead letter does not decode: %v", err)
+	}
+	if dl.ID != "ebbflow.forecasts.v1/2/41/schema" || len(dl.Payload) != MaxDeadLetterPayload || dl.AtMs <= 0 || dl.Key != "svc/c1/shop/web" {
+		t.Errorf("dead letter %s: %d payload bytes, at %d, key %q", dl.ID, len(dl.Payload), dl.AtMs, dl.Key)
+	}
+	if k, _ := pm.Key.Encode(); string(k) != "svc/c1/shop/web" {
+		t.Errorf("key %q", k)
 	}
 }

@@ -55,7 +55,7 @@ type DevConfig struct {
 	MaxLag time.Duration `yaml:"max_lag"`
 }
 
-// DefaultConfig returns the defaults documented in the README.
+// DefaultDevConfig returns the documented defaults (`ebbflow config defaults`).
 func DefaultDevConfig() DevConfig {
 	return DevConfig{
 		KafkaPort:       0,
