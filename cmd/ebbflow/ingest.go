@@ -17,17 +17,16 @@ configuration:
 
   - a Prometheus remote_write receiver (protocol 1.0 and 2.0) on
     ingest.remote_write.listen + ingest.remote_write.path (default
-    127.0.0.1:9201/api/v1/write). A request is answered 204 only after Kafka
-    acknowledged all its samples; 429/503 with Retry-After ask the sender to
-    retry when the buffer is full or Kafka is failing; 400 names what is
-    malformed.
+    127.0.0.1:9201/api/v1/write).
   - scraping of ingest.scrape.static targets and, with
     ingest.scrape.kubernetes.enabled, of pods annotated prometheus.io/scrape.
   - signal mapping by ingest.rules (plus the default rules for cAdvisor,
     DCGM, Triton, node-exporter and kube-state-metrics).
 
 Samples go to <kafka.topic_prefix>.metrics.raw.v1 as Arrow IPC, keyed by
-entity. /metrics, /healthz and /readyz are served on telemetry.listen.`,
+entity. /metrics, /healthz and /readyz are served on telemetry.listen.
+Delivery guarantees (when a request is acknowledged, back-pressure, what
+is retried): docs/ingest.md.`,
 		Example: `  ebbflow ingest --config ebbflow.yaml
   ebbflow ingest --set kafka.brokers=10.0.0.1:9092 --set ingest.remote_write.listen=0.0.0.0:9201`,
 		Args: cobra.NoArgs,
