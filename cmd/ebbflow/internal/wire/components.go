@@ -156,5 +156,5 @@ var Actuate = Component{Name: "actuate", Run: func(ctx context.Context, e *Env) 
 		return nil
 	})
 	return actuators.Run(ctx, e.Cfg.Actuate, actuators.Deps{Kafka: e.Cfg.Kafka, Cluster: e.Cfg.Kubernetes.Cluster, Kube: cs,
-		JetStream: e.JetStream, Clock: clock, Log: e.Log, Registerer: e.Reg})
+		Handlers: Handlers(cs, e.Cfg.Actuate), JetStream: e.JetStream, Clock: clock, Log: e.Log, Registerer: e.Reg})
 }}
