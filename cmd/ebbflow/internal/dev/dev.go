@@ -196,6 +196,14 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 	}
 	for _, st := range s.Sim {
 		s.SimMinutes[st.Entity] = cluster.Minutes(st.Entity)
+		if v, err := versusHPA(s.SimMinutes[st.Entity], d); err == nil {
+			if s.VsHPA == nil {
+				s.VsHPA = map[string]VsHPA{}
+			}
+			s.VsHPA[st.Entity] = v
+		} else {
+			log.Warn("dev: no vs-HPA comparison", "service", st.Entity, "err", err)
+		}
 	}
 	if finished || ctx.Err() != nil {
 		s.Print(out)
