@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ebbflow/ebbflow/inference/autoscale"
 	"github.com/ebbflow/ebbflow/inference/backtest"
 	"github.com/ebbflow/ebbflow/ingest/replay"
 	"github.com/ebbflow/ebbflow/internal/history"
@@ -33,6 +34,7 @@ func newBacktestCmd(g *globals) *cobra.Command {
 	)
 	cfg := backtest.DefaultConfig(1)
 	hpa := backtest.DefaultHPAConfig()
+	band := autoscale.DefaultPolicy().ScaleDownBand
 	cmd := &cobra.Command{
 		Use:   "backtest",
 		Short: "Replay a trace or the history through scaling policies (ebbflow, last-value, HPA, static) on a simulated service",
@@ -93,7 +95,9 @@ scored span in training: pass --from after its training data.
 				}
 				cfg.Capacity = q / (cfg.Target * peakReplicas)
 			}
-			su := backtest.Setup{Series: s, Config: cfg, HPA: hpa}
+			dpol := backtest.DeciderPolicy(cfg, s.Signal)
+			dpol.ScaleDownBand = band
+			su := backtest.Setup{Series: s, Config: cfg, HPA: hpa, Decider: &dpol}
 			for _, n := range names {
 				if n != backtest.PolicyEbbflow {
 					continue
@@ -166,6 +170,7 @@ scored span in training: pass --from after its training data.
 	f.Float64Var(&cfg.LatencySLOMs, "latency-slo-ms", cfg.LatencySLOMs, "latency SLO the minutes over are counted against")
 	f.DurationVar(&hpa.ScaleDownStabilization, "hpa-stabilization", hpa.ScaleDownStabilization, "HPA scale-down stabilization window")
 	f.Float64Var(&hpa.Tolerance, "hpa-tolerance", hpa.Tolerance, "HPA tolerance")
+	f.Float64Var(&band, "scale-down-band", band, "the autoscale decider's scale_down_band (hysteresis) for ebbflow and last-value; 0 is WPAI's floor contraction")
 	f.StringVar(&pngDir, "png", "", "write <service>.png (demand and each policy's ready capacity) to this directory")
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
 	return cmd

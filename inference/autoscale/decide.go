@@ -165,13 +165,16 @@ func predicted(hs []schemas.HorizonValue, startup time.Duration) (float64, int, 
 // is a pure function: the same state and policy give the same decision.
 //
 // Per demand signal, y is the larger of the forecast (max over the horizons
-// up to the start-up time) and the current value; the demand ratio is
-// r = u(y)/expectRate × N where u is per-replica utilisation (sum signals:
-// y/(N×capacity); mean signals: y/capacity). Expansion is ceil(r),
-// contraction floor(r) (raised to a count that will not re-expand), and
-// the largest demand wins (demand). Then, in order, one function each:
-// the SLO guards (sloGuards), whose result is the recommendation the
-// stabilization window remembers, and the shaping guards (shapingGuards).
+// whose window starts within the start-up time plus one forecast step) and
+// the current value; the demand ratio is r = u(y)/expectRate × N where u
+// is per-replica utilisation (sum signals: y/(N×capacity); mean signals:
+// y/capacity). Expansion is ceil(r), contraction floor(r) (raised to a
+// count that will not re-expand), and the largest demand wins (demand).
+// Then, in order, one function each: the hysteresis band of contraction
+// (guardHysteresis: contract only to ceil(r/(1−band)), hold inside the
+// band), the SLO guards (sloGuards), whose result — at least the
+// hysteresis count — is the recommendation the stabilization window
+// remembers, and the shaping guards (shapingGuards).
 func Decide(st State, pol Policy) Decision {
 	c := newCandidate(st, pol)
 	if !c.demand() {
