@@ -161,33 +161,41 @@ func HPAReplicas(current, ready, unready int32, usageRatio, tolerance float64) i
 	return r
 }
 
-// stabilize is stabilizeRecommendationWithBehaviors: it records the
-// proposal and returns the highest recommendation of the scale-down
-// window (when not going up) or the lowest of the scale-up window.
+// stabilize is stabilizeRecommendationWithBehaviors (as upstream since
+// both windows apply at once): it records the proposal and brings the
+// current count within [lowest recommendation of the scale-up window,
+// highest of the scale-down window], the proposal included in both. So a
+// count never moves against the proposal's direction.
 func (h *HPA) stabilize(now int64, cur, proposal int32) (int32, string) {
-	rec := proposal
-	var window time.Duration
-	better := func(a, b int32) int32 { return min(a, b) }
-	reason := HPAReasonScaleUpStabilized
-	if proposal >= cur {
-		window = h.cfg.ScaleUpStabilization
-	} else {
-		window = h.cfg.ScaleDownStabilization
-		better = func(a, b int32) int32 { return max(a, b) }
-		reason = HPAReasonScaleDownStabilized
-	}
-	cutoff := now - window.Milliseconds()
-	obsolete := now - max(h.cfg.ScaleUpStabilization, h.cfg.ScaleDownStabilization).Milliseconds()
+	up, down := proposal, proposal
+	upCutoff := now - h.cfg.ScaleUpStabilization.Milliseconds()
+	downCutoff := now - h.cfg.ScaleDownStabilization.Milliseconds()
 	kept := h.recs[:0]
 	for _, r := range h.recs {
-		if r.atMs > cutoff {
-			rec = better(r.replicas, rec)
+		if r.atMs > upCutoff {
+			up = min(up, r.replicas)
 		}
-		if r.atMs >= obsolete { // upstream reuses one slot older than every window; dropping them all is equivalent
+		if r.atMs > downCutoff {
+			down = max(down, r.replicas)
+		}
+		// Upstream reuses one slot older than both windows; dropping
+		// them all is equivalent.
+		if r.atMs >= upCutoff || r.atMs >= downCutoff {
 			kept = append(kept, r)
 		}
 	}
 	h.recs = append(kept, hpaRec{atMs: now, replicas: proposal})
+	rec := cur
+	if rec < up {
+		rec = up
+	}
+	if rec > down {
+		rec = down
+	}
+	reason := HPAReasonScaleDownStabilized
+	if proposal > cur {
+		reason = HPAReasonScaleUpStabilized
+	}
 	return rec, reason
 }
 

@@ -152,3 +152,17 @@ func TestHPANoMetricsHolds(t *testing.T) {
 		t.Errorf("no metric: %d, want 3 held", d.Replicas)
 	}
 }
+
+func TestHPAStabilizationNeverMovesAgainstTheProposal(t *testing.T) {
+	h := NewHPA(DefaultHPAConfig(), 1, 100)
+	// A recommendation of 20 (rate-limited to 12 from 6), then the demand
+	// falls: the proposal is 8 < 12, the window still holds 20 — the count
+	// stays 12, it does not go up to 20.
+	if d := h.Decide(view(0, 6, 6, 100)); d.Replicas != 12 {
+		t.Fatalf("t=0: %d, want 12 (rate-limited from a proposal of 20)", d.Replicas)
+	}
+	d := h.Decide(view(15*time.Second, 12, 12, 40))
+	if d.Replicas != 12 || d.Reason != HPAReasonScaleDownStabilized {
+		t.Errorf("t=15s: %d (%s), want 12 held (ScaleDownStabilized)", d.Replicas, d.Reason)
+	}
+}
