@@ -500,15 +500,26 @@ func (s *sim) schedule(m int) {
 	}
 	long := int(s.cfg.LongJob / time.Minute)
 	kept := s.queue[:0]
-	for _, js := range s.queue {
+	// A job that does not fit its windows rules out every later job of the
+	// same size expected to end no sooner (fitting is monotone in the end).
+	noFit := map[int]int{}
+	for qi, js := range s.queue {
+		if len(freeMixed) == 0 && len(freeFixed) == 0 {
+			kept = append(kept, s.queue[qi:]...)
+			break
+		}
 		placed := false
-		if js.Expected <= long && len(freeMixed) >= js.Nodes {
+		if f, ok := noFit[js.Nodes]; js.Expected <= long && len(freeMixed) >= js.Nodes && (!ok || js.expectedLeft < f) {
 			end := s.now(m + js.expectedLeft)
 			ends := make([]time.Time, js.Nodes)
 			for i := range ends {
 				ends[i] = end
 			}
-			if !s.v.windows || FitsWindows(busyUntil, returns, ends...) {
+			fits := !s.v.windows || FitsWindows(busyUntil, returns, ends...)
+			if !fits {
+				noFit[js.Nodes] = js.expectedLeft
+			}
+			if fits {
 				s.start1(js, m, freeMixed[:js.Nodes], true)
 				freeMixed = freeMixed[js.Nodes:]
 				busyUntil = append(busyUntil, ends...)

@@ -81,9 +81,12 @@ const (
 
 // Choice is one node a decision hands over, with why it was picked.
 type Choice struct {
-	Node          string        `json:"node"`
-	From          Pool          `json:"from"`
-	To            Pool          `json:"to"`
+	Node string `json:"node"`
+	From Pool   `json:"from"`
+	To   Pool   `json:"to"`
+	// Cancel: the node was on its way to From's other pool; the handover
+	// is undone (From == To).
+	Cancel        bool          `json:"cancel,omitempty"`
 	Why           string        `json:"why"`
 	InferencePods int           `json:"inference_pods"`
 	TrainingPods  int           `json:"training_pods"`
@@ -359,6 +362,7 @@ func pickOnline(pol Policy, st State, in Input, d Decision, want int) (Decision,
 		ch := Choice{Node: c.n.Name, From: c.n.Pool, To: PoolOnline, TrainingPods: pods, LostWork: c.lost, InferencePods: c.n.InferencePods}
 		switch {
 		case c.cancel:
+			ch.Cancel = true
 			ch.Why = "cancels its handover to offline: no training pod to evict"
 		case pods == 0:
 			ch.Why = "offline node with no training pod: nothing lost"
