@@ -44,6 +44,11 @@ deploy/rbac/actuator.yaml. Configuration: section 'actuate'.`,
 			var leading atomic.Bool
 			deps := actuators.Deps{Kafka: c.Kafka, Cluster: c.Kubernetes.Cluster, Kube: cs, Log: log, Registerer: reg,
 				Clock: actuators.WallClock{}, Leading: leading.Store}
+			if c.Mixing.Actuator.Enabled {
+				if deps.Handlers, deps.Leading, err = withNodeActuator(ctx, c, cs, log, reg, leading.Store); err != nil {
+					return err
+				}
+			}
 			if c.NATS.URL != "" {
 				nc, js, err := natsbus.ConnectJetStream(c.NATS, "ebbflow-actuate")
 				if err != nil {

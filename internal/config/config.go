@@ -28,6 +28,7 @@ import (
 	"github.com/ebbflow/ebbflow/internal/kube"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/training/mixing"
 )
 
 // Config is the whole configuration file. Each component receives its own
@@ -43,6 +44,7 @@ type Config struct {
 	Forecast   forecast.Config  `yaml:"forecast"`
 	Decide     scaling.Config   `yaml:"decide"`
 	Actuate    actuators.Config `yaml:"actuate"`
+	Mixing     mixing.Config    `yaml:"mixing"`
 	Dev        devconfig.Config `yaml:"dev"`
 }
 
@@ -59,6 +61,7 @@ func Default() Config {
 		Forecast:   forecast.DefaultConfig(),
 		Decide:     scaling.DefaultConfig(),
 		Actuate:    actuators.DefaultConfig(),
+		Mixing:     mixing.DefaultConfig(),
 		Dev:        devconfig.DefaultConfig(),
 	}
 }

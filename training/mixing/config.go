@@ -30,6 +30,22 @@ type Config struct {
 	DecisionTTL time.Duration `yaml:"decision_ttl"`
 	// Source is the CloudEvents source and decided_by of decisions.
 	Source string `yaml:"source"`
+	// Actuator bounds the node actuator (actuators/nodes, in `ebbflow
+	// actuate`) whatever the decisions ask.
+	Actuator ActuatorConfig `yaml:"actuator"`
+}
+
+// ActuatorConfig is the node actuator's own bounds.
+type ActuatorConfig struct {
+	// Enabled registers the nodes handler in `ebbflow actuate`.
+	Enabled bool `yaml:"enabled"`
+	// MaxNodesPerDecision: flips beyond it in one decision are refused.
+	MaxNodesPerDecision int `yaml:"max_nodes_per_decision"`
+	// MaxTrainingEvictionsPerHour bounds evicted training pods per hour
+	// (0 = no bound beyond the decider's kill budget).
+	MaxTrainingEvictionsPerHour int `yaml:"max_training_evictions_per_hour"`
+	// ReconcileInterval is how often handovers in progress are advanced.
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
 }
 
 // Policy holds the thresholds and bounds of one group's decisions.
@@ -100,6 +116,7 @@ func DefaultConfig() Config {
 		Policy:      DefaultPolicy(),
 		DecisionTTL: 5 * time.Minute,
 		Source:      "/ebbflow/mixing",
+		Actuator:    ActuatorConfig{Enabled: true, MaxNodesPerDecision: 4, MaxTrainingEvictionsPerHour: 4, ReconcileInterval: 10 * time.Second},
 	}
 }
 
@@ -160,6 +177,14 @@ func (c Config) Validate() error {
 	}
 	if err := c.Policy.Validate(); err != nil {
 		return fmt.Errorf("policy.%w", err)
+	}
+	switch a := c.Actuator; {
+	case a.MaxNodesPerDecision < 1:
+		return fmt.Errorf("actuator.max_nodes_per_decision: %d must be at least 1", a.MaxNodesPerDecision)
+	case a.MaxTrainingEvictionsPerHour < 0:
+		return fmt.Errorf("actuator.max_training_evictions_per_hour: %d must not be negative", a.MaxTrainingEvictionsPerHour)
+	case a.ReconcileInterval <= 0:
+		return fmt.Errorf("actuator.reconcile_interval: %v must be positive", a.ReconcileInterval)
 	}
 	keys := make([]string, 0, len(c.GroupPolicies))
 	for g := range c.GroupPolicies {

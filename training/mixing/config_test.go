@@ -36,6 +36,7 @@ func TestConfigValidate(t *testing.T) {
 		}, "group_policies.t4.kill_budget_per_hour"},
 		{"group listed twice", func(c *Config) { c.Groups = []string{"t4", "t4"} }, "groups[1]"},
 		{"zero interval", func(c *Config) { c.Interval = 0 }, "interval"},
+		{"negative eviction bound", func(c *Config) { c.Actuator.MaxTrainingEvictionsPerHour = -1 }, "actuator.max_training_evictions_per_hour"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
