@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -362,7 +363,7 @@ func (h *Handler) evict(ctx context.Context, p *corev1.Pod, workload string) str
 		g := int64(h.cfg.DrainGrace / time.Second)
 		ev.DeleteOptions = &metav1.DeleteOptions{GracePeriodSeconds: &g}
 	}
-	err := h.kube.PolicyV1().Evictions(p.Namespace).Evict(ctx, ev)
+	err := h.postEviction(ctx, ev)
 	res := "evicted"
 	switch {
 	case err == nil:
@@ -383,6 +384,18 @@ func (h *Handler) evict(ctx context.Context, p *corev1.Pod, workload string) str
 		h.m.evictions.WithLabelValues(workload, "error").Inc()
 	}
 	return res
+}
+
+// postEviction posts the eviction without client-go's retries of a 429:
+// a PodDisruptionBudget's refusal comes back at once (client-go would wait
+// out Retry-After ten times, minutes in all) and the next pass retries.
+func (h *Handler) postEviction(ctx context.Context, ev *policyv1.Eviction) error {
+	rc, ok := h.kube.PolicyV1().RESTClient().(*rest.RESTClient)
+	if !ok || rc == nil { // a fake clientset in unit tests
+		return h.kube.PolicyV1().Evictions(ev.Namespace).Evict(ctx, ev)
+	}
+	return rc.Post().AbsPath("/api/v1").Namespace(ev.Namespace).Resource("pods").Name(ev.Name).
+		SubResource("eviction").Body(ev).MaxRetries(0).Do(ctx).Error()
 }
 
 func (h *Handler) takeBudget() bool {
