@@ -30,6 +30,16 @@ type Config struct {
 	DecisionTTL time.Duration `yaml:"decision_ttl"`
 	// Source is the CloudEvents source and decided_by of decisions.
 	Source string `yaml:"source"`
+	// Utilisation is the node signal that measures a group's inference
+	// utilisation; GroupUtilisation overrides it per group (e.g. cpu for
+	// the cpu group).
+	Utilisation      UtilisationSignal            `yaml:"utilisation"`
+	GroupUtilisation map[string]UtilisationSignal `yaml:"group_utilisation"`
+	// StaleAfter ignores a node's window or forecast older than this.
+	StaleAfter time.Duration `yaml:"stale_after"`
+	// ConsumerGroup reads metrics.windows and forecasts. Run one decider
+	// per cluster: it must see every node's windows.
+	ConsumerGroup string `yaml:"consumer_group"`
 	// Actuator bounds the node actuator (actuators/nodes, in `ebbflow
 	// actuate`) whatever the decisions ask.
 	Actuator ActuatorConfig `yaml:"actuator"`
@@ -111,12 +121,16 @@ func DefaultPolicy() Policy {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		GroupLabel:  LabelNodeGroup,
-		Interval:    time.Minute,
-		Policy:      DefaultPolicy(),
-		DecisionTTL: 5 * time.Minute,
-		Source:      "/ebbflow/mixing",
-		Actuator:    ActuatorConfig{Enabled: true, MaxNodesPerDecision: 4, MaxTrainingEvictionsPerHour: 4, ReconcileInterval: 10 * time.Second},
+		GroupLabel:       LabelNodeGroup,
+		Interval:         time.Minute,
+		Policy:           DefaultPolicy(),
+		DecisionTTL:      5 * time.Minute,
+		Source:           "/ebbflow/mixing",
+		Utilisation:      UtilisationSignal{Signal: "gpu_util", FullScale: 100},
+		GroupUtilisation: map[string]UtilisationSignal{"cpu": {Signal: "cpu", FullScale: 0}},
+		StaleAfter:       3 * time.Minute,
+		ConsumerGroup:    "ebbflow-mixing",
+		Actuator:         ActuatorConfig{Enabled: true, MaxNodesPerDecision: 4, MaxTrainingEvictionsPerHour: 4, ReconcileInterval: 10 * time.Second},
 	}
 }
 
@@ -126,6 +140,14 @@ func (c Config) PolicyFor(group string) Policy {
 		return p
 	}
 	return c.Policy
+}
+
+// SignalFor returns the utilisation signal of a group.
+func (c Config) SignalFor(group string) UtilisationSignal {
+	if u, ok := c.GroupUtilisation[group]; ok {
+		return u
+	}
+	return c.Utilisation
 }
 
 // Manages reports whether the decider manages a group.
@@ -174,6 +196,20 @@ func (c Config) Validate() error {
 	}
 	if c.Source == "" {
 		return errors.New("source: must not be empty")
+	}
+	if c.ConsumerGroup == "" {
+		return errors.New("consumer_group: must not be empty")
+	}
+	if c.StaleAfter <= 0 {
+		return errors.New("stale_after: must be positive")
+	}
+	if c.Utilisation.Signal == "" || c.Utilisation.FullScale < 0 {
+		return fmt.Errorf("utilisation: signal %q must be set and full_scale %v not negative", c.Utilisation.Signal, c.Utilisation.FullScale)
+	}
+	for g, u := range c.GroupUtilisation {
+		if u.Signal == "" || u.FullScale < 0 {
+			return fmt.Errorf("group_utilisation.%s: signal %q must be set and full_scale %v not negative", g, u.Signal, u.FullScale)
+		}
 	}
 	if err := c.Policy.Validate(); err != nil {
 		return fmt.Errorf("policy.%w", err)
