@@ -20,6 +20,7 @@ const (
 	ReasonUtilisationLow  Reason = "UtilisationBelowMinRateForDwell"
 	ReasonWithinBand      Reason = "UtilisationWithinBand"
 	ReasonNoOnlineNodes   Reason = "NoReadyOnlineNodes"
+	ReasonNoUtilisation   Reason = "NoFreshUtilisation"
 )
 
 // Guards: the rule that cut a flip short or stopped it.
@@ -54,6 +55,10 @@ type Input struct {
 	// PendingInference counts inference pods Pending for lack of capacity.
 	PendingInference int
 	Nodes            []Node
+	// Unmeasured: no fresh utilisation reading exists for the group's
+	// online nodes. Missing data is not low load: nodes never go offline
+	// on it (Pending pods still bring nodes back).
+	Unmeasured bool
 }
 
 // State is what the decider remembers between evaluations of a group.
@@ -162,6 +167,11 @@ func Decide(pol Policy, st State, in Input) (Decision, State) {
 
 	f.Required = requiredNodes(f.PeakHorizon*float64(c.online), pol)
 	d.Figures = f
+	if in.Unmeasured {
+		d.Reason = ReasonNoUtilisation
+		d.Summary = "no fresh utilisation window for the group's online nodes: holding"
+		return d, st
+	}
 	if c.online == 0 {
 		d.Reason = ReasonNoOnlineNodes
 		d.Summary = "no ready online node: nothing to hand to training"
@@ -220,7 +230,7 @@ func pruneState(st State, now time.Time, pol Policy) State {
 
 // trackLow starts or ends the dwell clock.
 func trackLow(st State, in Input, pol Policy) State {
-	if in.Utilisation < pol.MinRate {
+	if in.Utilisation < pol.MinRate && !in.Unmeasured {
 		if st.LowSince.IsZero() {
 			st.LowSince = in.Now
 		}

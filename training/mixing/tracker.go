@@ -211,6 +211,8 @@ func (t *Tracker) Snapshot(group string, now time.Time, staleAfter time.Duration
 	}
 	if count > 0 {
 		in.Utilisation = sum / float64(count)
+	} else {
+		in.Unmeasured = true
 	}
 	var mins []int64
 	for m := range horizon {
