@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebbflow/ebbflow/training/mixing"
+	"github.com/ebbflow/ebbflow/training/mixing/xgbforecast"
 )
 
 func init() { subcommands = append(subcommands, newMixingCmd) }
@@ -31,7 +32,8 @@ decider loop. Configuration: section 'mixing'. See docs/mixing.md.`,
 func newMixingBacktestCmd() *cobra.Command {
 	var (
 		traces, dir string
-		asJSON      bool
+		asJSON, xgb bool
+		python      string
 		base        = mixing.DefaultBacktest("", "nasa")
 	)
 	cmd := &cobra.Command{
@@ -42,7 +44,8 @@ vm_cpu from the shared traces directory) as the demand of one node group, and a 
 training job stream whose busy-node count follows philly_node_sequence.csv. The same
 days run under every policy: ebbflow-seasonal (the mixing decider fed by a seasonal-
 profile forecaster, with offline windows and the kill budget), ebbflow-seasonal-no-windows
-and wpai-reactive. It prints, per trace and policy: jobs that ran on mixed nodes and the
+and wpai-reactive; with --xgb also ebbflow-xgb (the first 5 minutes of the forecast from
+ebbflow's XGBoost forecaster, trained on the warm-up days only). It prints, per trace and policy: jobs that ran on mixed nodes and the
 share that completed, the kill rate, flips per hour, minutes inference pods were Pending.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -54,8 +57,11 @@ share that completed, the kill rate, flips per hour, minutes inference pods were
 			for _, n := range names {
 				cfg := base
 				cfg.TracesDir, cfg.Inference = dir, strings.TrimSpace(n)
+				if xgb {
+					cfg.ShortTerm = xgbforecast.Trainer(xgbforecast.Options{Python: python})
+				}
 				start := time.Now()
-				res, err := mixing.Backtest(cfg)
+				res, err := mixing.BacktestContext(cmd.Context(), cfg)
 				if err != nil {
 					return err
 				}
@@ -76,6 +82,8 @@ share that completed, the kill rate, flips per hour, minutes inference pods were
 	f.StringVar(&traces, "trace", "all", "inference traces, comma-separated: nasa, elb, vm_cpu, or all")
 	f.StringVar(&dir, "traces-dir", "../shared/traces", "directory of the shared traces")
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	f.BoolVar(&xgb, "xgb", false, "add the ebbflow-xgb policy: XGBoost trained on the warm-up days (needs Python with xgboost: --python, $EBBFLOW_PYTHON or .venv)")
+	f.StringVar(&python, "python", "", "Python interpreter with xgboost for --xgb")
 	f.IntVar(&base.StartDay, "start-day", base.StartDay, "whole days skipped at the start of both traces")
 	f.IntVar(&base.WarmupDays, "warmup-days", base.WarmupDays, "days replayed before the measured span (forecaster history, cluster warm-up)")
 	f.IntVar(&base.Days, "days", base.Days, "measured days")

@@ -1,6 +1,7 @@
 package mixing
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sort"
@@ -35,7 +36,24 @@ type BacktestConfig struct {
 	WindowHorizon time.Duration
 	Policy        Policy
 	Jobs          JobGenConfig
+	// ShortTerm, when set, adds the ebbflow-xgb variant: the decider's
+	// forecast for the first minutes comes from the forecaster it builds
+	// (the seasonal profile covers the rest of the horizon and the
+	// offline windows).
+	ShortTerm ShortTermTrainer `json:"-"`
 }
+
+// ShortTermForecaster forecasts demand (in nodes) 1 … len(dst) minutes
+// after minute now of the replay, reading nothing after now. ok is false
+// when it cannot (too little history).
+type ShortTermForecaster interface {
+	Forecast(now int, dst []float64) (ok bool)
+}
+
+// ShortTermTrainer builds a short-term forecaster for one replay: demand
+// is the replay's demand per minute from start; it may learn only from
+// minutes before trainTo, where the measured span begins.
+type ShortTermTrainer func(ctx context.Context, start time.Time, demand []float64, trainTo int) (ShortTermForecaster, error)
 
 // DefaultBacktest returns the documented backtest defaults for a trace.
 func DefaultBacktest(tracesDir, inference string) BacktestConfig {
@@ -122,6 +140,10 @@ const (
 	// PolicyEbbflowNoWindows is the same without offline windows (training
 	// jobs take any mixed node): what the windows contribute.
 	PolicyEbbflowNoWindows = "ebbflow-seasonal-no-windows"
+	// PolicyEbbflowXGB is ebbflow-seasonal with the first minutes of the
+	// forecast from ebbflow's XGBoost forecaster trained on the warm-up
+	// days (only with BacktestConfig.ShortTerm).
+	PolicyEbbflowXGB = "ebbflow-xgb"
 	// PolicyReactive is WPAI's rule: flip on current utilisation against
 	// min/max rate, no forecast, no windows, no kill budget.
 	PolicyReactive = "wpai-reactive"
@@ -130,17 +152,23 @@ const (
 type variant struct {
 	name                         string
 	forecast, windows, killLimit bool
+	short                        ShortTermForecaster
 }
 
 var variants = []variant{
-	{PolicyEbbflowSeasonal, true, true, true},
-	{PolicyEbbflowNoWindows, true, false, true},
-	{PolicyReactive, false, false, false},
+	{name: PolicyEbbflowSeasonal, forecast: true, windows: true, killLimit: true},
+	{name: PolicyEbbflowNoWindows, forecast: true, killLimit: true},
+	{name: PolicyReactive},
 }
 
 // Backtest replays the configured days for every policy variant. It is
 // deterministic for a given configuration (seeded job stream).
 func Backtest(cfg BacktestConfig) (BacktestResult, error) {
+	return BacktestContext(context.Background(), cfg)
+}
+
+// BacktestContext is Backtest with a context for the short-term trainer.
+func BacktestContext(ctx context.Context, cfg BacktestConfig) (BacktestResult, error) {
 	if err := cfg.Validate(); err != nil {
 		return BacktestResult{}, fmt.Errorf("mixing: backtest: %w", err)
 	}
@@ -169,7 +197,15 @@ func Backtest(cfg BacktestConfig) (BacktestResult, error) {
 		Trace: cfg.Inference, Jobs: len(jobs), GeneratorMAE: mae, FilledMinutes: filled + filledT,
 		From: inf.Start.Add(minutes(off + cfg.WarmupDays*1440)), To: inf.Start.Add(minutes(off + (cfg.WarmupDays+cfg.Days)*1440)),
 	}
-	for _, v := range variants {
+	vs := variants
+	if cfg.ShortTerm != nil {
+		short, err := cfg.ShortTerm(ctx, inf.Start.Add(minutes(off)), demand, cfg.WarmupDays*1440)
+		if err != nil {
+			return BacktestResult{}, fmt.Errorf("mixing: backtest: short-term forecaster: %w", err)
+		}
+		vs = append([]variant{{name: PolicyEbbflowXGB, forecast: true, windows: true, killLimit: true, short: short}}, variants...)
+	}
+	for _, v := range vs {
 		s := newSim(cfg, v, demand, fc, jobs, inf.Start.Add(minutes(off)))
 		res.Policies = append(res.Policies, s.run())
 	}
@@ -274,6 +310,8 @@ type sim struct {
 	st      State
 	res     PolicyResult
 	span    [2]int
+	// shortBuf receives the short-term forecaster's minutes.
+	shortBuf []float64
 }
 
 type simNode struct {
@@ -301,7 +339,7 @@ type attempt struct {
 }
 
 func newSim(cfg BacktestConfig, v variant, demand []float64, fc *seasonal, jobs []Job, start time.Time) *sim {
-	s := &sim{cfg: cfg, v: v, pol: cfg.Policy, demand: demand, fc: fc, start: start, running: map[*jobState]*attempt{}}
+	s := &sim{cfg: cfg, v: v, pol: cfg.Policy, demand: demand, fc: fc, start: start, running: map[*jobState]*attempt{}, shortBuf: make([]float64, 5)}
 	if !v.killLimit {
 		s.pol.KillBudgetPerHour = math.MaxInt32
 	}
@@ -396,7 +434,16 @@ func (s *sim) decide(m int, d float64, online int) {
 		in.PendingInference = int(math.Ceil(d - float64(online)))
 	}
 	if s.v.forecast {
-		for h := 5; h <= int(s.pol.ForecastHorizon/time.Minute); h += 5 {
+		from := 5
+		if s.v.short != nil {
+			if s.v.short.Forecast(m, s.shortBuf) {
+				for k, v := range s.shortBuf {
+					in.Forecast = append(in.Forecast, Point{At: s.now(m + k + 1), Utilisation: v / math.Max(float64(online), 1e-9)})
+				}
+				from = len(s.shortBuf) + 5
+			}
+		}
+		for h := from; h <= int(s.pol.ForecastHorizon/time.Minute); h += 5 {
 			in.Forecast = append(in.Forecast, Point{At: s.now(m + h), Utilisation: s.fc.at(m, m+h, false) / math.Max(float64(online), 1e-9)})
 		}
 	}
