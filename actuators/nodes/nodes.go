@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -201,6 +202,8 @@ func (h *Handler) begin(ctx context.Context, nd schemas.NodesDecision, f schemas
 		return "skipped: fixed nodes never change pool", false, nil
 	case node.Annotations[mixing.AnnotationDecisionID] == nd.ID:
 		return "duplicate: decision " + nd.ID + " already applied to this node", false, nil
+	case recordedSeq(node.Annotations) >= nd.Seq:
+		return fmt.Sprintf("stale: seq %d is not above the node's last applied seq %d (%s)", nd.Seq, recordedSeq(node.Annotations), node.Annotations[mixing.AnnotationDecisionID]), false, nil
 	case target != mixing.PoolOnline && target != mixing.PoolOffline:
 		return fmt.Sprintf("skipped: %q is not a pool a node can move to", f.To), false, nil
 	case st.Handover == mixing.HandoverTo(target):
@@ -214,7 +217,7 @@ func (h *Handler) begin(ctx context.Context, nd schemas.NodesDecision, f schemas
 			h.m.steps.WithLabelValues(nd.Direction, "dry_run").Inc()
 			return "would cancel the handover to " + string(st.Handover.Target()), true, nil
 		}
-		if err := h.finish(ctx, node, target, nd.ID); err != nil {
+		if err := h.finish(ctx, node, target, nd.ID, nd.Seq); err != nil {
 			return "", false, err
 		}
 		h.m.steps.WithLabelValues(nd.Direction, "cancelled").Inc()
@@ -226,7 +229,7 @@ func (h *Handler) begin(ctx context.Context, nd schemas.NodesDecision, f schemas
 		return fmt.Sprintf("would cordon, taint and hand over %s → %s", st.Pool, target), true, nil
 	}
 	taints := append(withoutOurTaint(node.Spec.Taints), corev1.Taint{Key: mixing.TaintHandover, Value: string(mixing.HandoverTo(target)), Effect: corev1.TaintEffectNoSchedule, TimeAdded: &metav1.Time{Time: now}})
-	ann := map[string]any{mixing.AnnotationDecisionID: nd.ID, AnnotationStarted: now.UTC().Format(time.RFC3339)}
+	ann := map[string]any{mixing.AnnotationDecisionID: nd.ID, mixing.AnnotationDecisionSeq: strconv.FormatInt(nd.Seq, 10), AnnotationStarted: now.UTC().Format(time.RFC3339)}
 	if !node.Spec.Unschedulable {
 		ann[AnnotationCordoned] = "true"
 	}
@@ -241,6 +244,13 @@ func (h *Handler) begin(ctx context.Context, nd schemas.NodesDecision, f schemas
 	h.m.steps.WithLabelValues(nd.Direction, "started").Inc()
 	h.event(ctx, node.Name, nd.ID, "HandoverStarted", fmt.Sprintf("decision %s: cordoned and tainted, %s → %s: %s", nd.ID, st.Pool, target, f.Why))
 	return fmt.Sprintf("handover %s → %s started", st.Pool, target), true, nil
+}
+
+// recordedSeq is the sequence of the last nodes decision applied to the
+// node (0 when none).
+func recordedSeq(ann map[string]string) int64 {
+	n, _ := strconv.ParseInt(ann[mixing.AnnotationDecisionSeq], 10, 64)
+	return n
 }
 
 func withoutOurTaint(ts []corev1.Taint) []corev1.Taint {
@@ -269,10 +279,11 @@ func (h *Handler) patch(ctx context.Context, node *corev1.Node, p map[string]any
 
 // finish moves a node into its pool and ends the handover: pool label,
 // no handover label or taint, uncordoned if the handover cordoned it.
-func (h *Handler) finish(ctx context.Context, node *corev1.Node, pool mixing.Pool, decisionID string) error {
+func (h *Handler) finish(ctx context.Context, node *corev1.Node, pool mixing.Pool, decisionID string, seq int64) error {
 	ann := map[string]any{AnnotationCordoned: nil, AnnotationStarted: nil}
 	if decisionID != "" {
 		ann[mixing.AnnotationDecisionID] = decisionID
+		ann[mixing.AnnotationDecisionSeq] = strconv.FormatInt(seq, 10)
 	}
 	spec := map[string]any{"taints": withoutOurTaint(node.Spec.Taints)}
 	if node.Annotations[AnnotationCordoned] == "true" {
@@ -334,7 +345,7 @@ func (h *Handler) advance(ctx context.Context, name string) (string, error) {
 		}
 	}
 	if left == 0 {
-		if err := h.finish(ctx, node, st.Handover.Target(), ""); err != nil {
+		if err := h.finish(ctx, node, st.Handover.Target(), "", 0); err != nil {
 			return "", err
 		}
 		h.m.steps.WithLabelValues(string(st.Handover), "finished").Inc()

@@ -189,6 +189,19 @@ func TestHandoverToOnlineEvictsTrainingAndFinishes(t *testing.T) {
 	if err != nil || again.Outcome != schemas.OutcomeSkipped || !strings.HasPrefix(again.Reason, "duplicate") {
 		t.Fatalf("redelivery: %+v %v", again, err)
 	}
+	// A newer decision sends it offline; the older one redelivered after
+	// it is stale and must not bring it back.
+	if _, err := h.Apply(context.Background(), decision("d2", 2, "to-offline", schemas.NodeFlip{Node: "n1", From: "online", To: "offline", Why: "emptiest"})); err != nil {
+		t.Fatal(err)
+	}
+	h.Reconcile(context.Background())
+	h.Reconcile(context.Background())
+	assertPool(t, getNode(t, cs, "n1"), "offline", false)
+	old, err := h.Apply(context.Background(), decision("d1b", 1, "to-online", toOnline("n1")))
+	if err != nil || !strings.Contains(old.Reason, "stale") {
+		t.Fatalf("older decision after a newer one: %+v %v", old, err)
+	}
+	assertPool(t, getNode(t, cs, "n1"), "offline", false)
 }
 
 func TestDryRunChangesNothing(t *testing.T) {

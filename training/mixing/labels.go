@@ -22,6 +22,9 @@ const (
 	// AnnotationDecisionID is the id of the last nodes decision applied to
 	// the node (idempotency).
 	AnnotationDecisionID = "ebbflow.io/nodes-decision-id"
+	// AnnotationDecisionSeq is that decision's sequence: an older decision
+	// redelivered later is skipped as stale.
+	AnnotationDecisionSeq = "ebbflow.io/nodes-decision-seq"
 	// LabelWorkload on a pod says which side it belongs to: inference or
 	// training. Pods without it are neither evicted nor counted.
 	LabelWorkload = "ebbflow.io/workload"
