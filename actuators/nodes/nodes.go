@@ -49,8 +49,10 @@ type Config struct {
 	// MaxTrainingEvictionsPerHour bounds training pods this actuator
 	// evicts in any hour, whatever the decisions ask; 0 = no bound.
 	MaxTrainingEvictionsPerHour int
-	// Identity names the actuator in Events.
+	// Identity names the actuator in Events and actions.
 	Identity string
+	// Cluster names the cluster in the targets of reported actions.
+	Cluster string
 }
 
 // DefaultConfig returns the documented defaults.
@@ -69,7 +71,13 @@ type Handler struct {
 
 	mu        sync.Mutex
 	evictions []time.Time
+	report    func(context.Context, schemas.Action)
 }
+
+// SetReporter receives an action for each step Reconcile takes (pods
+// evicted, handover finished), so the steps after a decision's own action
+// reach the actions topic too. Call it before Run.
+func (h *Handler) SetReporter(f func(context.Context, schemas.Action)) { h.report = f }
 
 type metrics struct {
 	steps      *prometheus.CounterVec
@@ -148,7 +156,7 @@ func (h *Handler) Apply(ctx context.Context, d actuators.Decision) (schemas.Acti
 		}
 		if did && !d.DryRun {
 			changed = true
-			more, err := h.advance(ctx, f.Node)
+			more, err := h.advance(ctx, f.Node, false)
 			if err != nil {
 				return schemas.Action{}, fmt.Errorf("node %s: %w", f.Node, err)
 			}
@@ -299,7 +307,7 @@ func (h *Handler) finish(ctx context.Context, node *corev1.Node, pool mixing.Poo
 
 // advance evicts what is left of the old pool's pods on a node in
 // handover and finishes the handover when none is left.
-func (h *Handler) advance(ctx context.Context, name string) (string, error) {
+func (h *Handler) advance(ctx context.Context, name string, report bool) (string, error) {
 	node, err := h.kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("get: %w", err)
@@ -350,7 +358,13 @@ func (h *Handler) advance(ctx context.Context, name string) (string, error) {
 		}
 		h.m.steps.WithLabelValues(string(st.Handover), "finished").Inc()
 		h.event(ctx, name, "", "HandoverFinished", fmt.Sprintf("no %s pod left: now in pool %s, untainted", old, st.Handover.Target()))
+		if report {
+			h.reportStep(ctx, node, st, "finished", fmt.Sprintf("node %s: no %s pod left, handover finished: now in pool %s", name, old, st.Handover.Target()))
+		}
 		return "finished: now " + string(st.Handover.Target()), nil
+	}
+	if report && evicted > 0 {
+		h.reportStep(ctx, node, st, "evicted", fmt.Sprintf("node %s: evicted %d %s pod(s) for the handover to %s", name, evicted, old, st.Handover.Target()))
 	}
 	out := fmt.Sprintf("%d %s pod(s) left: %d evicted now", left, old, evicted)
 	if blocked > 0 {
@@ -360,6 +374,21 @@ func (h *Handler) advance(ctx context.Context, name string) (string, error) {
 		out += fmt.Sprintf(", %d wait for the training eviction budget (%d per hour)", budget, h.cfg.MaxTrainingEvictionsPerHour)
 	}
 	return out, nil
+}
+
+// reportStep hands the reporter an action for one reconcile step, tied to
+// the decision recorded on the node.
+func (h *Handler) reportStep(ctx context.Context, node *corev1.Node, st mixing.NodeState, step, reason string) {
+	if h.report == nil {
+		return
+	}
+	id := node.Annotations[mixing.AnnotationDecisionID]
+	now := h.clock.Now()
+	h.report(ctx, schemas.Action{
+		ID: fmt.Sprintf("%s/%s/%s/%d", id, node.Name, step, now.UnixMilli()), DecisionID: id, DecisionKind: schemas.DecisionNodes,
+		Seq: recordedSeq(node.Annotations), Target: schemas.NodeGroupTarget(h.cfg.Cluster, st.Group),
+		Outcome: schemas.OutcomeApplied, Reason: reason, AtMs: now.UnixMilli(), Attempts: 1, Actuator: h.cfg.Identity,
+	})
 }
 
 // evict asks the Eviction API to evict a pod: evicted, gone, pdb_blocked,
@@ -450,7 +479,7 @@ func (h *Handler) Reconcile(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
 	var errs []error
 	for _, n := range list.Items {
-		note, err := h.advance(ctx, n.Name)
+		note, err := h.advance(ctx, n.Name, true)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("node %s: %w", n.Name, err))
 			continue

@@ -154,9 +154,18 @@ func TestHandoverToOnlineEvictsTrainingAndFinishes(t *testing.T) {
 	if g := ev.grace["train-a"]; g != int64(DefaultConfig().DrainGrace/time.Second) {
 		t.Fatalf("training pod evicted with grace %ds, want the drain grace", g)
 	}
-	// The evicted pod is gone: the next pass finishes the handover.
+	// The evicted pod is gone: the next pass finishes the handover, and
+	// reports the step as an action that validates against its schema.
+	var reported []schemas.Action
+	h.SetReporter(func(_ context.Context, a schemas.Action) { reported = append(reported, a) })
 	if notes, err := h.Reconcile(context.Background()); err != nil || !strings.HasPrefix(notes["n1"], "finished") {
 		t.Fatalf("reconcile: %v %v", notes, err)
+	}
+	if len(reported) != 1 || reported[0].DecisionID != "d1" || reported[0].Seq != 1 || !strings.Contains(reported[0].Reason, "finished") {
+		t.Fatalf("reported %+v", reported)
+	}
+	if _, err := schemas.Marshal(reported[0]); err != nil {
+		t.Fatal(err)
 	}
 	n := getNode(t, cs, "n1")
 	assertPool(t, n, "online", false)
