@@ -44,10 +44,10 @@ type TraceSpec struct {
 }
 
 // ReadTrace reads a trace into a per-minute series. Coarser traces (5 min)
-// hold each value until the next row; rows in the same minute are averaged
-// (by keeping the last; the shared traces have at most one per minute);
-// minutes missing between rows are filled by linear interpolation, and the
-// count of filled minutes is returned so the report can say so.
+// hold each value over its step; of two rows in the same minute the later
+// wins (the shared traces have at most one per minute); minutes missing
+// between rows are filled by linear interpolation, and the count of filled
+// minutes is returned so the report can say so.
 func ReadTrace(dir, name string, spec TraceSpec) (Series, int, error) {
 	path := filepath.Join(dir, spec.File)
 	f, err := os.Open(path)
