@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -187,8 +188,19 @@ func allDuplicates(notes []string) bool {
 
 // begin checks one node against the decision and starts or cancels its
 // handover. did reports a change to the node (or, in dry run, one that
-// would have been made).
+// would have been made). A conflict (another writer changed the node
+// since it was read: the TTL controller, kubectl) is retried on a fresh
+// read.
 func (h *Handler) begin(ctx context.Context, nd schemas.NodesDecision, f schemas.NodeFlip, dryRun bool) (note string, did bool, err error) {
+	err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		var e error
+		note, did, e = h.beginOnce(ctx, nd, f, dryRun)
+		return e
+	})
+	return note, did, err
+}
+
+func (h *Handler) beginOnce(ctx context.Context, nd schemas.NodesDecision, f schemas.NodeFlip, dryRun bool) (note string, did bool, err error) {
 	node, err := h.kube.CoreV1().Nodes().Get(ctx, f.Node, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		h.m.steps.WithLabelValues(nd.Direction, "skipped").Inc()
@@ -306,8 +318,18 @@ func (h *Handler) finish(ctx context.Context, node *corev1.Node, pool mixing.Poo
 }
 
 // advance evicts what is left of the old pool's pods on a node in
-// handover and finishes the handover when none is left.
-func (h *Handler) advance(ctx context.Context, name string, report bool) (string, error) {
+// handover and finishes the handover when none is left; a conflict on the
+// final patch is retried on a fresh read.
+func (h *Handler) advance(ctx context.Context, name string, report bool) (note string, err error) {
+	err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		var e error
+		note, e = h.advanceOnce(ctx, name, report)
+		return e
+	})
+	return note, err
+}
+
+func (h *Handler) advanceOnce(ctx context.Context, name string, report bool) (string, error) {
 	node, err := h.kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("get: %w", err)

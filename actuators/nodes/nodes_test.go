@@ -326,3 +326,22 @@ func TestRefusals(t *testing.T) {
 	}
 	assertPool(t, getNode(t, cs, "leaving"), "online", false)
 }
+
+// Another writer changing the node between read and patch (409) makes the
+// handler read again and retry, not fail the decision.
+func TestConflictIsRetried(t *testing.T) {
+	h, cs, _, _ := setup(t, DefaultConfig(), node("n1", "offline", "", false))
+	conflicts := 0
+	cs.PrependReactor("patch", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if conflicts == 0 {
+			conflicts++
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: "nodes"}, "n1", fmt.Errorf("the object has been modified"))
+		}
+		return false, nil, nil
+	})
+	act, err := h.Apply(context.Background(), decision("d1", 1, "to-online", toOnline("n1")))
+	if err != nil || act.Outcome != schemas.OutcomeApplied || conflicts != 1 {
+		t.Fatalf("%+v %v (conflicts %d)", act, err, conflicts)
+	}
+	assertPool(t, getNode(t, cs, "n1"), "online", false)
+}

@@ -3,9 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/ebbflow/ebbflow/internal/natsbus"
-	"github.com/ebbflow/ebbflow/internal/telemetry"
-	"github.com/ebbflow/ebbflow/training/mixing"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 )
 
 func newMixingRunCmd(g *globals) *cobra.Command {
@@ -21,32 +19,11 @@ node actuator in 'ebbflow actuate' carries them out. Run one per cluster; its id
 needs deploy/rbac/mixing.yaml. Configuration: section 'mixing'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.load()
+			cfg, err := g.load()
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			log := telemetry.NewLogger(c.Telemetry, nil).With("component", "mixing")
-			reg := telemetry.NewRegistry()
-			cs, err := c.Kubernetes.Clientset()
-			if err != nil {
-				return err
-			}
-			deps := mixing.Deps{Kafka: c.Kafka, Cluster: c.Kubernetes.Cluster, Kube: cs, Log: log, Registerer: reg}
-			if c.NATS.URL != "" {
-				nc, js, err := natsbus.ConnectJetStream(c.NATS, "ebbflow-mixing")
-				if err != nil {
-					return err
-				}
-				defer nc.Close()
-				deps.JetStream = js
-			}
-			go func() {
-				if err := telemetry.Serve(ctx, c.Telemetry.Listen, telemetry.Handler(reg, &telemetry.Readiness{}), log); err != nil {
-					log.Error("telemetry", "err", err)
-				}
-			}()
-			return mixing.Run(ctx, c.Mixing, deps)
+			return wire.Serve(cmd.Context(), cfg, cmd.ErrOrStderr(), wire.Mixing)
 		},
 	}
 }

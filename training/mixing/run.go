@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -120,16 +119,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			return fmt.Errorf("mixing: %w", err)
 		}
 	}
-	sc, err := deps.Kafka.Sarama()
+	sc, err := deps.Kafka.IdempotentProducer()
 	if err != nil {
 		return fmt.Errorf("mixing: %w", err)
 	}
-	sc.Producer.Idempotent = true
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Return.Successes = true
-	sc.Net.MaxOpenRequests = 1
-	sc.Consumer.IsolationLevel = sarama.ReadCommitted
-	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	kafkax.ReadCommittedGroup(sc, "newest")
 	prod, err := sarama.NewSyncProducer(deps.Kafka.Brokers, sc)
 	if err != nil {
 		return fmt.Errorf("mixing: producer to %v: %w", deps.Kafka.Brokers, err)
@@ -240,7 +234,7 @@ func (h *inputHandler) observe(msg *sarama.ConsumerMessage) {
 	}
 	var used bool
 	var err error
-	switch schemas.HeaderValue(msg.Headers, schemas.HeaderType) {
+	switch kafkax.HeaderValue(msg.Headers, schemas.HeaderType) {
 	case schemas.Window{}.EventType():
 		var w schemas.Window
 		if w, err = schemas.Decode[schemas.Window](msg.Value); err == nil {
@@ -252,7 +246,7 @@ func (h *inputHandler) observe(msg *sarama.ConsumerMessage) {
 			used = h.tr.ObserveForecast(f)
 		}
 	default:
-		err = fmt.Errorf("ce_type %q is neither a window nor a forecast", schemas.HeaderValue(msg.Headers, schemas.HeaderType))
+		err = fmt.Errorf("ce_type %q is neither a window nor a forecast", kafkax.HeaderValue(msg.Headers, schemas.HeaderType))
 	}
 	switch {
 	case err != nil:
@@ -318,7 +312,7 @@ func (l *loop) record(d Decision) {
 
 // publish sends a decision to Kafka and, when configured, to NATS.
 func (l *loop) publish(ctx context.Context, ev schemas.NodesDecision) error {
-	pm, err := schemas.NewMessage(l.topic, l.cfg.Source, ev)
+	pm, err := kafkax.NewMessage(l.topic, l.cfg.Source, ev)
 	if err != nil {
 		return err
 	}
@@ -333,13 +327,7 @@ func (l *loop) publish(ctx context.Context, ev schemas.NodesDecision) error {
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(ev.Subject())
-	msg.Data = b
-	msg.Header.Set("Nats-Msg-Id", ev.ID)
-	msg.Header.Set("ce_id", ev.ID)
-	msg.Header.Set("ce_type", ev.EventType())
-	msg.Header.Set("ce_specversion", "1.0")
-	msg.Header.Set("content-type", "application/json")
+	msg := natsbus.Msg(ev.Subject(), l.cfg.Source, ev, b)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := l.js.PublishMsg(pctx, msg); err != nil {

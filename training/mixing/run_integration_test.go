@@ -136,7 +136,7 @@ func TestRunDecidesFromKafkaAndKube(t *testing.T) {
 		for _, n := range nodes {
 			w := schemas.Window{Entity: schemas.NodeEntity(cluster, n), Signal: "gpu_util", Kind: schemas.KindGauge, SizeS: 60,
 				StartMs: time.Now().Add(-time.Minute).UnixMilli(), EndMs: time.Now().UnixMilli(), Count: 1, Sum: pct, Min: pct, Max: pct, Mean: pct, Last: pct, P50: pct, P95: pct, P99: pct}
-			m, err := schemas.NewMessage(windows, "/test", w)
+			m, err := kafkax.NewMessage(windows, "/test", w)
 			if err != nil {
 				t.Fatal(err)
 			}
