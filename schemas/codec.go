@@ -43,6 +43,7 @@ var schemaFile = map[string]string{
 	Window{}.EventType():        "window.schema.json",
 	Forecast{}.EventType():      "forecast.schema.json",
 	ScaleDecision{}.EventType(): "decision.scale.schema.json",
+	NodesDecision{}.EventType(): "decision.nodes.schema.json",
 	Action{}.EventType():        "action.schema.json",
 	DeadLetter{}.EventType():    "deadletter.schema.json",
 	Alert{}.EventType():         "alert.schema.json",

@@ -19,6 +19,7 @@ import (
 	"github.com/ebbflow/ebbflow/ingest/window"
 	"github.com/ebbflow/ebbflow/internal/history"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/training/mixing"
 )
 
 // Env is what every component is wired from: the configuration, the
@@ -58,7 +59,7 @@ type Component struct {
 // dev` runs them all and each subcommand runs its own. A new component (a
 // decider, a processor) is one entry here, its section in Config and a
 // subcommand calling Serve with it.
-var Components = []Component{Ingest, Window, Forecast, Autoscale, Actuate}
+var Components = []Component{Ingest, Window, Forecast, Autoscale, Mixing, Actuate}
 
 // Lookup returns the component named name.
 func Lookup(name string) (Component, bool) {
@@ -155,6 +156,24 @@ var Actuate = Component{Name: "actuate", Run: func(ctx context.Context, e *Env) 
 		}
 		return nil
 	})
-	return actuators.Run(ctx, e.Cfg.Actuate, actuators.Deps{Kafka: e.Cfg.Kafka, Cluster: e.Cfg.Kubernetes.Cluster, Kube: cs,
-		JetStream: e.JetStream, Clock: clock, Log: e.Log, Registerer: e.Reg})
+	deps := actuators.Deps{Kafka: e.Cfg.Kafka, Cluster: e.Cfg.Kubernetes.Cluster, Kube: cs,
+		JetStream: e.JetStream, Clock: clock, Log: e.Log, Registerer: e.Reg}
+	if e.Cfg.Mixing.Actuator.Enabled {
+		if deps.Handlers, deps.Leading, err = nodeActuator(ctx, e, cs, clock); err != nil {
+			return err
+		}
+	}
+	return actuators.Run(ctx, e.Cfg.Actuate, deps)
+}}
+
+// Mixing is the node-mixing decider: it hands idle inference nodes to
+// training and takes them back before the peak (decisions of kind nodes,
+// carried out by the node actuator inside Actuate).
+var Mixing = Component{Name: "mixing", Run: func(ctx context.Context, e *Env) error {
+	cs, err := e.Kube()
+	if err != nil {
+		return err
+	}
+	return mixing.Run(ctx, e.Cfg.Mixing, mixing.Deps{Kafka: e.Cfg.Kafka, Cluster: e.Cfg.Kubernetes.Cluster, Kube: cs,
+		JetStream: e.JetStream, Log: e.Log, Registerer: e.Reg})
 }}

@@ -14,6 +14,7 @@ import (
 	"github.com/ebbflow/ebbflow/internal/kube"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/training/mixing"
 )
 
 // Config is the whole configuration file. Each component receives its own
@@ -30,6 +31,7 @@ type Config struct {
 	Forecast   forecast.Config  `yaml:"forecast"`
 	Autoscale  autoscale.Config `yaml:"autoscale"`
 	Actuate    actuators.Config `yaml:"actuate"`
+	Mixing     mixing.Config    `yaml:"mixing"`
 	Dev        DevConfig        `yaml:"dev"`
 }
 
@@ -46,6 +48,7 @@ func Default() Config {
 		Forecast:   forecast.DefaultConfig(),
 		Autoscale:  autoscale.DefaultConfig(),
 		Actuate:    actuators.DefaultConfig(),
+		Mixing:     mixing.DefaultConfig(),
 		Dev:        DefaultDevConfig(),
 	}
 }
