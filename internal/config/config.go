@@ -20,6 +20,7 @@ import (
 	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/forecast"
 	"github.com/ebbflow/ebbflow/forecast/scaling"
+	"github.com/ebbflow/ebbflow/inference/servers"
 	"github.com/ebbflow/ebbflow/ingest"
 	"github.com/ebbflow/ebbflow/ingest/window"
 	"github.com/ebbflow/ebbflow/internal/dev/devconfig"
@@ -43,6 +44,7 @@ type Config struct {
 	Forecast   forecast.Config  `yaml:"forecast"`
 	Decide     scaling.Config   `yaml:"decide"`
 	Actuate    actuators.Config `yaml:"actuate"`
+	Servers    servers.Config   `yaml:"servers"`
 	Dev        devconfig.Config `yaml:"dev"`
 }
 
@@ -59,6 +61,7 @@ func Default() Config {
 		Forecast:   forecast.DefaultConfig(),
 		Decide:     scaling.DefaultConfig(),
 		Actuate:    actuators.DefaultConfig(),
+		Servers:    servers.DefaultConfig(),
 		Dev:        devconfig.DefaultConfig(),
 	}
 }
