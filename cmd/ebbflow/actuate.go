@@ -7,6 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebbflow/ebbflow/actuators"
+	"github.com/ebbflow/ebbflow/actuators/inference"
+	"github.com/ebbflow/ebbflow/schemas"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 )
@@ -19,7 +21,8 @@ func newActuateCmd(g *globals) *cobra.Command {
 		Short: "Actuator: carry out decisions on Kubernetes, report each as an action",
 		Long: `actuate consumes the decisions topic (read_committed) for this cluster
 (kubernetes.cluster), dispatches each decision kind to its handler — scale:
-Deployments/StatefulSets through the scale subresource — idempotently (decision id and
+Deployments/StatefulSets through the scale subresource; inference: model servers'
+ConfigMap, Deployment and Service by server-side apply (docs/servers.md) — idempotently (decision id and
 sequence recorded as ebbflow.io/last-decision-id / -seq annotations), skipping stale,
 duplicate and expired decisions, with per-cluster rate limits, retries on conflicts and
 5xx, and dry-run (actuate.dry_run). Every decision ends as an event on the actions topic
@@ -41,9 +44,21 @@ deploy/rbac/actuator.yaml. Configuration: section 'actuate'.`,
 			if err != nil {
 				return err
 			}
+			// Handlers, one per decision kind. The inference handler acts
+			// as its own least-privilege identity (servers.impersonate).
+			rc, err := c.Kubernetes.RESTConfig()
+			if err != nil {
+				return err
+			}
+			infKube, err := inference.Client(rc, c.Servers.Impersonate)
+			if err != nil {
+				return err
+			}
+			handlers := actuators.DefaultRegistry(cs, c.Actuate)
+			handlers.Register(schemas.InferenceDecision{}.EventType(), inference.New(infKube, c.Servers))
 			var leading atomic.Bool
 			deps := actuators.Deps{Kafka: c.Kafka, Cluster: c.Kubernetes.Cluster, Kube: cs, Log: log, Registerer: reg,
-				Clock: actuators.WallClock{}, Leading: leading.Store}
+				Clock: actuators.WallClock{}, Leading: leading.Store, Handlers: handlers}
 			if c.NATS.URL != "" {
 				nc, js, err := natsbus.ConnectJetStream(c.NATS, "ebbflow-actuate")
 				if err != nil {
