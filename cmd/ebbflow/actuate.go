@@ -8,9 +8,9 @@ import (
 
 	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/actuators/inference"
-	"github.com/ebbflow/ebbflow/schemas"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/schemas"
 )
 
 func init() { subcommands = append(subcommands, newActuateCmd) }
