@@ -8,6 +8,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebbflow/ebbflow/inference/servers"
+	"github.com/ebbflow/ebbflow/internal/history"
+	"github.com/ebbflow/ebbflow/internal/natsbus"
+	"github.com/ebbflow/ebbflow/internal/telemetry"
 )
 
 func init() { subcommands = append(subcommands, newInferenceCmd) }
@@ -23,7 +26,75 @@ model configuration (config.pbtxt or config.json). 'run' watches the model store
 (servers.store_dir) and publishes inference decisions: launch, update, retire.
 Configuration: section 'servers'. See docs/servers.md.`,
 	}
-	cmd.AddCommand(newInferenceValidateCmd(g), newInferenceRenderCmd(g))
+	cmd.AddCommand(newInferenceValidateCmd(g), newInferenceRenderCmd(g), newInferenceRunCmd(g), newInferenceFetchCmd())
+	return cmd
+}
+
+func newInferenceRunCmd(g *globals) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Watch the model store and publish inference decisions (launch, update, retire)",
+		Long: `run lists servers.store_dir on the history backend (history.backend: local or
+hdfs) every servers.poll_interval. A new spec file is a launch decision, a spec
+whose version grew an update, a removed file a retire; a broken spec, a changed
+spec with the same version, a lower version or a second file for one model is
+held back with a logged reason (ebbflow_servers_guards_total). Decisions go to
+the decisions topic and, with nats.url set, to ebbflow.decisions.inference.>.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.load()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			log := telemetry.NewLogger(c.Telemetry, nil).With("component", "servers")
+			reg := telemetry.NewRegistry()
+			fsys, err := history.Open(ctx, c.History)
+			if err != nil {
+				return err
+			}
+			defer history.Close(fsys)
+			deps := servers.Deps{Store: fsys, Kafka: c.Kafka, Cluster: c.Kubernetes.Cluster, DryRun: dryRun, Log: log, Registerer: reg}
+			if c.NATS.URL != "" {
+				nc, js, err := natsbus.ConnectJetStream(c.NATS, "ebbflow-servers")
+				if err != nil {
+					return err
+				}
+				defer nc.Close()
+				deps.JetStream = js
+			}
+			go func() {
+				if err := telemetry.Serve(ctx, c.Telemetry.Listen, telemetry.Handler(reg, &telemetry.Readiness{}), log); err != nil {
+					log.Error("telemetry", "err", err)
+				}
+			}()
+			return servers.Run(ctx, c.Servers, deps)
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "mark every decision dry_run (actuators report, do not act)")
+	return cmd
+}
+
+func newInferenceFetchCmd() *cobra.Command {
+	var from, to string
+	cmd := &cobra.Command{
+		Use:   "fetch",
+		Short: "Copy a model's files from the model store into a local directory (the server pod's init container)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from == "" || to == "" {
+				return errors.New("--from and --to: both are required")
+			}
+			files, err := servers.Fetch(cmd.Context(), from, to)
+			for _, f := range files {
+				fmt.Fprintln(cmd.OutOrStdout(), f)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "model store directory: hdfs://namenode:port/dir or a local path")
+	cmd.Flags().StringVar(&to, "to", "", "local directory, e.g. /models/<model>/<version>")
 	return cmd
 }
 
