@@ -1,4 +1,4 @@
-// Package inference will hold inference-server specs: Triton model
-// repositories and config.pbtxt, OpenVINO Model Server configuration and
-// KServe v2 health checks. It is not built yet; see the project's issues.
+// Package inference groups what ebbflow does for inference services:
+// inference/servers launches Triton and OpenVINO Model Server model
+// servers from serving specs (see docs/servers.md).
 package inference
