@@ -252,6 +252,9 @@ func (a *Actuator) applyWithRetry(ctx context.Context, h Handler, d Decision) (s
 // a failure is counted and logged.
 func (a *Actuator) recordEvent(ctx context.Context, d Decision, act schemas.Action) {
 	typ, reason := corev1.EventTypeNormal, "EbbflowScaled"
+	if d.Kind != schemas.DecisionScale {
+		reason = "EbbflowApplied"
+	}
 	switch act.Outcome {
 	case schemas.OutcomeSkipped:
 		reason = "EbbflowSkipped"

@@ -384,7 +384,8 @@ func sortFieldErrors(errs []error) {
 	}
 }
 
-// Namespace returns the namespace the spec is served in.
+// NamespaceOr returns the namespace the spec is served in: its own, or
+// the configured serving namespace.
 func (s Spec) NamespaceOr(cfg Config) string {
 	if s.Namespace != "" {
 		return s.Namespace
