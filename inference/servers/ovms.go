@@ -51,7 +51,10 @@ func OVMSConfig(s Spec) []byte {
 		ModelVersionPolicy: map[string]any{"specific": map[string]any{"versions": []int64{s.Version}}},
 		PluginConfig:       map[string]string{"PERFORMANCE_HINT": hint},
 	}
-	if s.MaxBatchSize > 0 {
+	switch {
+	case s.MaxBatchSize == 1:
+		mc.BatchSize = "1"
+	case s.MaxBatchSize > 1:
 		// A batch range keeps the batch dimension dynamic up to the max.
 		mc.BatchSize = fmt.Sprintf("1:%d", s.MaxBatchSize)
 	}
