@@ -139,19 +139,19 @@ type Sim struct {
 }
 
 type service struct {
-	spec    Service
+	spec Service
 	// adopted is false while a launched service waits for its Deployment.
 	adopted bool
 	// template is the launched Deployment's pod spec.
 	template *corev1.PodSpec
-	hash    string // pod-template-hash
-	pods    []*pod
-	desired int32
-	load    float64 // offered requests/s at the last step
-	latency float64 // mean latency (ms) at the last step
-	stats   ServiceStats
-	minute  minuteAcc
-	minutes []Minute
+	hash     string // pod-template-hash
+	pods     []*pod
+	desired  int32
+	load     float64 // offered requests/s at the last step
+	latency  float64 // mean latency (ms) at the last step
+	stats    ServiceStats
+	minute   minuteAcc
+	minutes  []Minute
 }
 
 type minuteAcc struct {
