@@ -24,6 +24,17 @@ import (
 // handler writes.
 const FieldManager = "ebbflow-inference"
 
+// Annotations recording the last inference decision applied to a model's
+// Deployment. They are not the scale handler's ebbflow.io/last-decision-*:
+// the two kinds number their decisions independently (scale in event
+// time), so sharing one sequence would make each skip the other's
+// decisions as stale.
+const (
+	AnnotationLastDecisionID  = "ebbflow.io/last-inference-decision-id"
+	AnnotationLastDecisionSeq = "ebbflow.io/last-inference-decision-seq"
+	AnnotationLastAction      = "ebbflow.io/last-inference-action"
+)
+
 // Reasons an inference decision is skipped or refused (the start of the
 // action's reason).
 const (
@@ -156,8 +167,8 @@ func idempotency(d actuators.Decision, id schemas.InferenceDecision, l live) str
 		return ""
 	}
 	ann := l.dep.Annotations
-	lastID := ann[actuators.AnnotationLastDecisionID]
-	lastSeq, _ := strconv.ParseInt(ann[actuators.AnnotationLastDecisionSeq], 10, 64)
+	lastID := ann[AnnotationLastDecisionID]
+	lastSeq, _ := strconv.ParseInt(ann[AnnotationLastDecisionSeq], 10, 64)
 	switch {
 	case lastID == d.ID:
 		return fmt.Sprintf("%s: decision %s already applied", ReasonDuplicate, d.ID)
@@ -208,9 +219,9 @@ func (h *Handler) apply(ctx context.Context, d actuators.Decision, id schemas.In
 	if err != nil {
 		return failed(d, ReasonBadSpec, err.Error()), nil
 	}
-	o.Deployment.Annotations[actuators.AnnotationLastDecisionID] = d.ID
-	o.Deployment.Annotations[actuators.AnnotationLastDecisionSeq] = strconv.FormatInt(d.Seq, 10)
-	o.Deployment.Annotations[actuators.AnnotationLastAction] = fmt.Sprintf("%s v%d at %d", id.Action, spec.Version, id.AtMs)
+	o.Deployment.Annotations[AnnotationLastDecisionID] = d.ID
+	o.Deployment.Annotations[AnnotationLastDecisionSeq] = strconv.FormatInt(d.Seq, 10)
+	o.Deployment.Annotations[AnnotationLastAction] = fmt.Sprintf("%s v%d at %d", id.Action, spec.Version, id.AtMs)
 	what := fmt.Sprintf("%s v%d (%s %s %s on %s, %d replicas)", model, spec.Version, spec.Server, spec.Format, spec.Precision.Mode, spec.Device, replicas)
 	if from != "" && from != strconv.FormatInt(spec.Version, 10) {
 		what = fmt.Sprintf("%s v%s → v%d (%s %s %s on %s, %d replicas; rolling, maxUnavailable 0: v%s serves until v%d is Ready)",

@@ -104,7 +104,7 @@ func TestLaunchUpdateRetire(t *testing.T) {
 
 	act := mustApply(t, h, decision(t, h, "d1", 1, schemas.InferenceLaunch, v3, "resnet50", 3), schemas.OutcomeApplied, "launch resnet50 v3")
 	dep := getDep(t, kube, ns, "resnet50")
-	if *dep.Spec.Replicas != 2 || dep.Annotations[servers.AnnotationSpecDigest] != servers.Digest(v3) || dep.Annotations[actuators.AnnotationLastDecisionID] != "d1" {
+	if *dep.Spec.Replicas != 2 || dep.Annotations[servers.AnnotationSpecDigest] != servers.Digest(v3) || dep.Annotations[AnnotationLastDecisionID] != "d1" {
 		t.Fatalf("launched Deployment: replicas %d, annotations %v", *dep.Spec.Replicas, dep.Annotations)
 	}
 	if _, err := kube.CoreV1().Services(ns).Get(context.Background(), "resnet50", metav1.GetOptions{}); err != nil {
@@ -120,8 +120,12 @@ func TestLaunchUpdateRetire(t *testing.T) {
 	mustApply(t, h, decision(t, h, "d2", 2, schemas.InferenceLaunch, v3, "resnet50", 3), schemas.OutcomeSkipped, ReasonUpToDate)
 	mustApply(t, h, decision(t, h, "d0", 0+1, schemas.InferenceLaunch, v3, "resnet50", 3), schemas.OutcomeSkipped, ReasonStale)
 
-	// The autoscaler scales to 5; an update keeps 5.
+	// The autoscaler scales to 5, and the scale handler records its own
+	// decision (numbered in event time, far above ours); an update keeps 5
+	// and is not taken for stale.
 	dep.Spec.Replicas = ptr(int32(5))
+	dep.Annotations[actuators.AnnotationLastDecisionID] = "scale-1"
+	dep.Annotations[actuators.AnnotationLastDecisionSeq] = "9000000000000"
 	if _, err := kube.AppsV1().Deployments(ns).Update(context.Background(), dep, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +135,9 @@ func TestLaunchUpdateRetire(t *testing.T) {
 		t.Errorf("update reason %q does not say how the old version keeps serving", act.Reason)
 	}
 	dep = getDep(t, kube, ns, "resnet50")
+	if dep.Annotations[actuators.AnnotationLastDecisionSeq] != "9000000000000" {
+		t.Errorf("the scale handler's annotation was changed: %v", dep.Annotations)
+	}
 	if *dep.Spec.Replicas != 5 || dep.Spec.Template.Labels[servers.LabelVersion] != "4" {
 		t.Fatalf("updated Deployment: replicas %d (want the autoscaler's 5), template version %s", *dep.Spec.Replicas, dep.Spec.Template.Labels[servers.LabelVersion])
 	}

@@ -329,9 +329,9 @@ func TestLaunchIdempotenceUpdateRetireOnTheAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Deployment.Annotations[actuators.AnnotationLastDecisionID] = "it-" + model + "-1"
-	o.Deployment.Annotations[actuators.AnnotationLastDecisionSeq] = fmt.Sprint(seq)
-	o.Deployment.Annotations[actuators.AnnotationLastAction] = dep.Annotations[actuators.AnnotationLastAction]
+	o.Deployment.Annotations[AnnotationLastDecisionID] = "it-" + model + "-1"
+	o.Deployment.Annotations[AnnotationLastDecisionSeq] = fmt.Sprint(seq)
+	o.Deployment.Annotations[AnnotationLastAction] = dep.Annotations[AnnotationLastAction]
 	if err := Apply(ctx, c.handler, o); err != nil {
 		t.Fatal(err)
 	}
