@@ -173,7 +173,7 @@ func cleanup(t *testing.T, admin kubernetes.Interface, ns, model string) {
 	})
 }
 
-func resourceVersions(t *testing.T, kube kubernetes.Interface, ns, model string) string {
+func fingerprint(t *testing.T, kube kubernetes.Interface, ns, model string) string {
 	t.Helper()
 	ctx := context.Background()
 	d, err := kube.AppsV1().Deployments(ns).Get(ctx, model, metav1.GetOptions{})
@@ -188,7 +188,16 @@ func resourceVersions(t *testing.T, kube kubernetes.Interface, ns, model string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := d.ResourceVersion + "/" + s.ResourceVersion
+	// The Deployment controller writes status (and so resourceVersion):
+	// what ebbflow could change is the generation (spec), the metadata
+	// and the fields its manager owns.
+	var mine []string
+	for _, mf := range d.ManagedFields {
+		if mf.Manager == FieldManager {
+			mine = append(mine, fmt.Sprintf("%s@%v", mf.Operation, mf.Time))
+		}
+	}
+	out := fmt.Sprintf("gen %d labels %v annotations %v managed %v / svc %s", d.Generation, d.Labels, d.Annotations, mine, s.ResourceVersion)
 	for _, c := range cms.Items {
 		out += "/" + c.Name + "@" + c.ResourceVersion
 	}
@@ -323,7 +332,7 @@ func TestLaunchIdempotenceUpdateRetireOnTheAPIServer(t *testing.T) {
 	waitEvent(t, c.admin, ns, model, "it-"+model+"-1")
 
 	// A second apply of the same objects changes nothing.
-	before := resourceVersions(t, c.admin, ns, model)
+	before := fingerprint(t, c.admin, ns, model)
 	spec, _ := servers.ParseBytes(v3)
 	o, err := servers.Render(spec, servers.Digest(v3), cfg, 2)
 	if err != nil {
@@ -335,7 +344,7 @@ func TestLaunchIdempotenceUpdateRetireOnTheAPIServer(t *testing.T) {
 	if err := Apply(ctx, c.handler, o); err != nil {
 		t.Fatal(err)
 	}
-	if after := resourceVersions(t, c.admin, ns, model); after != before {
+	if after := fingerprint(t, c.admin, ns, model); after != before {
 		t.Fatalf("a second apply changed the objects: %s → %s", before, after)
 	}
 	// A new decision with the same spec is skipped without a write.
@@ -343,7 +352,7 @@ func TestLaunchIdempotenceUpdateRetireOnTheAPIServer(t *testing.T) {
 	if act.Outcome != schemas.OutcomeSkipped || !strings.HasPrefix(act.Reason, ReasonUpToDate) {
 		t.Fatalf("same spec again: %+v", act)
 	}
-	if after := resourceVersions(t, c.admin, ns, model); after != before {
+	if after := fingerprint(t, c.admin, ns, model); after != before {
 		t.Fatalf("a skipped decision changed the objects: %s → %s", before, after)
 	}
 
@@ -431,7 +440,7 @@ func TestForeignObjectUntouchedOnTheAPIServer(t *testing.T) {
 	if _, err := c.admin.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	before := resourceVersions(t, c.admin, ns, model)
+	before := fingerprint(t, c.admin, ns, model)
 	seq := time.Now().UnixMilli()
 	for i, d := range []actuators.Decision{
 		decision(t, h, "it-"+model+"-1", seq, schemas.InferenceLaunch, doc, model, 2),
@@ -442,7 +451,7 @@ func TestForeignObjectUntouchedOnTheAPIServer(t *testing.T) {
 			t.Errorf("decision %d on a foreign Deployment: %+v", i, act)
 		}
 	}
-	if after := resourceVersions(t, c.admin, ns, model); after != before {
+	if after := fingerprint(t, c.admin, ns, model); after != before {
 		t.Fatalf("foreign objects changed: %s → %s", before, after)
 	}
 	got, _ := c.admin.AppsV1().Deployments(ns).Get(ctx, model, metav1.GetOptions{})
@@ -472,6 +481,38 @@ func onlineNode(t *testing.T, admin kubernetes.Interface, name string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = admin.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got, err := admin.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				// The TaintNodesByCondition admission plugin taints a new
+				// node not-ready; without a node lifecycle controller in the
+				// test control plane, remove it as that controller would.
+				var keep []corev1.Taint
+				for _, tn := range got.Spec.Taints {
+					if tn.Key != corev1.TaintNodeNotReady {
+						keep = append(keep, tn)
+					}
+				}
+				got.Spec.Taints = keep
+				if _, err := admin.CoreV1().Nodes().Update(context.Background(), got, metav1.UpdateOptions{}); err != nil {
+					if apierrors.IsConflict(err) {
+						continue
+					}
+					t.Fatal(err)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kwok did not make node %s Ready: %+v", name, got.Status.Conditions)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // TestRolloutOnTheControlPlane needs kube-scheduler, kube-controller-manager
@@ -502,7 +543,15 @@ func TestRolloutOnTheControlPlane(t *testing.T) {
 
 	// Watch the pods through the update.
 	sel := servers.LabelModel + "=" + model
-	w, err := c.admin.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: sel})
+	pods := map[string]*corev1.Pod{}
+	initial, err := c.admin.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range initial.Items {
+		pods[initial.Items[i].Name] = &initial.Items[i]
+	}
+	w, err := c.admin.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: initial.ResourceVersion})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,7 +560,6 @@ func TestRolloutOnTheControlPlane(t *testing.T) {
 	if act := process(t, a, h, decision(t, h, "it-"+model+"-2", seq+1, schemas.InferenceUpdate, v3, model, 3)); act.Outcome != schemas.OutcomeApplied {
 		t.Fatalf("update: %+v", act)
 	}
-	pods := map[string]*corev1.Pod{}
 	firstNewReady, firstOldGone := time.Time{}, time.Time{}
 	minReady := 1 << 30
 	deadline := time.After(90 * time.Second)
@@ -609,7 +657,12 @@ func waitRolledOut(t *testing.T, kube kubernetes.Interface, ns, name string, rep
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Deployment %s/%s not rolled out to v%s: %+v", ns, name, version, d.Status)
+			var why []string
+			ps, _ := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: servers.LabelModel + "=" + name})
+			for _, p := range ps.Items {
+				why = append(why, fmt.Sprintf("%s node=%q phase=%s conditions=%+v", p.Name, p.Spec.NodeName, p.Status.Phase, p.Status.Conditions))
+			}
+			t.Fatalf("Deployment %s/%s not rolled out to v%s: %+v\npods:\n%s", ns, name, version, d.Status, strings.Join(why, "\n"))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
