@@ -55,7 +55,8 @@ the decisions topic and, with nats.url set, to ebbflow.decisions.inference.>.`,
 				return err
 			}
 			defer history.Close(fsys)
-			deps := servers.Deps{Store: fsys, Kafka: c.Kafka, Cluster: c.Kubernetes.Cluster, DryRun: dryRun, Log: log, Registerer: reg}
+			c.Servers.DryRun = c.Servers.DryRun || dryRun
+			deps := servers.Deps{Store: fsys, Kafka: c.Kafka, Cluster: c.Kubernetes.Cluster, Log: log, Registerer: reg}
 			if c.NATS.URL != "" {
 				nc, js, err := natsbus.ConnectJetStream(c.NATS, "ebbflow-servers")
 				if err != nil {

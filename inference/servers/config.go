@@ -51,6 +51,8 @@ type Config struct {
 	Source string `yaml:"source"`
 	// DecisionTTL sets expires_ms = at_ms + DecisionTTL.
 	DecisionTTL time.Duration `yaml:"decision_ttl"`
+	// DryRun marks every decision dry_run (actuators report, do not act).
+	DryRun bool `yaml:"dry_run"`
 	// Impersonate is the identity the actuator's inference handler acts
 	// as (deploy/rbac/inference.yaml); "" acts as the actuator itself.
 	Impersonate string `yaml:"impersonate"`

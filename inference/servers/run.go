@@ -41,8 +41,6 @@ type Deps struct {
 	Publisher Publisher
 	// Cluster names this cluster in decision targets.
 	Cluster string
-	// DryRun marks every decision dry_run.
-	DryRun bool
 	// Clock gives decision times; nil = time.Now.
 	Clock func() time.Time
 	// Log and Registerer default to slog.Default() and a private registry.
@@ -155,7 +153,7 @@ func (l *Loop) Poll(ctx context.Context) ([]Outcome, error) {
 		return nil, fmt.Errorf("servers: %w", err)
 	}
 	now := l.deps.Clock()
-	outs := Decide(l.serving, entries, DecideContext{Cfg: l.cfg, Cluster: l.deps.Cluster, AtMs: now.UnixMilli(), Seq: l.nextSeq, DryRun: l.deps.DryRun})
+	outs := Decide(l.serving, entries, DecideContext{Cfg: l.cfg, Cluster: l.deps.Cluster, AtMs: now.UnixMilli(), Seq: l.nextSeq, DryRun: l.cfg.DryRun})
 	var ds []schemas.InferenceDecision
 	seenGuard := map[string]string{}
 	for _, o := range outs {
