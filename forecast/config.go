@@ -57,7 +57,7 @@ type Config struct {
 	Rebuild time.Duration `yaml:"rebuild"`
 }
 
-// DefaultConfig returns the defaults documented in forecast/README.md.
+// DefaultConfig returns the documented defaults (`ebbflow config defaults`, docs/forecast.md).
 func DefaultConfig() Config {
 	return Config{
 		Enabled:         true,

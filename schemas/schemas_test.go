@@ -6,7 +6,6 @@ import (
 	"math"
 	"strings"
 	"testing"
-	"time"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -155,35 +154,6 @@ func TestMarshalRefusesInvalidEvents(t *testing.T) {
 	w.Count = 0 // a window holds at least one sample
 	if _, err := Marshal(w); err == nil {
 		t.Fatal("Marshal accepted a window with count 0")
-	}
-}
-
-func TestHeadersAreCloudEventsBinaryMode(t *testing.T) {
-	ev := sampleEvents()[4]
-	msg, err := NewMessage("ebbflow.decisions.v1", "/ebbflow/decide/0", ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, h := range msg.Headers {
-		got[string(h.Key)] = string(h.Value)
-	}
-	want := map[string]string{
-		HeaderSpecVersion: "1.0",
-		HeaderID:          "d1",
-		HeaderSource:      "/ebbflow/decide/0",
-		HeaderType:        "io.ebbflow.decision.scale.v1",
-		HeaderTime:        time.UnixMilli(10).UTC().Format(time.RFC3339Nano),
-		HeaderContentType: "application/json",
-		HeaderSubject:     "c1/shop/Deployment/web",
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("header %s = %q, want %q", k, got[k], v)
-		}
-	}
-	if k, _ := msg.Key.Encode(); string(k) != "c1/shop/Deployment/web" {
-		t.Errorf("key = %q", k)
 	}
 }
 

@@ -7,10 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 	"github.com/ebbflow/ebbflow/inference/servers"
-	"github.com/ebbflow/ebbflow/internal/history"
-	"github.com/ebbflow/ebbflow/internal/natsbus"
-	"github.com/ebbflow/ebbflow/internal/telemetry"
 )
 
 func init() { subcommands = append(subcommands, newInferenceCmd) }
@@ -47,30 +45,8 @@ the decisions topic and, with nats.url set, to ebbflow.decisions.inference.>.`,
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			log := telemetry.NewLogger(c.Telemetry, nil).With("component", "servers")
-			reg := telemetry.NewRegistry()
-			fsys, err := history.Open(ctx, c.History)
-			if err != nil {
-				return err
-			}
-			defer history.Close(fsys)
 			c.Servers.DryRun = c.Servers.DryRun || dryRun
-			deps := servers.Deps{Store: fsys, Kafka: c.Kafka, Cluster: c.Kubernetes.Cluster, Log: log, Registerer: reg}
-			if c.NATS.URL != "" {
-				nc, js, err := natsbus.ConnectJetStream(c.NATS, "ebbflow-servers")
-				if err != nil {
-					return err
-				}
-				defer nc.Close()
-				deps.JetStream = js
-			}
-			go func() {
-				if err := telemetry.Serve(ctx, c.Telemetry.Listen, telemetry.Handler(reg, &telemetry.Readiness{}), log); err != nil {
-					log.Error("telemetry", "err", err)
-				}
-			}()
-			return servers.Run(ctx, c.Servers, deps)
+			return wire.Serve(cmd.Context(), c, cmd.ErrOrStderr(), wire.Servers)
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "mark every decision dry_run (actuators report, do not act)")

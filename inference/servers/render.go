@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ebbflow/ebbflow/forecast/scaling"
+	"github.com/ebbflow/ebbflow/inference/autoscale"
 )
 
 // Labels and annotations on every object ebbflow renders. The actuator
@@ -261,24 +261,24 @@ func tolerations(s Spec, cfg Config) []corev1.Toleration {
 }
 
 // PolicyAnnotations writes a scaling policy as the ebbflow.io/ annotations
-// the autoscaler reads from a Deployment (scaling.PolicyFromAnnotations
+// the autoscaler reads from a Deployment (autoscale.PolicyFromAnnotations
 // reads them back to the same policy).
-func PolicyAnnotations(p scaling.Policy) map[string]string {
+func PolicyAnnotations(p autoscale.Policy) map[string]string {
 	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 	d := func(x time.Duration) string { return x.String() }
 	out := map[string]string{
-		scaling.AnnotationMinReplicas:     strconv.Itoa(int(p.MinReplicas)),
-		scaling.AnnotationMaxReplicas:     strconv.Itoa(int(p.MaxReplicas)),
-		scaling.AnnotationMaxStepUp:       strconv.Itoa(int(p.MaxStepUp)),
-		scaling.AnnotationMaxStepDown:     strconv.Itoa(int(p.MaxStepDown)),
-		scaling.AnnotationStartupTime:     d(p.StartupTime),
-		scaling.AnnotationStabilization:   d(p.ScaleDownStabilization),
-		scaling.AnnotationLatencySLOMs:    f(p.LatencySLOMs),
-		scaling.AnnotationErrorRatioLimit: f(p.ErrorRatioLimit),
+		autoscale.AnnotationMinReplicas:     strconv.Itoa(int(p.MinReplicas)),
+		autoscale.AnnotationMaxReplicas:     strconv.Itoa(int(p.MaxReplicas)),
+		autoscale.AnnotationMaxStepUp:       strconv.Itoa(int(p.MaxStepUp)),
+		autoscale.AnnotationMaxStepDown:     strconv.Itoa(int(p.MaxStepDown)),
+		autoscale.AnnotationStartupTime:     d(p.StartupTime),
+		autoscale.AnnotationStabilization:   d(p.ScaleDownStabilization),
+		autoscale.AnnotationLatencySLOMs:    f(p.LatencySLOMs),
+		autoscale.AnnotationErrorRatioLimit: f(p.ErrorRatioLimit),
 	}
 	for sig, sp := range p.Signals {
-		out[scaling.AnnotationExpectRatePrefix+sig] = f(sp.ExpectRate)
-		out[scaling.AnnotationCapacityPrefix+sig] = f(sp.Capacity)
+		out[autoscale.AnnotationExpectRatePrefix+sig] = f(sp.ExpectRate)
+		out[autoscale.AnnotationCapacityPrefix+sig] = f(sp.Capacity)
 	}
 	return out
 }

@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ebbflow/ebbflow/internal/history"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -265,14 +265,10 @@ func NewKafkaPublisher(kc kafkax.Config, source string, js jetstream.JetStream, 
 	if log == nil {
 		log = slog.Default()
 	}
-	sc, err := kc.Sarama()
+	sc, err := kc.IdempotentProducer()
 	if err != nil {
 		return nil, fmt.Errorf("servers: %w", err)
 	}
-	sc.Producer.Idempotent = true
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Return.Successes = true
-	sc.Net.MaxOpenRequests = 1
 	topic := kc.Topics().Name(schemas.TopicDecisions)
 	if err := kafkax.EnsureTopics(context.Background(), kc, topic); err != nil {
 		return nil, fmt.Errorf("servers: %w", err)
@@ -291,7 +287,7 @@ func (p *KafkaPublisher) Publish(ctx context.Context, ds []schemas.InferenceDeci
 	defer p.mu.Unlock()
 	msgs := make([]*sarama.ProducerMessage, 0, len(ds))
 	for _, d := range ds {
-		m, err := schemas.NewMessage(p.topic, p.source, d)
+		m, err := kafkax.NewMessage(p.topic, p.source, d)
 		if err != nil {
 			return fmt.Errorf("decision %s: %w", d.ID, err)
 		}
@@ -305,13 +301,7 @@ func (p *KafkaPublisher) Publish(ctx context.Context, ds []schemas.InferenceDeci
 	}
 	for _, d := range ds {
 		b, _ := schemas.Marshal(d)
-		msg := nats.NewMsg(schemas.DecisionSubject(d.Kind, d.Target.Cluster, d.Target.Namespace))
-		msg.Data = b
-		msg.Header.Set("Nats-Msg-Id", d.ID)
-		msg.Header.Set("ce_id", d.ID)
-		msg.Header.Set("ce_type", d.EventType())
-		msg.Header.Set("ce_specversion", "1.0")
-		msg.Header.Set("content-type", "application/json")
+		msg := natsbus.Msg(schemas.DecisionSubject(d.Kind, d.Target.Cluster, d.Target.Namespace), p.source, d, b)
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := p.js.PublishMsg(pctx, msg)
 		cancel()

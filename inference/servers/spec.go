@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/ebbflow/ebbflow/forecast/scaling"
+	"github.com/ebbflow/ebbflow/inference/autoscale"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -79,7 +79,7 @@ type Spec struct {
 	Resources Resources `yaml:"resources,omitempty"`
 	// Scaling is the elastic scaler's policy for this server, written onto
 	// the Deployment as ebbflow.io/ annotations the autoscaler reads.
-	Scaling scaling.Policy `yaml:"scaling"`
+	Scaling autoscale.Policy `yaml:"scaling"`
 }
 
 // Precision says what the server computes in. INT8 needs either a
@@ -142,7 +142,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 // result is not validated (see Validate).
 func Parse(r io.Reader) (Spec, error) {
 	var s Spec
-	s.Scaling = scaling.DefaultPolicy()
+	s.Scaling = autoscale.DefaultPolicy()
 	s.Scaling.Signals = nil
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
@@ -161,11 +161,11 @@ func Parse(r io.Reader) (Spec, error) {
 // ParseBytes is Parse over a byte slice.
 func ParseBytes(b []byte) (Spec, error) { return Parse(bytes.NewReader(b)) }
 
-func defaultSignals(device string) map[string]scaling.SignalPolicy {
+func defaultSignals(device string) map[string]autoscale.SignalPolicy {
 	if device == DeviceCPU {
-		return map[string]scaling.SignalPolicy{schemas.SignalCPU: {ExpectRate: 0.7, Capacity: 1}}
+		return map[string]autoscale.SignalPolicy{schemas.SignalCPU: {ExpectRate: 0.7, Capacity: 1}}
 	}
-	return map[string]scaling.SignalPolicy{schemas.SignalGPUUtil: {ExpectRate: 0.7, Capacity: 100}}
+	return map[string]autoscale.SignalPolicy{schemas.SignalGPUUtil: {ExpectRate: 0.7, Capacity: 100}}
 }
 
 // Digest is the sha256 of a spec document: decisions carry it and the
@@ -295,7 +295,7 @@ func (s Spec) Validate(cfg Config) error {
 		bad("resources.gpus", "%d GPUs asked for on device cpu", s.Resources.GPUs)
 	}
 	if err := s.Scaling.Validate(); err != nil {
-		bad("scaling."+fieldOf(err), "%s", msgOf(err))
+		bad("autoscale."+fieldOf(err), "%s", msgOf(err))
 	}
 	s.validateScalingCarried(bad)
 	// Sorted for stable output: map iteration above is random.
@@ -335,23 +335,23 @@ func (s Spec) validatePrecision(gpu bool, bad func(string, string, ...any)) {
 // an object's annotations: a spec may not change them (they come from
 // the autoscaler's own configuration).
 func (s Spec) validateScalingCarried(bad func(string, string, ...any)) {
-	d := scaling.DefaultPolicy()
+	d := autoscale.DefaultPolicy()
 	p := s.Scaling
 	why := "the autoscaler reads a server's policy from ebbflow.io/ annotations, which do not carry this field; set it in the autoscaler's configuration"
 	if p.Tolerance != d.Tolerance {
-		bad("scaling.tolerance", "%s", why)
+		bad("autoscale.tolerance", "%s", why)
 	}
 	if p.ScaleUpCooldown != d.ScaleUpCooldown {
-		bad("scaling.scale_up_cooldown", "%s", why)
+		bad("autoscale.scale_up_cooldown", "%s", why)
 	}
 	if p.ScaleDownCooldown != d.ScaleDownCooldown {
-		bad("scaling.scale_down_cooldown", "%s", why)
+		bad("autoscale.scale_down_cooldown", "%s", why)
 	}
 	if p.BreachScaleRatio != d.BreachScaleRatio {
-		bad("scaling.breach_scale_ratio", "%s", why)
+		bad("autoscale.breach_scale_ratio", "%s", why)
 	}
 	if p.ExpandOnErrors != d.ExpandOnErrors {
-		bad("scaling.expand_on_errors", "%s", why)
+		bad("autoscale.expand_on_errors", "%s", why)
 	}
 }
 

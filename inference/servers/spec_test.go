@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ebbflow/ebbflow/forecast/scaling"
+	"github.com/ebbflow/ebbflow/inference/autoscale"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -66,7 +66,7 @@ func TestParseScalingDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := scaling.DefaultPolicy()
+	d := autoscale.DefaultPolicy()
 	if s.Scaling.MaxReplicas != 9 || s.Scaling.MinReplicas != d.MinReplicas || s.Scaling.StartupTime != d.StartupTime {
 		t.Errorf("scaling = %+v: want max 9 and the other defaults", s.Scaling)
 	}
@@ -116,8 +116,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"quantity", base, func(s *Spec) { s.Resources.Memory = "lots" }, "resources.memory", "not a Kubernetes quantity"},
 		{"gpus on cpu", ovms, func(s *Spec) { s.Resources.GPUs = 1 }, "resources.gpus", "on device cpu"},
 		{"model uri", base, func(s *Spec) { s.ModelURI = "" }, "model_uri", "required"},
-		{"policy field", base, func(s *Spec) { s.Scaling.MaxReplicas = 1 }, "scaling.max_replicas", "≥ min_replicas"},
-		{"policy not carried", base, func(s *Spec) { s.Scaling.Tolerance = 0.2 }, "scaling.tolerance", "annotations"},
+		{"policy field", base, func(s *Spec) { s.Scaling.MaxReplicas = 1 }, "autoscale.max_replicas", "≥ min_replicas"},
+		{"policy not carried", base, func(s *Spec) { s.Scaling.Tolerance = 0.2 }, "autoscale.tolerance", "annotations"},
 		{"batching without batch", base, func(s *Spec) { s.MaxBatchSize, s.Batching.PreferredBatchSizes = 0, nil }, "batching", "max_batch_size > 0"},
 	}
 	for _, c := range cases {
@@ -168,9 +168,9 @@ func TestPolicyAnnotationsRoundTrip(t *testing.T) {
 		s, _ := loadFile(t, f)
 		// Start the reader from a different base, so nothing passes by
 		// coincidence of defaults.
-		base := scaling.DefaultPolicy()
-		base.MinReplicas, base.MaxReplicas, base.StartupTime, base.Signals = 7, 70, 1, map[string]scaling.SignalPolicy{"memory": {ExpectRate: 0.1, Capacity: 1}}
-		got, err := scaling.PolicyFromAnnotations(base, PolicyAnnotations(s.Scaling))
+		base := autoscale.DefaultPolicy()
+		base.MinReplicas, base.MaxReplicas, base.StartupTime, base.Signals = 7, 70, 1, map[string]autoscale.SignalPolicy{"memory": {ExpectRate: 0.1, Capacity: 1}}
+		got, err := autoscale.PolicyFromAnnotations(base, PolicyAnnotations(s.Scaling))
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}

@@ -123,7 +123,7 @@ func TestModelStoreOnHDFSToKafka(t *testing.T) {
 			select {
 			case m := <-pc.Messages():
 				off = m.Offset + 1
-				if ct := schemas.HeaderValue(m.Headers, schemas.HeaderType); ct != "io.ebbflow.decision.inference.v1" {
+				if ct := kafkax.HeaderValue(m.Headers, schemas.HeaderType); ct != "io.ebbflow.decision.inference.v1" {
 					t.Errorf("ce_type %q", ct)
 				}
 				d, err := schemas.Decode[schemas.InferenceDecision](m.Value)
