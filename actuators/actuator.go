@@ -257,6 +257,9 @@ func (a *Actuator) recordEvent(ctx context.Context, d Decision, act schemas.Acti
 		return
 	}
 	typ, reason := corev1.EventTypeNormal, "EbbflowScaled"
+	if d.Kind != schemas.DecisionScale {
+		reason = "EbbflowApplied"
+	}
 	switch act.Outcome {
 	case schemas.OutcomeSkipped:
 		reason = "EbbflowSkipped"

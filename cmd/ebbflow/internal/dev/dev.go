@@ -112,6 +112,9 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 	p.ep.LogFile = logFile
 	printEndpoints(out, p.ep)
 	cfg = devConfig(cfg, scrapeEvery)
+	if err := os.MkdirAll(cfg.Servers.StoreDir, 0o755); err != nil {
+		return Summary{}, fmt.Errorf("dev: model store: %w", err)
+	}
 
 	t, err := startTap(ctx, cfg.Kafka, reg, log)
 	if err != nil {
@@ -138,6 +141,13 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 		names = append(names, c.Name)
 	}
 	go func() { compErr <- wire.RunAll(compCtx, e, wire.Components...) }()
+	if d.LaunchAfter > 0 {
+		go func() {
+			if err := registerModel(compCtx, cluster.Now, start.Add(d.LaunchAfter), cfg.Servers.StoreDir, launchSpec(d)); err != nil {
+				log.Error("register the launched model", "err", err)
+			}
+		}()
+	}
 	log.Info("ebbflow dev running", "components", names, "speed", opts.Speed, "for", opts.For, "start", start)
 
 	hasIngest, hasWindow, hasActuate := false, false, false
@@ -192,7 +202,7 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 		Endpoints: p.ep, Start: start, End: simEnd, Components: names,
 		Services: summarise(ev, 60, d.LatencySLOMs), Sim: cluster.Stats(),
 		Windows: len(ev.Windows), Forecasts: len(ev.Forecasts), Decisions: len(ev.Decisions), Actions: len(ev.Actions),
-		DeadLetters: ev.Dead, Undecodable: ev.Bad, SimMinutes: map[string][]sim.Minute{},
+		DeadLetters: ev.Dead, Undecodable: ev.Bad, SimMinutes: map[string][]sim.Minute{}, Servers: serverEvents(ev),
 	}
 	for _, st := range s.Sim {
 		s.SimMinutes[st.Entity] = cluster.Minutes(st.Entity)
@@ -285,6 +295,9 @@ func simConfig(cfg wire.Config, opts Options, start time.Time, scrapeEvery time.
 			Name: name, Model: strings.ReplaceAll(name, "-", "_"), CapacityRPS: d.CapacityRPS, BaseLatencyMs: d.BaseLatencyMs,
 			ModelMemMiB: 12000 + 4000*float64(i%3), InitialReplicas: initialReplicas(d, load(0)), Load: load,
 		})
+	}
+	if d.LaunchAfter > 0 {
+		sc.Services = append(sc.Services, launchedService(d))
 	}
 	return sc, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/forecast"
 	"github.com/ebbflow/ebbflow/inference/autoscale"
+	"github.com/ebbflow/ebbflow/inference/servers"
 	"github.com/ebbflow/ebbflow/ingest"
 	"github.com/ebbflow/ebbflow/ingest/window"
 	"github.com/ebbflow/ebbflow/internal/config"
@@ -32,6 +33,7 @@ type Config struct {
 	Autoscale  autoscale.Config `yaml:"autoscale"`
 	Actuate    actuators.Config `yaml:"actuate"`
 	Mixing     mixing.Config    `yaml:"mixing"`
+	Servers    servers.Config   `yaml:"servers"`
 	Dev        DevConfig        `yaml:"dev"`
 }
 
@@ -49,6 +51,7 @@ func Default() Config {
 		Autoscale:  autoscale.DefaultConfig(),
 		Actuate:    actuators.DefaultConfig(),
 		Mixing:     mixing.DefaultConfig(),
+		Servers:    servers.DefaultConfig(),
 		Dev:        DefaultDevConfig(),
 	}
 }
