@@ -162,7 +162,8 @@ func (p pipeline) run(t *testing.T) {
 		}
 	} else {
 		// A qps window (250 req/s) and its forecast (up to 400 req/s within
-		// the 3-minute start-up horizon, 900 beyond it) → r = 400/50 = 8.
+		// the 4-minute horizon — 150 s start-up plus one step — and 900
+		// beyond it) → r = 400/50 = 8.
 		f = schemas.Forecast{ID: "fc/" + entity + "/qps/" + fmt.Sprint(now), Entity: entity, Signal: schemas.SignalQPS, OriginMs: now, StepS: 60,
 			Observed: 250, Model: schemas.ModelRef{ID: "test", Version: "1", FeatureSpec: "v1"},
 			Horizons: []schemas.HorizonValue{{Minutes: 1, AtMs: now + 60_000, Value: 300}, {Minutes: 2, AtMs: now + 120_000, Value: 350},
@@ -197,7 +198,7 @@ func (p pipeline) run(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.To != wantTo || d.Reason.HorizonMinutes != 3 || len(d.Reason.Demands) != 1 {
+	if d.To != wantTo || d.Reason.HorizonMinutes != 4 || len(d.Reason.Demands) != 1 {
 		t.Fatalf("decision %+v", d)
 	}
 	if p.forecaster {

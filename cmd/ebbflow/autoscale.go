@@ -14,8 +14,10 @@ func newAutoscaleCmd(g *globals) *cobra.Command {
 		Short: "Elastic-scaling decider: forecasts + windows → scale decisions on Kafka and NATS",
 		Long: `autoscale consumes the forecasts and metrics.windows topics (read_committed), decides
 each inference service's replica count — expansion ceil(y/expectRate × N), contraction
-floor(y/expectRate × N), guarded by latency/error SLOs, scale-down stabilization,
-cooldowns, max step and min/max replicas — and publishes every decision with its
+to the count that holds y at expectRate × (1 − scale_down_band) and only when that is
+below N (hysteresis; band 0 is WPAI's floor(y/expectRate × N)), guarded by latency/error
+SLOs, scale-down stabilization, cooldowns, max step and min/max replicas — and publishes
+every decision with its
 reason to the decisions topic and to NATS ebbflow.decisions.scale.<cluster>.<namespace>.
 
 N and per-service annotations (ebbflow.io/min-replicas, ebbflow.io/expect-rate-<signal>,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/ebbflow/ebbflow/schemas"
 )
@@ -23,6 +24,7 @@ const (
 	GuardBadPolicy         Guard = "bad_policy"
 	GuardNoReplicas        Guard = "no_replicas"
 	GuardNoData            Guard = "no_data"
+	GuardHysteresis        Guard = "scale_down_hysteresis"
 	GuardLatencySLO        Guard = "latency_slo"
 	GuardErrorRatio        Guard = "error_ratio"
 	GuardWarmup            Guard = "warmup"
@@ -36,7 +38,7 @@ const (
 )
 
 // AllGuards lists every guard in order (for documentation and metrics).
-var AllGuards = []Guard{GuardDisabled, GuardBadPolicy, GuardNoReplicas, GuardNoData, GuardLatencySLO, GuardErrorRatio,
+var AllGuards = []Guard{GuardDisabled, GuardBadPolicy, GuardNoReplicas, GuardNoData, GuardHysteresis, GuardLatencySLO, GuardErrorRatio,
 	GuardWarmup, GuardStabilization, GuardScaleUpCooldown, GuardScaleDownCooldown, GuardMaxStep, GuardMaxReplicas,
 	GuardMinReplicas, GuardRepeatSuppressed}
 
@@ -135,38 +137,44 @@ func targetFor(r float64, n int32, tol float64) (int32, string) {
 	}
 }
 
-// predicted is the largest forecast value up to horizon minutes; when every
-// horizon is longer, the shortest one.
-func predicted(hs []schemas.HorizonValue, horizon int) (float64, bool) {
-	best, ok := math.Inf(-1), false
+// predicted is the largest forecast value over the horizons whose window
+// starts before the lead time ends, and the longest horizon used. The lead
+// is the start-up time plus one forecast step (the shortest horizon): the
+// replicas decided now serve until those decided on the next forecast are
+// ready. With one-minute forecasts and a 90 s start-up that is h1–h3; with
+// five-minute forecasts, h1–h2 (5 and 10 minutes).
+func predicted(hs []schemas.HorizonValue, startup time.Duration) (float64, int, bool) {
+	if len(hs) == 0 {
+		return 0, 0, false
+	}
+	step := math.MaxInt
 	for _, h := range hs {
-		if h.Minutes <= horizon && h.Value > best {
-			best, ok = h.Value, true
+		step = min(step, h.Minutes)
+	}
+	lead := startup.Minutes() + float64(max(step, 1))
+	best, used := math.Inf(-1), 0
+	for _, h := range hs {
+		if float64(h.Minutes-step) < lead {
+			best, used = max(best, h.Value), max(used, h.Minutes)
 		}
 	}
-	if ok {
-		return best, true
-	}
-	minM := math.MaxInt
-	for _, h := range hs {
-		if h.Minutes < minM {
-			minM, best, ok = h.Minutes, h.Value, true
-		}
-	}
-	return best, ok
+	return best, used, true
 }
 
 // Decide turns a service's state into a replica count with its reason. It
 // is a pure function: the same state and policy give the same decision.
 //
 // Per demand signal, y is the larger of the forecast (max over the horizons
-// up to the start-up time) and the current value; the demand ratio is
-// r = u(y)/expectRate × N where u is per-replica utilisation (sum signals:
-// y/(N×capacity); mean signals: y/capacity). Expansion is ceil(r),
-// contraction floor(r) (raised to a count that will not re-expand), and
-// the largest demand wins (demand). Then, in order, one function each:
-// the SLO guards (sloGuards), whose result is the recommendation the
-// stabilization window remembers, and the shaping guards (shapingGuards).
+// whose window starts within the start-up time plus one forecast step) and
+// the current value; the demand ratio is r = u(y)/expectRate × N where u
+// is per-replica utilisation (sum signals: y/(N×capacity); mean signals:
+// y/capacity). Expansion is ceil(r), contraction floor(r) (raised to a
+// count that will not re-expand), and the largest demand wins (demand).
+// Then, in order, one function each: the hysteresis band of contraction
+// (guardHysteresis: contract only to ceil(r/(1−band)), hold inside the
+// band), the SLO guards (sloGuards), whose result — at least the
+// hysteresis count — is the recommendation the stabilization window
+// remembers, and the shaping guards (shapingGuards).
 func Decide(st State, pol Policy) Decision {
 	c := newCandidate(st, pol)
 	if !c.demand() {
@@ -175,10 +183,14 @@ func Decide(st State, pol Policy) Decision {
 		c.reason.Formula = "none"
 		return Decision{Desired: c.n, Recommendation: c.n, Reason: c.reason}
 	}
+	guardHysteresis(c)
 	for _, g := range sloGuards {
 		g(c)
 	}
-	rec := c.desired
+	// The window remembers at least the count the hysteresis holds, so a
+	// later contraction stops where the demand of the whole window sits
+	// inside the band.
+	rec := max(c.desired, c.hold)
 	c.reason.Inputs["recommendation"] = float64(rec)
 	for _, g := range shapingGuards {
 		g(c)
@@ -211,6 +223,8 @@ type candidate struct {
 	rMax      float64
 	winner    string
 	winDemand schemas.SignalDemand
+	// hold is the count the hysteresis band asks for (0 when off).
+	hold int32
 }
 
 func newCandidate(st State, pol Policy) *candidate {
@@ -238,17 +252,25 @@ func (c *candidate) bind(g Guard, v int32) {
 // demand computes every signal's demand and the winning desired count;
 // false when no signal has a current value or forecast.
 func (c *candidate) demand() bool {
-	n, fn, pol, horizon := c.n, float64(c.n), c.pol, c.reason.HorizonMinutes
-	winRule := ""
+	n, fn, pol := c.n, float64(c.n), c.pol
+	winRule, horizon := "", 0
+	defer func() {
+		// One-minute forecasts read to the policy's horizon; coarser ones
+		// (five-minute traces) further.
+		c.reason.HorizonMinutes = max(c.reason.HorizonMinutes, horizon)
+	}()
 	for _, sig := range sortedKeys(pol.Signals) {
 		sp := pol.Signals[sig]
 		in, ok := c.st.Signals[sig]
 		if !ok {
 			continue
 		}
-		pred, hasPred := predicted(in.Horizons, horizon)
+		pred, used0, hasPred := predicted(in.Horizons, pol.StartupTime)
 		if !hasPred && !in.HasCurrent {
 			continue
+		}
+		if hasPred {
+			horizon = max(horizon, used0)
 		}
 		used, source := pred, SourceForecast
 		if in.Fallback != "" {
@@ -292,6 +314,35 @@ func (c *candidate) demand() bool {
 	c.reason.Formula = fmt.Sprintf("%s: r = u/expectRate × N = %.4g/%.4g × %d = %.4g (signal %s, %s); desired %d",
 		op, c.winDemand.Used, c.winDemand.ExpectRate, n, c.rMax, c.winner, c.winDemand.Source, c.desired)
 	return true
+}
+
+// guardHysteresis is the dead band of contraction (scale_down_band b):
+// the decider contracts only to a count that holds the demand at
+// expectRate × (1 − b), ceil(r / (1 − b)), and holds N when that is not
+// below N. Expansion fires as soon as r exceeds N (beyond the tolerance),
+// so a demand moving between the two edges changes nothing, and a
+// contraction never leaves the service above its target utilisation (the
+// formula's floor did). b = 0 keeps WPAI's floor contraction.
+func guardHysteresis(c *candidate) {
+	b := c.pol.ScaleDownBand
+	if b <= 0 {
+		return
+	}
+	const eps = 1e-9
+	hold := int32(math.Max(0, math.Ceil(c.rMax/(1-b)-eps)))
+	c.hold = hold
+	c.reason.Inputs["scale_down_band"] = b
+	c.reason.Inputs["hysteresis_hold"] = float64(hold)
+	switch {
+	case c.desired > c.n:
+		// Expansion is the formula's; the hold count is still remembered.
+	case hold >= c.n && c.desired < c.n:
+		c.fired(GuardHysteresis)
+		c.bind(GuardHysteresis, c.n)
+	case hold < c.n && hold != c.desired:
+		c.fired(GuardHysteresis)
+		c.bind(GuardHysteresis, hold)
+	}
 }
 
 // forceUp is what an SLO breach does: no contraction, and with

@@ -53,7 +53,7 @@ func TestDecide(t *testing.T) {
 		wantAtMax bool
 	}{
 		{name: "expansion is ceil of the max forecast up to the start-up horizon",
-			n: 4, signals: qps(100, 150, 210, 260, 400), want: 6, winner: "qps", source: SourceForecast, formula: "ceil"},
+			n: 4, signals: qps(100, 150, 210, 260, 290, 400), want: 6, winner: "qps", source: SourceForecast, formula: "ceil"},
 		{name: "contraction is floor",
 			n: 4, signals: qps(100, 110, 105), want: 2, winner: "qps", source: SourceForecast, formula: "floor: r"},
 		{name: "contraction floor raised so it cannot re-expand",
@@ -71,7 +71,7 @@ func TestDecide(t *testing.T) {
 			n: 2, signals: map[string]SignalInput{schemas.SignalCPU: {Current: 3, HasCurrent: true}}, want: 6, winner: "cpu"},
 		{name: "within tolerance holds",
 			n: 4, signals: qps(200, 205), want: 4},
-		{name: "horizons all longer than start-up: shortest used",
+		{name: "five-minute horizons: the first window starts within the lead",
 			n: 2, signals: map[string]SignalInput{schemas.SignalQPS: {Horizons: []schemas.HorizonValue{{Minutes: 5, Value: 240}}}}, want: 5, source: SourceForecast},
 		{name: "fallback forecast is labelled",
 			n: 2, signals: map[string]SignalInput{schemas.SignalQPS: {Horizons: fc(240), Fallback: schemas.FallbackLastValue}}, want: 5, source: SourceFallback},
@@ -171,10 +171,98 @@ func TestDecide(t *testing.T) {
 			if tc.formula != "" && !strings.HasPrefix(d.Reason.Formula, tc.formula) {
 				t.Errorf("formula %q, want prefix %q", d.Reason.Formula, tc.formula)
 			}
-			if d.Reason.Summary == "" || d.Reason.HorizonMinutes != 3 {
+			if d.Reason.Summary == "" || d.Reason.HorizonMinutes < 4 {
 				t.Errorf("reason incomplete: %+v", d.Reason)
 			}
 		})
+	}
+}
+
+func TestHysteresisGuard(t *testing.T) {
+	band := func(p *Policy) { p.ScaleDownBand = 0.1 }
+	tests := []struct {
+		name    string
+		n       int32
+		signals map[string]SignalInput
+		want    int32
+		rec     int32
+		guard   Guard
+	}{
+		// r = 110/50 = 2.2: the floor would take 2; the band contracts to
+		// the count holding the demand at 0.9 × expectRate: ceil(2.2/0.9) = 3.
+		{name: "contraction goes to the count that holds the demand inside the band", n: 4, signals: qps(100, 110, 105), want: 3, rec: 3, guard: GuardHysteresis},
+		// r = 3.2: the floor (raised) would take 3; ceil(3.2/0.9) = 4 = N: hold.
+		{name: "a demand inside the band holds", n: 4, signals: qps(160, 160), want: 4, rec: 4, guard: GuardHysteresis},
+		// Expansion is untouched: r = 6 → 6.
+		{name: "expansion is not affected", n: 4, signals: qps(300, 300), want: 6, rec: 7, guard: GuardNone},
+		// r = 1.8 exactly fits 2 at 0.9: ceil(2.0) = 2 (float noise absorbed).
+		{name: "the band edge itself contracts", n: 4, signals: qps(90, 90), want: 2, rec: 2, guard: GuardNone},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pol := testPolicy()
+			band(&pol)
+			d := Decide(State{NowMs: nowMs, Replicas: tc.n, Signals: tc.signals}, pol)
+			if d.Desired != tc.want || Guard(d.Reason.Guard) != tc.guard {
+				t.Fatalf("desired %d guard %q, want %d %q; reason %+v", d.Desired, d.Reason.Guard, tc.want, tc.guard, d.Reason)
+			}
+			if d.Recommendation != tc.rec {
+				t.Errorf("recommendation %d, want %d (the band's hold count, for stabilization)", d.Recommendation, tc.rec)
+			}
+		})
+	}
+	// Stabilization then keeps the highest hold count of the window.
+	pol := testPolicy()
+	band(&pol)
+	pol.ScaleDownStabilization = 5 * time.Minute
+	st := State{NowMs: nowMs, Replicas: 6, Signals: qps(100, 100), Recommendations: []Recommendation{{AtMs: nowMs - 60_000, Replicas: 5}}}
+	if d := Decide(st, pol); d.Desired != 5 || Guard(d.Reason.Guard) != GuardStabilization {
+		t.Errorf("with a recommendation of 5 in the window: desired %d guard %q, want 5 (stabilization)", d.Desired, d.Reason.Guard)
+	}
+	pol.ScaleDownBand = 1
+	if err := pol.Validate(); err == nil || !strings.Contains(err.Error(), "scale_down_band") {
+		t.Errorf("band 1: %v, want an error naming scale_down_band", err)
+	}
+	if !strings.Contains(strings.Join(guardNames(), ","), string(GuardHysteresis)) {
+		t.Error("the hysteresis guard is not in AllGuards")
+	}
+}
+
+func guardNames() []string {
+	var out []string
+	for _, g := range AllGuards {
+		out = append(out, string(g))
+	}
+	return out
+}
+
+// TestHysteresisCutsFlapping: a demand wobbling between 3.3 and 3.95
+// replicas' worth flaps between 3 and 4 without the band (the floor takes
+// 3, then 3.95 > 3 × 1.1 re-expands) and holds 4 with it.
+func TestHysteresisCutsFlapping(t *testing.T) {
+	run := func(band float64) (changes int) {
+		pol := testPolicy()
+		pol.ScaleDownBand = band
+		st := State{Replicas: 4}
+		for i := range 120 {
+			st.NowMs = nowMs + int64(i)*60_000
+			y := 165.0 // r = 3.3
+			if i%4 < 2 {
+				y = 197.5 // r = 3.95
+			}
+			st.Signals = qps(y, y)
+			d := Decide(st, pol)
+			st = Remember(st, pol, d)
+			if d.Desired != st.Replicas {
+				changes++
+			}
+			st.Replicas = d.Desired
+		}
+		return changes
+	}
+	without, with := run(0), run(0.1)
+	if with != 0 || without == 0 {
+		t.Errorf("scale changes: %d without the band, %d with it; want some, then none", without, with)
 	}
 }
 
@@ -196,7 +284,7 @@ func TestHorizonMinutes(t *testing.T) {
 	for _, tc := range []struct {
 		startup time.Duration
 		want    int
-	}{{150 * time.Second, 3}, {60 * time.Second, 1}, {61 * time.Second, 2}, {0, 1}, {5 * time.Minute, 5}} {
+	}{{150 * time.Second, 4}, {60 * time.Second, 2}, {61 * time.Second, 3}, {0, 1}, {90 * time.Second, 3}, {5 * time.Minute, 6}} {
 		if got := (Policy{StartupTime: tc.startup}).HorizonMinutes(); got != tc.want {
 			t.Errorf("startup %v: horizon %d, want %d", tc.startup, got, tc.want)
 		}
@@ -295,8 +383,11 @@ func TestPolicyFromAnnotations(t *testing.T) {
 			check: func(p Policy) bool { return p.Signals["memory"] == SignalPolicy{ExpectRate: 0.8, Capacity: 4e9} }},
 		{name: "durations and SLO", ann: map[string]string{AnnotationStartupTime: "4m", AnnotationLatencySLOMs: "250", AnnotationStabilization: "10m"},
 			check: func(p Policy) bool {
-				return p.HorizonMinutes() == 4 && p.LatencySLOMs == 250 && p.ScaleDownStabilization == 10*time.Minute
+				return p.HorizonMinutes() == 5 && p.LatencySLOMs == 250 && p.ScaleDownStabilization == 10*time.Minute
 			}},
+		{name: "scale-down band", ann: map[string]string{AnnotationScaleDownBand: "0.2"},
+			check: func(p Policy) bool { return p.ScaleDownBand == 0.2 }},
+		{name: "scale-down band out of range", ann: map[string]string{AnnotationScaleDownBand: "1.5"}, wantErr: "scale_down_band"},
 		{name: "foreign and actuator annotations ignored", ann: map[string]string{"ebbflow.io/last-decision-id": "x", "app": "y"},
 			check: func(p Policy) bool { return p.MaxReplicas == base.MaxReplicas }},
 		{name: "bad number", ann: map[string]string{AnnotationMaxReplicas: "many"}, wantErr: "ebbflow.io/max-replicas"},

@@ -57,7 +57,8 @@ type Policy struct {
 	MaxStepUp   int32 `yaml:"max_step_up"`
 	MaxStepDown int32 `yaml:"max_step_down"`
 	// StartupTime is how long a new replica takes to serve; the forecast
-	// horizon used is ceil(StartupTime / 1 min) minutes.
+	// is read over every horizon whose window starts within StartupTime
+	// plus one forecast step.
 	StartupTime time.Duration `yaml:"startup_time"`
 	// Signals are the demand signals with their targets; the largest
 	// demand wins.
@@ -66,6 +67,11 @@ type Policy struct {
 	// the demand exceeds N × (1 + Tolerance); contraction goes to the
 	// smallest count at which expansion would not fire again.
 	Tolerance float64 `yaml:"tolerance"`
+	// ScaleDownBand is the hysteresis of contraction, in [0, 1): contract
+	// only to the count that holds the demand at expect_rate × (1 −
+	// band), and hold while that count is not below N. 0 restores WPAI's
+	// floor contraction (which runs the service above its target).
+	ScaleDownBand float64 `yaml:"scale_down_band"`
 	// ScaleDownStabilization keeps the highest recommendation of this
 	// window of event time when contracting (HPA's 300 s).
 	ScaleDownStabilization time.Duration `yaml:"scale_down_stabilization"`
@@ -97,6 +103,7 @@ func DefaultPolicy() Policy {
 		MaxStepDown:            2,
 		StartupTime:            150 * time.Second,
 		Tolerance:              0.05,
+		ScaleDownBand:          0.1,
 		ScaleDownStabilization: 300 * time.Second,
 		ScaleUpCooldown:        0,
 		ScaleDownCooldown:      120 * time.Second,
@@ -110,10 +117,13 @@ func DefaultPolicy() Policy {
 	}
 }
 
-// HorizonMinutes is the forecast horizon that covers start-up:
-// 150 s → 3 min. At least 1.
+// HorizonMinutes is the forecast horizon one-minute forecasts are read
+// to: start-up plus one step (the replicas decided now serve until those
+// decided on the next forecast are ready), 150 s → 4 min. At least 1.
+// Decide reports the horizon it actually used (five-minute forecasts
+// reach further).
 func (p Policy) HorizonMinutes() int {
-	m := int(math.Ceil(p.StartupTime.Minutes()))
+	m := int(math.Ceil(p.StartupTime.Minutes() + 1 - 1e-9))
 	if m < 1 {
 		m = 1
 	}
@@ -136,6 +146,9 @@ func (p Policy) Validate() error {
 	}
 	if p.Tolerance < 0 || p.Tolerance >= 1 {
 		return fmt.Errorf("tolerance: %g must be in [0, 1)", p.Tolerance)
+	}
+	if p.ScaleDownBand < 0 || p.ScaleDownBand >= 1 {
+		return fmt.Errorf("scale_down_band: %g must be in [0, 1)", p.ScaleDownBand)
 	}
 	if p.LatencySLOMs < 0 || p.ErrorRatioLimit < 0 || p.BreachScaleRatio < 0 {
 		return errors.New("latency_slo_ms, error_ratio_limit and breach_scale_ratio: must not be negative")
@@ -178,6 +191,7 @@ const (
 	AnnotationLatencySLOMs     = AnnotationPrefix + "latency-slo-ms"
 	AnnotationErrorRatioLimit  = AnnotationPrefix + "error-ratio-limit"
 	AnnotationStabilization    = AnnotationPrefix + "scale-down-stabilization"
+	AnnotationScaleDownBand    = AnnotationPrefix + "scale-down-band"
 	AnnotationExpectRatePrefix = AnnotationPrefix + "expect-rate-"
 	AnnotationCapacityPrefix   = AnnotationPrefix + "capacity-"
 	// AnnotationDisabled "true" turns ebbflow scaling off for the object.
@@ -206,6 +220,8 @@ func PolicyFromAnnotations(base Policy, ann map[string]string) (Policy, error) {
 			p.StartupTime, err = time.ParseDuration(v)
 		case k == AnnotationStabilization:
 			p.ScaleDownStabilization, err = time.ParseDuration(v)
+		case k == AnnotationScaleDownBand:
+			p.ScaleDownBand, err = strconv.ParseFloat(v, 64)
 		case k == AnnotationLatencySLOMs:
 			p.LatencySLOMs, err = strconv.ParseFloat(v, 64)
 		case k == AnnotationErrorRatioLimit:

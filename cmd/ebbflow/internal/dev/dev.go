@@ -112,6 +112,9 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 	p.ep.LogFile = logFile
 	printEndpoints(out, p.ep)
 	cfg = devConfig(cfg, scrapeEvery)
+	if err := os.MkdirAll(cfg.Servers.StoreDir, 0o755); err != nil {
+		return Summary{}, fmt.Errorf("dev: model store: %w", err)
+	}
 
 	t, err := startTap(ctx, cfg.Kafka, reg, log)
 	if err != nil {
@@ -145,7 +148,21 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 	}
 	finished := false
 	simEnd := cluster.Now()
-	foreground := func(ctx context.Context) error {
+	foreground := func(ctx context.Context) (err error) {
+		if d.LaunchAfter > 0 {
+			// The model the servers component launches appears in the
+			// store at start + dev.launch_after of simulated time.
+			launchDone := make(chan error, 1)
+			go func() {
+				launchDone <- registerModel(ctx, cluster.Now, start.Add(d.LaunchAfter), cfg.Servers.StoreDir, launchSpec(d))
+			}()
+			defer func() {
+				if lerr := <-launchDone; lerr != nil {
+					log.Error("register the launched model", "err", lerr)
+					err = errors.Join(err, lerr)
+				}
+			}()
+		}
 		clockCtx, stopClock := context.WithCancel(ctx)
 		defer stopClock()
 		clockDone := make(chan error, 1)
@@ -187,10 +204,18 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 		Endpoints: p.ep, Start: start, End: simEnd, Components: names,
 		Services: summarise(ev, 60, d.LatencySLOMs), Sim: cluster.Stats(),
 		Windows: len(ev.Windows), Forecasts: len(ev.Forecasts), Decisions: len(ev.Decisions), Actions: len(ev.Actions),
-		DeadLetters: ev.Dead, Undecodable: ev.Bad, SimMinutes: map[string][]sim.Minute{},
+		DeadLetters: ev.Dead, Undecodable: ev.Bad, SimMinutes: map[string][]sim.Minute{}, Servers: serverEvents(ev),
 	}
 	for _, st := range s.Sim {
 		s.SimMinutes[st.Entity] = cluster.Minutes(st.Entity)
+		if v, err := versusHPA(s.SimMinutes[st.Entity], d); err == nil {
+			if s.VsHPA == nil {
+				s.VsHPA = map[string]VsHPA{}
+			}
+			s.VsHPA[st.Entity] = v
+		} else {
+			log.Warn("dev: no vs-HPA comparison", "service", st.Entity, "err", err)
+		}
 	}
 	if finished || ctx.Err() != nil {
 		s.Print(out)
@@ -272,6 +297,9 @@ func simConfig(cfg wire.Config, opts Options, start time.Time, scrapeEvery time.
 			Name: name, Model: strings.ReplaceAll(name, "-", "_"), CapacityRPS: d.CapacityRPS, BaseLatencyMs: d.BaseLatencyMs,
 			ModelMemMiB: 12000 + 4000*float64(i%3), InitialReplicas: initialReplicas(d, load(0)), Load: load,
 		})
+	}
+	if d.LaunchAfter > 0 {
+		sc.Services = append(sc.Services, launchedService(d))
 	}
 	return sc, nil
 }

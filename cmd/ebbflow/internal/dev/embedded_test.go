@@ -30,6 +30,9 @@ func testConfig(t *testing.T) wire.Config {
 	cfg := wire.Default()
 	cfg.Telemetry.Listen = "127.0.0.1:0"
 	cfg.Telemetry.LogLevel = "warn"
+	// The loop tests judge the configured services; the launched model
+	// server has its own test (TestDevLaunchesAndScalesAModelServer).
+	cfg.Dev.LaunchAfter = 0
 	return cfg
 }
 

@@ -33,6 +33,33 @@ type Summary struct {
 	Components []string
 	// SimMinutes are the simulation's own per-minute records by entity.
 	SimMinutes map[string][]sim.Minute
+	// VsHPA compares each service's run with the HPA v2 algorithm on the
+	// load the simulation served (the backtest core), by entity.
+	VsHPA map[string]VsHPA
+	// Servers are the inference decisions (model servers launched,
+	// updated, retired) with the outcome of each, in decision order.
+	Servers []ServerEvent
+}
+
+// ServerEvent is one inference decision and what the actuator did.
+type ServerEvent struct {
+	Decision schemas.InferenceDecision
+	// Outcome and Reason are the action's; empty when none was read.
+	Outcome, Reason string
+}
+
+// serverEvents pairs inference decisions with their actions.
+func serverEvents(ev events) []ServerEvent {
+	acts := map[string]schemas.Action{}
+	for _, a := range ev.Actions {
+		acts[a.DecisionID] = a
+	}
+	out := make([]ServerEvent, 0, len(ev.Inference))
+	for _, d := range ev.Inference {
+		a := acts[d.ID]
+		out = append(out, ServerEvent{Decision: d, Outcome: a.Outcome, Reason: a.Reason})
+	}
+	return out
 }
 
 // ServiceSummary is one service's run, from its events.
@@ -191,7 +218,8 @@ func (s Summary) Print(w io.Writer) {
 	for _, st := range s.Sim {
 		simBy[st.Entity] = st
 	}
-	fmt.Fprintf(w, "%-34s %14s %12s %9s %7s %9s  %s\n", "service", "replica-min", "min>SLO", "decisions", "up/down", "replicas", "qps forecast MAE / last-value MAE (req/s) by horizon")
+	fmt.Fprintf(w, "%-34s %14s %12s %9s %7s %9s  %-26s  %s\n", "service", "replica-min", "min>SLO", "decisions", "up/down", "replicas",
+		"vs HPA: under-prov min, ×rm, HPA min>SLO", "qps forecast MAE / last-value MAE (req/s) by horizon")
 	for _, sv := range s.Services {
 		st := simBy[sv.Entity]
 		var mae []string
@@ -206,9 +234,28 @@ func (s Summary) Print(w io.Writer) {
 		if len(mae) == 0 {
 			mae = []string{"-"}
 		}
-		fmt.Fprintf(w, "%-34s %6.0f (%6.0f) %4d (%5d) %9d %3d/%-3d %4d..%-4d  %s\n", sv.Entity,
+		vs := "-"
+		if v, ok := s.VsHPA[sv.Entity]; ok {
+			vs = fmt.Sprintf("%.0f/%.0f HPA, ×%s, %d", v.Run.UnderProvisionedMinutes, v.HPA.UnderProvisionedMinutes,
+				fmtRatio(ratio(v.Run.ReplicaMinutes, v.HPA.ReplicaMinutes)), v.HPA.MinutesOverSLO)
+		}
+		fmt.Fprintf(w, "%-34s %6.0f (%6.0f) %4d (%5d) %9d %3d/%-3d %4d..%-4d  %-40s  %s\n", sv.Entity,
 			sv.ReplicaMinutes, st.ReplicaMinutes, sv.MinutesOverSLO, st.MinutesOverSLO, sv.Decisions,
-			sv.ScaleUps, sv.ScaleDowns, sv.MinReplicas, sv.MaxReplicas, strings.Join(mae, ", "))
+			sv.ScaleUps, sv.ScaleDowns, sv.MinReplicas, sv.MaxReplicas, vs, strings.Join(mae, ", "))
 	}
-	fmt.Fprintln(w, "(in parentheses: the simulation's own count)")
+	fmt.Fprintln(w, "(in parentheses: the simulation's own count; vs HPA: the backtest core scores the run's ready replicas and")
+	fmt.Fprintln(w, " the HPA v2 algorithm on the load the simulation served — under-provisioned minutes of each, the run's")
+	fmt.Fprintln(w, " replica-minutes over HPA's, and HPA's minutes over the SLO)")
+	for _, e := range s.Servers {
+		d := e.Decision
+		fmt.Fprintf(w, "model server: %s %s v%d at +%s (%s): %s → %s\n", d.Action, d.Model.Name, d.Model.Version,
+			time.UnixMilli(d.AtMs).Sub(s.Start).Round(time.Second), d.Reason.Trigger, d.Reason.Summary, orDash(e.Outcome))
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/forecast"
 	"github.com/ebbflow/ebbflow/inference/autoscale"
+	"github.com/ebbflow/ebbflow/inference/servers"
 	"github.com/ebbflow/ebbflow/ingest"
 	"github.com/ebbflow/ebbflow/ingest/window"
 	"github.com/ebbflow/ebbflow/internal/config"
@@ -14,6 +15,7 @@ import (
 	"github.com/ebbflow/ebbflow/internal/kube"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/training/mixing"
 )
 
 // Config is the whole configuration file. Each component receives its own
@@ -30,6 +32,8 @@ type Config struct {
 	Forecast   forecast.Config  `yaml:"forecast"`
 	Autoscale  autoscale.Config `yaml:"autoscale"`
 	Actuate    actuators.Config `yaml:"actuate"`
+	Mixing     mixing.Config    `yaml:"mixing"`
+	Servers    servers.Config   `yaml:"servers"`
 	Dev        DevConfig        `yaml:"dev"`
 }
 
@@ -46,6 +50,8 @@ func Default() Config {
 		Forecast:   forecast.DefaultConfig(),
 		Autoscale:  autoscale.DefaultConfig(),
 		Actuate:    actuators.DefaultConfig(),
+		Mixing:     mixing.DefaultConfig(),
+		Servers:    servers.DefaultConfig(),
 		Dev:        DefaultDevConfig(),
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ebbflow/ebbflow/actuators/inference"
+
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 )
@@ -31,7 +33,7 @@ import (
 func Serve(ctx context.Context, cfg Config, stderr io.Writer, comps ...Component) error {
 	log := telemetry.NewLogger(cfg.Telemetry, stderr)
 	reg := telemetry.NewRegistry()
-	e := &Env{Cfg: cfg, Log: log, Reg: reg, Ready: &telemetry.Readiness{}, Kube: lazyKube(cfg)}
+	e := &Env{Cfg: cfg, Log: log, Reg: reg, Ready: &telemetry.Readiness{}, Kube: lazyKube(cfg), KubeAs: kubeAs(cfg)}
 	if cfg.NATS.URL != "" {
 		name := "ebbflow"
 		if len(comps) == 1 {
@@ -168,5 +170,17 @@ func lazyKube(cfg Config) func() (kubernetes.Interface, error) {
 	return func() (kubernetes.Interface, error) {
 		once.Do(func() { cs, err = cfg.Kubernetes.Clientset() })
 		return cs, err
+	}
+}
+
+// kubeAs builds clients acting as another identity from the configured
+// connection.
+func kubeAs(cfg Config) func(user string) (kubernetes.Interface, error) {
+	return func(user string) (kubernetes.Interface, error) {
+		rc, err := cfg.Kubernetes.RESTConfig()
+		if err != nil {
+			return nil, err
+		}
+		return inference.Client(rc, user)
 	}
 }
