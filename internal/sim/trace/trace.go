@@ -141,7 +141,7 @@ func ReadPoints(r io.Reader, o Options) ([]Point, Stats, error) {
 		vs := strings.TrimSpace(rec[vc])
 		if vs == "" {
 			if !o.EmptyIsGap {
-				return nil, st, fmt.Errorf("trace: line %d: column %s is empty (a gap: allow with EmptyIsGap)", line, header[vc])
+				return nil, st, fmt.Errorf("trace: line %d: column %s is empty (to read it as a gap: Options.EmptyIsGap, history import --empty-is-gap)", line, header[vc])
 			}
 			st.Skipped++
 			continue
@@ -155,7 +155,7 @@ func ReadPoints(r io.Reader, o Options) ([]Point, Stats, error) {
 			return nil, st, fmt.Errorf("trace: line %d: %w", line, err)
 		}
 		if n := len(pts); n > 0 && ms < pts[n-1].Ms && !o.Sort {
-			return nil, st, fmt.Errorf("trace: line %d: time %q is before the row above (rows must be in time order, or sort them with Sort)", line, strings.TrimSpace(rec[tc]))
+			return nil, st, fmt.Errorf("trace: line %d: time %q is before the row above (rows must be in time order; Options.Sort, history import --sort, sorts them)", line, strings.TrimSpace(rec[tc]))
 		}
 		pts = append(pts, Point{ms, v})
 		st.Rows++
