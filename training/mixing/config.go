@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
+	"unicode"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Config is the `mixing` section of the configuration file. The zero value
@@ -56,7 +60,17 @@ type ActuatorConfig struct {
 	MaxTrainingEvictionsPerHour int `yaml:"max_training_evictions_per_hour"`
 	// ReconcileInterval is how often handovers in progress are advanced.
 	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	// Impersonate is the identity the nodes handler and its reconciler act
+	// as (Kubernetes impersonation; deploy/rbac/node-actuator.yaml grants
+	// it the node work and the actuator the right to impersonate it, and
+	// only it). "" acts as the actuator's own identity (ebbflow dev's
+	// simulated cluster has no identities).
+	Impersonate string `yaml:"impersonate"`
 }
+
+// DefaultNodeActuatorIdentity is the default of actuator.impersonate: the
+// service account of deploy/rbac/node-actuator.yaml.
+const DefaultNodeActuatorIdentity = "system:serviceaccount:ebbflow:ebbflow-node-actuator"
 
 // Policy holds the thresholds and bounds of one group's decisions.
 // Utilisations are fractions of the online nodes' inference capacity.
@@ -130,7 +144,10 @@ func DefaultConfig() Config {
 		GroupUtilisation: map[string]UtilisationSignal{"cpu": {Signal: "cpu", FullScale: 0}},
 		StaleAfter:       3 * time.Minute,
 		ConsumerGroup:    "ebbflow-mixing",
-		Actuator:         ActuatorConfig{Enabled: true, MaxNodesPerDecision: 4, MaxTrainingEvictionsPerHour: 4, ReconcileInterval: 10 * time.Second},
+		Actuator: ActuatorConfig{
+			Enabled: true, MaxNodesPerDecision: 4, MaxTrainingEvictionsPerHour: 4,
+			ReconcileInterval: 10 * time.Second, Impersonate: DefaultNodeActuatorIdentity,
+		},
 	}
 }
 
@@ -222,6 +239,9 @@ func (c Config) Validate() error {
 	case a.ReconcileInterval <= 0:
 		return fmt.Errorf("actuator.reconcile_interval: %v must be positive", a.ReconcileInterval)
 	}
+	if err := validIdentity(c.Actuator.Impersonate); err != nil {
+		return fmt.Errorf("actuator.impersonate: %w", err)
+	}
 	keys := make([]string, 0, len(c.GroupPolicies))
 	for g := range c.GroupPolicies {
 		keys = append(keys, g)
@@ -234,6 +254,31 @@ func (c Config) Validate() error {
 		if err := c.GroupPolicies[g].Validate(); err != nil {
 			return fmt.Errorf("group_policies.%s.%w", g, err)
 		}
+	}
+	return nil
+}
+
+// serviceAccountPrefix starts the user name of a Kubernetes service account.
+const serviceAccountPrefix = "system:serviceaccount:"
+
+// validIdentity checks a user name to impersonate: "" (none), or one
+// without blanks; a service account's must be
+// system:serviceaccount:<namespace>:<name> with a DNS label namespace and
+// a DNS subdomain name, as the API server would authenticate it.
+func validIdentity(user string) error {
+	if user == "" {
+		return nil
+	}
+	if strings.ContainsFunc(user, unicode.IsSpace) {
+		return fmt.Errorf("%q must not contain blanks", user)
+	}
+	rest, ok := strings.CutPrefix(user, serviceAccountPrefix)
+	if !ok {
+		return nil
+	}
+	ns, name, ok := strings.Cut(rest, ":")
+	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return fmt.Errorf("%q is not %s<namespace>:<name> of a service account", user, serviceAccountPrefix)
 	}
 	return nil
 }

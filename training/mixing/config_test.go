@@ -37,6 +37,10 @@ func TestConfigValidate(t *testing.T) {
 		{"group listed twice", func(c *Config) { c.Groups = []string{"t4", "t4"} }, "groups[1]"},
 		{"zero interval", func(c *Config) { c.Interval = 0 }, "interval"},
 		{"negative eviction bound", func(c *Config) { c.Actuator.MaxTrainingEvictionsPerHour = -1 }, "actuator.max_training_evictions_per_hour"},
+		{"identity with a blank", func(c *Config) { c.Actuator.Impersonate = "system:serviceaccount:ebbflow:node actuator" }, "actuator.impersonate"},
+		{"service account without a namespace", func(c *Config) { c.Actuator.Impersonate = "system:serviceaccount:ebbflow-node-actuator" }, "actuator.impersonate"},
+		{"service account namespace not a label", func(c *Config) { c.Actuator.Impersonate = "system:serviceaccount:Ebbflow:ebbflow-node-actuator" }, "actuator.impersonate"},
+		{"service account name not a subdomain", func(c *Config) { c.Actuator.Impersonate = "system:serviceaccount:ebbflow:node_actuator" }, "actuator.impersonate"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -47,6 +51,19 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("got %v, want an error naming %s", err, c.field)
 			}
 		})
+	}
+}
+
+func TestConfigImpersonateAccepted(t *testing.T) {
+	if got := DefaultConfig().Actuator.Impersonate; got != "system:serviceaccount:ebbflow:ebbflow-node-actuator" {
+		t.Fatalf("default actuator.impersonate %q", got)
+	}
+	for _, user := range []string{"", "system:serviceaccount:ops:node-mover", "jane@example.com"} {
+		c := DefaultConfig()
+		c.Actuator.Impersonate = user
+		if err := c.Validate(); err != nil {
+			t.Errorf("impersonate %q: %v", user, err)
+		}
 	}
 }
 

@@ -60,6 +60,8 @@ func devConfig(cfg wire.Config, scrapeEvery time.Duration) wire.Config {
 	cfg.Servers.PollInterval = max(scrapeEvery, 100*time.Millisecond)
 	cfg.Servers.Impersonate = ""
 	cfg.Servers.DecisionTTL = max(cfg.Servers.DecisionTTL, cfg.Autoscale.DecisionTTL)
+	// mixing: the node actuator, too, acts as the fake clientset itself.
+	cfg.Mixing.Actuator.Impersonate = ""
 	return cfg
 }
 

@@ -15,10 +15,11 @@ import (
 )
 
 // nodeActuator registers the nodes handler (mixing.actuator) in r and
-// returns the Leading
-// callback that runs its handover reconciler while this replica leads, so
-// one replica evicts and relabels. The reconciler's steps go to the
-// actions topic; each decision's own action is the framework's.
+// returns the Leading callback that runs its handover reconciler while
+// this replica leads, so one replica evicts and relabels. Handler and
+// reconciler act through cs: the client impersonating
+// mixing.actuator.impersonate (Handlers). The reconciler's steps go to
+// the actions topic; each decision's own action is the framework's.
 func nodeActuator(ctx context.Context, e *Env, cs kubernetes.Interface, clock actuators.Clock, r *actuators.Registry) (func(bool), error) {
 	m := e.Cfg.Mixing
 	h, err := nodes.New(cs, nodes.Config{GroupLabel: m.GroupLabel, DrainGrace: m.Policy.DrainGrace,
