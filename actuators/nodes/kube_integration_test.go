@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,8 +30,10 @@ import (
 )
 
 // These tests run against the real kube-apiserver of the test services
-// (RBAC on), as the actuator's identity (its static token), after applying
-// the roles in deploy/rbac as admin.
+// (RBAC on), as the node actuator acts in `ebbflow actuate`: the actuator's
+// token (system:serviceaccount:ebbflow:ebbflow-actuator) impersonating
+// mixing.actuator.impersonate (ebbflow-node-actuator), after applying the
+// roles in deploy/rbac as admin.
 
 func mustEnv(t *testing.T, name string) string {
 	t.Helper()
@@ -40,24 +44,70 @@ func mustEnv(t *testing.T, name string) string {
 	return v
 }
 
-func clients(t *testing.T) (admin, actuator kubernetes.Interface) {
+// nodeIdentity is the identity the node actuator acts as by default.
+var nodeIdentity = mixing.DefaultConfig().Actuator.Impersonate
+
+type kubeClients struct {
+	admin kubernetes.Interface
+	// own is the actuator's own identity (its token), node is the same
+	// token impersonating nodeIdentity: what nodes.New gets in ebbflow
+	// actuate.
+	own, node kubernetes.Interface
+	// actuatorRC is the actuator's connection, to impersonate others.
+	actuatorRC *rest.Config
+}
+
+// asUser is rc impersonating user, as the actuator's wire does
+// (inference.Client): the user name only, the API server adds a service
+// account's groups.
+func asUser(t *testing.T, rc *rest.Config, user string) kubernetes.Interface {
 	t.Helper()
-	mk := func(token string) kubernetes.Interface {
-		cs, err := kubernetes.NewForConfig(&rest.Config{Host: mustEnv(t, "EBBFLOW_TEST_KUBE_SERVER"), BearerToken: strings.TrimSpace(token),
-			TLSClientConfig: rest.TLSClientConfig{CAFile: mustEnv(t, "EBBFLOW_TEST_KUBE_CA")}, QPS: 100, Burst: 200})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cs
+	c := rest.CopyConfig(rc)
+	c.Impersonate = rest.ImpersonationConfig{UserName: user}
+	cs, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		t.Fatal(err)
 	}
-	admin = mk(mustEnv(t, "EBBFLOW_TEST_KUBE_ADMIN_TOKEN"))
-	actuator = mk(mustEnv(t, "EBBFLOW_TEST_KUBE_ACTUATOR_TOKEN"))
+	return cs
+}
+
+func clients(t *testing.T) kubeClients {
+	t.Helper()
+	rc := func(token string) *rest.Config {
+		return &rest.Config{Host: mustEnv(t, "EBBFLOW_TEST_KUBE_SERVER"), BearerToken: strings.TrimSpace(token),
+			TLSClientConfig: rest.TLSClientConfig{CAFile: mustEnv(t, "EBBFLOW_TEST_KUBE_CA")}, QPS: 100, Burst: 200}
+	}
+	admin, err := kubernetes.NewForConfig(rc(mustEnv(t, "EBBFLOW_TEST_KUBE_ADMIN_TOKEN")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Create or update: a ClusterRoleBinding left by an earlier run (one
+	// that bound the node role to ebbflow-actuator) gets this file's
+	// subjects.
 	for _, f := range []string{"00-namespace.yaml", "actuator.yaml", "node-actuator.yaml"} {
 		if err := applyFile(context.Background(), admin, filepath.Join("../../deploy/rbac", f)); err != nil {
 			t.Fatalf("apply %s: %v", f, err)
 		}
 	}
-	return admin, actuator
+	arc := rc(mustEnv(t, "EBBFLOW_TEST_KUBE_ACTUATOR_TOKEN"))
+	own, err := kubernetes.NewForConfig(arc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kubeClients{admin: admin, own: own, node: asUser(t, arc, nodeIdentity), actuatorRC: arc}
+	// RBAC caches settle within a moment of a change.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := c.node.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{Limit: 1})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the actuator acting as %s cannot list nodes: %v", nodeIdentity, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return c
 }
 
 // applyFile creates or updates the RBAC objects of one manifest file.
@@ -114,18 +164,22 @@ func applyFile(ctx context.Context, cs kubernetes.Interface, path string) error 
 
 // world is one test's namespace and nodes on the real API server.
 type world struct {
-	t      *testing.T
-	admin  kubernetes.Interface
+	t     *testing.T
+	admin kubernetes.Interface
+	// act is the node actuator's client (the actuator impersonating
+	// ebbflow-node-actuator); kube all the test's clients.
 	act    kubernetes.Interface
+	kube   kubeClients
 	ns     string
 	prefix string
 	group  string
 }
 
 func newWorld(t *testing.T) *world {
-	admin, act := clients(t)
+	kc := clients(t)
+	admin := kc.admin
 	id := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
-	w := &world{t: t, admin: admin, act: act, ns: "mixing-" + id, prefix: "mix-" + id, group: "g" + id}
+	w := &world{t: t, admin: admin, act: kc.node, kube: kc, ns: "mixing-" + id, prefix: "mix-" + id, group: "g" + id}
 	ctx := context.Background()
 	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -370,8 +424,13 @@ func TestKubeEvictionBudgetHolds(t *testing.T) {
 	}
 }
 
-// The actuator's identity can do its job and nothing beyond: no node
-// update or delete, no pod delete, create or patch, no secrets.
+// TestKubeNodeActuatorRBAC: the node actuator's identity (the actuator
+// impersonating ebbflow-node-actuator) can do its job and nothing beyond:
+// no node update or delete, no pod delete, create or patch, no secrets,
+// nothing of the scale handler's. The actuator's own identity holds none
+// of the node work, and may impersonate ebbflow-node-actuator only: not
+// another service account, not the same name in another namespace, not a
+// user, not with groups added.
 func TestKubeNodeActuatorRBAC(t *testing.T) {
 	w := newWorld(t)
 	n1 := w.node(1, "offline")
@@ -383,6 +442,17 @@ func TestKubeNodeActuatorRBAC(t *testing.T) {
 	if _, err := w.act.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n1}); err != nil {
 		t.Fatalf("list pods: %v", err)
 	}
+	ev := &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Name: w.prefix + "-probe", Namespace: metav1.NamespaceDefault},
+		EventTime: metav1.NowMicro(), ReportingController: "ebbflow.io/it", ReportingInstance: w.prefix,
+		Action: "Probe", Reason: "Probe", Type: corev1.EventTypeNormal,
+		Regarding: corev1.ObjectReference{Kind: "Node", Name: n1, APIVersion: "v1"}}
+	if _, err := w.act.EventsV1().Events(metav1.NamespaceDefault).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create event: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = w.admin.EventsV1().Events(metav1.NamespaceDefault).Delete(context.Background(), ev.Name, metav1.DeleteOptions{})
+	})
+	own := w.kube.own
 	refused := map[string]func() error{
 		"update node": func() error {
 			n := w.get(n1)
@@ -408,6 +478,51 @@ func TestKubeNodeActuatorRBAC(t *testing.T) {
 		"delete events": func() error {
 			return w.act.EventsV1().Events("default").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
 		},
+		// The scale handler's and leader election's rights stay the actuator's own.
+		"list deployments": func() error { _, err := w.act.AppsV1().Deployments(w.ns).List(ctx, metav1.ListOptions{}); return err },
+		"get a deployment's scale": func() error {
+			_, err := w.act.AppsV1().Deployments(w.ns).GetScale(ctx, "any", metav1.GetOptions{})
+			return err
+		},
+		"create a lease in ebbflow": func() error {
+			_, err := w.act.CoordinationV1().Leases("ebbflow").Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: w.prefix}}, metav1.CreateOptions{})
+			return err
+		},
+		// The actuator's own identity does none of the node work.
+		"own identity: list pods": func() error {
+			_, err := own.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n1})
+			return err
+		},
+		"own identity: list nodes": func() error { _, err := own.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); return err },
+		"own identity: patch node": func() error {
+			_, err := own.CoreV1().Nodes().Patch(ctx, n1, types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"z"}}}`), metav1.PatchOptions{})
+			return err
+		},
+		"own identity: evict": func() error {
+			return own.PolicyV1().Evictions(w.ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "train-a", Namespace: w.ns}})
+		},
+	}
+	// Impersonating anyone else is refused (each would list nodes if it
+	// could act as the identity: ebbflow-mixing may).
+	for _, user := range []string{
+		"system:serviceaccount:ebbflow:ebbflow-mixing",
+		"system:serviceaccount:ebbflow:ebbflow-autoscale",
+		"system:serviceaccount:kube-system:ebbflow-node-actuator",
+		"system:serviceaccount:" + w.ns + ":ebbflow-node-actuator",
+		"system:admin",
+	} {
+		other := asUser(t, w.kube.actuatorRC, user)
+		refused["impersonate "+user] = func() error { _, err := other.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1}); return err }
+	}
+	withGroup := rest.CopyConfig(w.kube.actuatorRC)
+	withGroup.Impersonate = rest.ImpersonationConfig{UserName: nodeIdentity, Groups: []string{"system:masters"}}
+	masters, err := kubernetes.NewForConfig(withGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused["impersonate "+nodeIdentity+" in system:masters"] = func() error {
+		_, err := masters.CoreV1().Secrets(w.ns).List(ctx, metav1.ListOptions{})
+		return err
 	}
 	for name, f := range refused {
 		if err := f(); !apierrors.IsForbidden(err) {

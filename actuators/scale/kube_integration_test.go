@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -312,11 +313,27 @@ func TestKubeActuatorRefusedOutsideItsRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A binding left by an earlier run (the node role bound to this
+	// identity) was just replaced by kubeClients; RBAC caches settle within
+	// a moment of a change.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, err := actClient.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil && time.Now().Before(deadline); _, err = actClient.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}) {
+		time.Sleep(200 * time.Millisecond)
+	}
 	attempts := map[string]func() error{
 		"get secret": func() error { _, err := actClient.CoreV1().Secrets(ns).Get(ctx, "s", metav1.GetOptions{}); return err },
-		// Listing pods is allowed since the node actuator shares this
-		// identity (deploy/rbac/node-actuator.yaml); deleting them is not.
+		// Pods and nodes are the node actuator's, which acts as its own
+		// identity (deploy/rbac/node-actuator.yaml), not as this one.
+		"list pods":  func() error { _, err := actClient.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); return err },
 		"delete pod": func() error { return actClient.CoreV1().Pods(ns).Delete(ctx, "any", metav1.DeleteOptions{}) },
+		"evict pod": func() error {
+			return actClient.PolicyV1().Evictions(ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "any", Namespace: ns}})
+		},
+		"list nodes": func() error { _, err := actClient.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); return err },
+		"patch node": func() error {
+			_, err := actClient.CoreV1().Nodes().Patch(ctx, "any", types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{})
+			return err
+		},
 		"delete deployment": func() error {
 			return actClient.AppsV1().Deployments(ns).Delete(ctx, "web", metav1.DeleteOptions{})
 		},
