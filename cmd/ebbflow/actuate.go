@@ -16,7 +16,9 @@ func newActuateCmd(g *globals) *cobra.Command {
 (kubernetes.cluster), dispatches each decision kind to its handler — scale:
 Deployments/StatefulSets through the scale subresource; inference: model servers'
 ConfigMap, Deployment and Service by server-side apply, as the identity in
-servers.impersonate (docs/servers.md) — idempotently (decision id and
+servers.impersonate (docs/servers.md); nodes (mixing.actuator.enabled): node
+handovers — cordon, evict, relabel — as the identity in mixing.actuator.impersonate
+(docs/mixing.md) — idempotently (decision id and
 sequence recorded as ebbflow.io/last-decision-id / -seq annotations), skipping stale,
 duplicate and expired decisions, with per-cluster rate limits, retries on conflicts and
 5xx, and dry-run (actuate.dry_run). Every decision ends as an event on the actions topic
@@ -24,7 +26,9 @@ and a Kubernetes Event on the target; failures are also alerts on NATS.
 
 Replicas elect one leader through a coordination.k8s.io Lease
 (actuate.leader_election); only the leader consumes. The identity needs the roles in
-deploy/rbac/actuator.yaml and deploy/rbac/inference.yaml. Configuration: section 'actuate'.`,
+deploy/rbac/actuator.yaml, deploy/rbac/inference.yaml and deploy/rbac/node-actuator.yaml
+(the last two let it impersonate the handlers' identities, and no other). Configuration:
+section 'actuate'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
