@@ -42,11 +42,13 @@ export EBBFLOW_TEST_KUBE_SERVER=https://127.0.0.1:16443
 export EBBFLOW_TEST_KUBE_CA=$kube/pki/ca.crt
 export EBBFLOW_TEST_KUBE_ADMIN_TOKEN=$(cat "$kube/admin.token")
 export EBBFLOW_TEST_KUBE_ACTUATOR_TOKEN=$(cat "$kube/actuator.token")
-# The control plane behind it: kube-scheduler, kube-controller-manager, kwok (fake nodes).
+# The control plane behind it: kube-scheduler, kube-controller-manager, kwok (fake nodes), Kueue.
 export EBBFLOW_TEST_KUBECONFIG=$kube/admin.kubeconfig
 export EBBFLOW_TEST_KUBE_SCHEDULER=https://127.0.0.1:16459
 export EBBFLOW_TEST_KUBE_CONTROLLER_MANAGER=https://127.0.0.1:16457
 export EBBFLOW_TEST_KWOK=http://127.0.0.1:16460
+export EBBFLOW_TEST_KUEUE=http://127.0.0.1:16472
+export EBBFLOW_TEST_KUEUE_WEBHOOK=https://127.0.0.1:16470
 export EBBFLOW_TEST_PYTHON=${EBBFLOW_VENV:-$REPO/.venv}/bin/python
 export EBBFLOW_TEST_PROMETHEUS=/usr/bin/prometheus
 EOF
@@ -59,18 +61,20 @@ up() {
 	# Phase 1, all at once: the long Go builds (first time only), Maven fetches, pip, apt. The
 	# service scripts build/fetch before starting, so Kafka and HDFS come up while
 	# kube-apiserver still compiles.
-	log "starting kafka, hdfs, etcd+kube control plane; building kwok; preparing venv and prometheus (logs: $LOGS)"
+	log "starting kafka, hdfs, etcd+kube control plane; building kwok and kueue; preparing venv and prometheus (logs: $LOGS)"
 	run_parallel \
 		"kafka=$DEV_DIR/kafka.sh start" \
 		"hdfs=$DEV_DIR/hdfs.sh start" \
 		"kube=$DEV_DIR/kube.sh start" \
 		"kwok-build=$DEV_DIR/kwok.sh build" \
+		"kueue-build=$DEV_DIR/kueue.sh build" \
 		"venv=$DEV_DIR/venv.sh" \
 		"prometheus=$DEV_DIR/prometheus.sh"
 	# Phase 2: what runs on the control plane.
-	log "starting kwok on the kube-apiserver"
+	log "starting kwok and kueue on the kube-apiserver"
 	run_parallel \
-		"kwok=$DEV_DIR/kwok.sh start"
+		"kwok=$DEV_DIR/kwok.sh start" \
+		"kueue=$DEV_DIR/kueue.sh start"
 	write_env
 	status
 	log "all services up in $((SECONDS - t0))s; wrote $ENV_FILE"
@@ -79,6 +83,7 @@ up() {
 
 down() {
 	local rc=0
+	"$DEV_DIR/kueue.sh" stop || rc=1
 	"$DEV_DIR/kwok.sh" stop || rc=1
 	"$DEV_DIR/kube.sh" stop || rc=1
 	"$DEV_DIR/hdfs.sh" stop || rc=1
@@ -93,6 +98,7 @@ status() {
 	"$DEV_DIR/hdfs.sh" status || rc=1
 	"$DEV_DIR/kube.sh" status || rc=1
 	"$DEV_DIR/kwok.sh" status || rc=1
+	"$DEV_DIR/kueue.sh" status || rc=1
 	return "$rc"
 }
 
