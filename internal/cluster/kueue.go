@@ -64,6 +64,7 @@ func (s *Scope) KueueName(name string) string { return name + "-" + s.ID }
 func (s *Scope) ApplyKueue(files ...string) []*unstructured.Unstructured {
 	s.T.Helper()
 	RequireKueue(s.T)
+	s.T.Cleanup(s.logWorkloadsOnFailure)
 	var objs []*unstructured.Unstructured
 	for _, f := range files {
 		got, err := ReadObjects(f)
@@ -111,6 +112,28 @@ func (s *Scope) ApplyKueue(files ...string) []*unstructured.Unstructured {
 		})
 	}
 	return objs
+}
+
+// logWorkloadsOnFailure logs every Workload of the scope when the test failed.
+func (s *Scope) logWorkloadsOnFailure() {
+	if !s.T.Failed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := s.Dynamic.Resource(GVRWorkload).Namespace(s.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		s.T.Logf("listing workloads: %v", err)
+		return
+	}
+	for _, u := range l.Items {
+		w, err := decodeWorkload(&u)
+		if err != nil {
+			s.T.Logf("%v", err)
+			continue
+		}
+		s.T.Logf("workload %s", w)
+	}
 }
 
 // scopeKueueObject renames and re-points one Kueue object for the scope.

@@ -101,28 +101,53 @@ func TestKueueQueueingBorrowingAndReclaim(t *testing.T) {
 		return q[0].Value() == 16 && q[1].Value() == 8, fmt.Sprintf("a100 gpu total=%s borrowed=%s", q[0].String(), q[1].String()), nil
 	})
 
-	// product wants its quota back: r3 (the borrower) is pre-empted, p2 admitted; r2, within
-	// research's nominal quota, keeps running.
+	// product wants its quota back: one of research's two jobs is pre-empted (Kueue picks the
+	// most recently admitted; r2 and r3 may share a timestamp second, so either may go), p2 is
+	// admitted, and research is left with its nominal quota and borrows nothing.
 	s.CreateJob(a100Job("p2", "product"))
 	s.WaitWorkload("p2", kueueTimeout, "admitted in product after reclaiming", func(w Workload) bool {
 		return w.Admitted() && w.ClusterQueue == product
 	})
-	r3 := s.WaitWorkload("r3", kueueTimeout, "evicted by pre-emption", func(w Workload) bool {
-		return w.Cond("Evicted") && w.Conditions["Evicted"].Reason == "Preempted"
+	var victim, survivor string
+	WaitFor(t, kueueTimeout, "one of research's jobs pre-empted, the other admitted", func(ctx context.Context) (bool, string, error) {
+		var states []string
+		evicted := map[string]bool{}
+		admitted := map[string]bool{}
+		for _, j := range []string{"r2", "r3"} {
+			w, ok, err := s.JobWorkload(ctx, j)
+			if err != nil || !ok {
+				return false, fmt.Sprintf("%s: %v", j, err), nil
+			}
+			states = append(states, w.String())
+			evicted[j] = w.Cond("Evicted") && w.Conditions["Evicted"].Reason == "Preempted"
+			admitted[j] = w.Admitted()
+		}
+		switch {
+		case evicted["r3"] && !admitted["r3"] && admitted["r2"]:
+			victim, survivor = "r3", "r2"
+		case evicted["r2"] && !admitted["r2"] && admitted["r3"]:
+			victim, survivor = "r2", "r3"
+		}
+		return victim != "", strings.Join(states, "; "), nil
 	})
-	if c, ok := r3.Conditions["Preempted"]; !ok || c.Status != metav1.ConditionTrue || c.Reason != "InCohortReclamation" {
-		t.Errorf("r3 pre-empted for %q, want InCohortReclamation: %s", c.Reason, r3)
+	v := s.WaitWorkload(victim, kueueTimeout, "pre-empted", func(Workload) bool { return true })
+	t.Logf("after product reclaimed: victim %s, survivor %s", v, survivor)
+	if c, ok := v.Conditions["Preempted"]; !ok || c.Status != metav1.ConditionTrue || c.Reason != "InCohortReclamation" {
+		t.Errorf("%s pre-empted for %q, want InCohortReclamation: %s", victim, c.Reason, v)
 	}
-	t.Logf("r3 after product reclaimed: %s", r3)
-	r2 := s.WaitWorkload("r2", kueueTimeout, "still admitted", func(w Workload) bool { return true })
-	if !r2.Admitted() || r2.Cond("Evicted") {
-		t.Errorf("r2, within research's nominal quota, was touched: %s", r2)
-	}
-	// The pre-empted job is suspended again and its pods go; p2's pod runs.
-	s.WaitPods("job=r3", kueueTimeout, "r3's pods gone", func(p []corev1.Pod) bool { return len(p) == 0 })
+	WaitFor(t, kueueTimeout, "research back to its nominal 8 a100 GPUs, none borrowed", func(ctx context.Context) (bool, string, error) {
+		u, err := s.ClusterQueueUsage(ctx, research)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		q := u[a100]["nvidia.com/gpu"]
+		return q[0].Value() == 8 && q[1].Value() == 0, fmt.Sprintf("a100 gpu total=%s borrowed=%s", q[0].String(), q[1].String()), nil
+	})
+	// The pre-empted job is suspended again and its pods go; p2's pod runs; the victim waits.
+	s.WaitPods("job="+victim, kueueTimeout, victim+"'s pods gone", func(p []corev1.Pod) bool { return len(p) == 0 })
 	s.WaitPods("job=p2", kueueTimeout, "p2's pod Running", func(p []corev1.Pod) bool { return CountPhase(p, corev1.PodRunning) == 1 })
-	// r3 waits for quota again.
-	s.WaitWorkload("r3", kueueTimeout, "pending again", pending)
+	s.WaitWorkload(victim, kueueTimeout, "pending again", pending)
+	s.WaitPods("job="+survivor, kueueTimeout, survivor+"'s pod still Running", func(p []corev1.Pod) bool { return CountPhase(p, corev1.PodRunning) == 1 })
 }
 
 // A GPU job that names no GPU model gets the ClusterQueue's first flavor with room (a100), and
