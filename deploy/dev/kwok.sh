@@ -3,7 +3,8 @@
 # kube-apiserver (deploy/dev/kube.sh must be up first).
 #   deploy/dev/kwok.sh start|stop|status|build
 # Manages the nodes annotated kwok.x-k8s.io/node=fake (tests create them, see internal/cluster),
-# with the stages in deploy/dev/kwok/stages.yaml. Health: http://127.0.0.1:16460/healthz.
+# with the stages in deploy/dev/kwok/stages.yaml, and renews their Leases (the node-lifecycle
+# controller's heartbeat). Health: http://127.0.0.1:16460/healthz.
 SVC=kwok
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

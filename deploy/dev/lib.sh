@@ -185,11 +185,8 @@ go_bin() {
 			flock 9
 			if [[ ! -x "$out" ]]; then
 				log "building $name $version from Go modules (first time only)"
-				rm -f "$out.tmp.$$"
-				go_build "$name" "$moddir" "$out.tmp.$$" "$ldflags" . || {
-					rm -f "$out.tmp.$$"
-					exit 1
-				}
+				trap 'rm -f "$out.tmp.$$"' EXIT # also when go_build dies
+				go_build "$name" "$moddir" "$out.tmp.$$" "$ldflags" .
 				mv "$out.tmp.$$" "$out"
 			fi
 		) 9>"$CACHE/bin/.$name.lock" >&2 || die "building $name failed"
@@ -209,12 +206,9 @@ go_bins() {
 			flock 9
 			if [[ ! -f "$dir/.complete" ]]; then
 				log "building $name ($*) from Go modules (first time only)"
-				rm -rf "$dir.tmp.$$"
+				trap 'rm -rf "$dir.tmp.$$"' EXIT # also when go_build dies
 				mkdir -p "$dir.tmp.$$"
-				go_build "$name" "$moddir" "$dir.tmp.$$" "$ldflags" "$@" || {
-					rm -rf "$dir.tmp.$$"
-					exit 1
-				}
+				go_build "$name" "$moddir" "$dir.tmp.$$" "$ldflags" "$@"
 				touch "$dir.tmp.$$/.complete"
 				rm -rf "$dir"
 				mv "$dir.tmp.$$" "$dir"
