@@ -1,6 +1,6 @@
 //go:build integration
 
-package actuators
+package scale
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/internal/cluster"
 	"github.com/ebbflow/ebbflow/schemas"
 )
@@ -47,7 +48,7 @@ func TestScaleHandlerPodsRunOnKwokNodes(t *testing.T) {
 	}
 	s.WaitPodsRunning("app=resnet", 1, 2*time.Minute)
 
-	h := NewScaleHandler(actuator, 0)
+	h := NewHandler(actuator, 0)
 	target := schemas.Target{Cluster: "test", Namespace: s.Namespace, Kind: "Deployment", Name: "resnet"}
 	decide := func(seq int64, from, to int32) schemas.Action {
 		t.Helper()
@@ -55,7 +56,7 @@ func TestScaleHandlerPodsRunOnKwokNodes(t *testing.T) {
 		sd := schemas.ScaleDecision{ID: fmt.Sprintf("d-%s-%d", s.ID, seq), Kind: "scale", Seq: seq, Target: target,
 			Entity: "resnet", AtMs: now, ExpiresMs: now + 60_000, From: from, To: to,
 			Reason: schemas.Reason{Summary: "integration test"}, DecidedBy: "test"}
-		act, err := h.Apply(s.Context(), Decision{Kind: sd.Kind, ID: sd.ID, Seq: seq, Target: target,
+		act, err := h.Apply(s.Context(), actuators.Decision{Kind: sd.Kind, ID: sd.ID, Seq: seq, Target: target,
 			AtMs: sd.AtMs, ExpiresMs: sd.ExpiresMs, Event: sd})
 		if err != nil {
 			t.Fatalf("scale %d→%d: %v", from, to, err)
@@ -78,7 +79,7 @@ func TestScaleHandlerPodsRunOnKwokNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Annotations[AnnotationLastDecisionSeq] != "1" {
+	if d.Annotations[actuators.AnnotationLastDecisionSeq] != "1" {
 		t.Errorf("decision not recorded: annotations %v", d.Annotations)
 	}
 	waitDeploymentAvailable(t, s, "resnet", 6)
