@@ -30,6 +30,7 @@ func sampleEvents() []Event {
 		Action{ID: "a2", DecisionID: "d0", DecisionKind: DecisionScale, Seq: 6, Target: target, Outcome: OutcomeSkipped, Reason: "stale: seq 6 ≤ last applied 7", AtMs: 12, Actuator: "act-0"},
 		Alert{ID: "d1/scale_ratio", Severity: SeverityInfo, Kind: AlertScaleRatio, Summary: "c1/shop/Deployment/web scaled 3 → 5 (67%)",
 			Target: &target, Entity: "svc/c1/shop/web", DecisionID: "d1", AtMs: 10, Source: "/ebbflow/decide", Values: map[string]float64{"from": 3, "to": 5}},
+		sampleTrainingDecision(),
 		DeadLetter{ID: "dl1", Source: "window/0", Topic: "ebbflow.metrics.raw.v1", Partition: 3, Offset: 99, Key: "svc/c1/shop/web", Reason: "late", Error: "sample at 10:00:01 is 5m after the watermark", AtMs: 5, Payload: []byte{0, 1, 2}},
 	}
 }
@@ -55,6 +56,8 @@ func TestEveryEventValidates(t *testing.T) {
 			got, err = Decode[DeadLetter](b)
 		case Alert:
 			got, err = Decode[Alert](b)
+		case TrainingDecision:
+			got, err = Decode[TrainingDecision](b)
 		default:
 			t.Fatalf("no decoder case for %T", ev)
 		}
