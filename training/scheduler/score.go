@@ -41,8 +41,12 @@ type ScoreTerms struct {
 
 // String renders the terms as the formula with numbers substituted.
 func (t ScoreTerms) String() string {
-	return fmt.Sprintf("%d (%s base) + %d (waited %.0f min) − %d (dept util %.0f%%) = %d",
-		t.Base, t.Standing, t.WaitCredit, t.WaitedMinutes, t.UtilPenalty, 100*math.Max(0, t.DeptUtil), t.Total)
+	util := "unknown"
+	if t.DeptUtil >= 0 {
+		util = fmt.Sprintf("%.0f%%", 100*t.DeptUtil)
+	}
+	return fmt.Sprintf("%d (%s base) + %d (waited %.0f min) − %d (dept util %s) = %d",
+		t.Base, t.Standing, t.WaitCredit, t.WaitedMinutes, t.UtilPenalty, util, t.Total)
 }
 
 // Score is WPAI's score of a waiting job. Pure; each term is its own function.
