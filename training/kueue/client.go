@@ -190,8 +190,8 @@ type Workload struct {
 	Conditions map[string]Condition
 	// From the owning Job's labels and annotations.
 	Department, Family, Model, Pool string
-	Submitted                 time.Time
-	Score                     *schemas.TrainingScore
+	Submitted                       time.Time
+	Score                           *schemas.TrainingScore
 }
 
 // Admitted reports whether the Workload holds quota.
