@@ -343,11 +343,8 @@ func (c *Client) Refresh(ctx context.Context, now time.Time) ([]schemas.Training
 		}
 	}
 	var out []schemas.TrainingDecision
+	// Charge every new eviction to the kill budget before any guard reads it.
 	for _, w := range wls {
-		dept, ok := c.Cfg.Department(w.Department)
-		if !ok || w.Finished() {
-			continue
-		}
 		if ev := w.Conditions["Evicted"]; ev.Status == "True" && ev.Reason == "Preempted" {
 			key := w.UID + "/" + ev.LastTransition.Format(time.RFC3339)
 			if !c.seen[key] {
@@ -356,6 +353,12 @@ func (c *Client) Refresh(ctx context.Context, now time.Time) ([]schemas.Training
 				out = append(out, c.decision(w, schemas.TrainingPreempt, now, scheduler.ScoreTerms{Standing: scheduler.Borrowing},
 					fmt.Sprintf("Kueue pre-empted %s/%s: %s", w.Namespace, w.Job, ev.Message), ""))
 			}
+		}
+	}
+	for _, w := range wls {
+		dept, ok := c.Cfg.Department(w.Department)
+		if !ok || w.Finished() {
+			continue
 		}
 		model := w.Flavor
 		if model == "" {
