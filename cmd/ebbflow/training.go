@@ -79,6 +79,7 @@ touching the cluster. --publish also sends the decisions to Kafka.`,
 			if in.Runs, err = readRuns(ctx, c, dept, spec.Family, now); err != nil {
 				return err
 			}
+			in.DeptUtil = deptUtil(ctx, c, dept, now)
 			var kc *kueue.Client
 			if !dryRun {
 				if kc, err = kueueClient(c); err != nil {
@@ -148,6 +149,24 @@ func readRuns(ctx context.Context, c config.Config, dept scheduler.Department, f
 		scheduler.FamilyRunsQuery{Cluster: cluster(c), Namespace: dept.Ns(), Family: family, Now: now})
 }
 
+// deptUtil reads the department's recent GPU utilisation from the history;
+// −1 (unknown, no penalty) when it cannot.
+func deptUtil(ctx context.Context, c config.Config, dept scheduler.Department, now time.Time) float64 {
+	if c.Training.Score.UtilWindow <= 0 {
+		return -1
+	}
+	fsys, err := history.Open(ctx, c.History)
+	if err != nil {
+		return -1
+	}
+	defer history.Close(fsys)
+	u, err := scheduler.ReadDeptUtil(ctx, fsys, c.History.Root, c.Training.Sizing, cluster(c), dept.Ns(), c.Training.Score.UtilWindow, now)
+	if err != nil {
+		return -1
+	}
+	return u
+}
+
 func kueueClient(c config.Config) (*kueue.Client, error) {
 	rc, err := c.Kubernetes.RESTConfig()
 	if err != nil {
@@ -162,7 +181,12 @@ func kueueClient(c config.Config) (*kueue.Client, error) {
 		return nil, err
 	}
 	log := telemetry.NewLogger(c.Telemetry, nil).With("component", "training")
-	return kueue.NewClient(dyn, cs, c.Training, cluster(c), log)
+	kc, err := kueue.NewClient(dyn, cs, c.Training, cluster(c), log)
+	if err != nil {
+		return nil, err
+	}
+	kc.DeptUtil = func(ctx context.Context, d scheduler.Department) float64 { return deptUtil(ctx, c, d, time.Now()) }
+	return kc, nil
 }
 
 func printPlan(w io.Writer, spec scheduler.JobSpec, p scheduler.Plan) {

@@ -111,6 +111,9 @@ type ScoreConfig struct {
 	// UtilPenaltyMax is the penalty at 0 % utilisation, scaled linearly to 0
 	// at UtilTarget (10,000).
 	UtilPenaltyMax int64 `yaml:"util_penalty_max"`
+	// UtilWindow is how far back the department's utilisation is read from
+	// the history (1h).
+	UtilWindow time.Duration `yaml:"util_window"`
 }
 
 // PoolConfig names node pools.
@@ -174,7 +177,7 @@ func DefaultConfig() Config {
 // DefaultScoreConfig returns WPAI's score constants.
 func DefaultScoreConfig() ScoreConfig {
 	return ScoreConfig{WithinQuota: 1_000_000, Borrowing: 1_000, WaitCreditPerMinute: 10, WaitCreditMax: 100_000,
-		UtilTarget: 0.6, UtilPenaltyMax: 10_000}
+		UtilTarget: 0.6, UtilPenaltyMax: 10_000, UtilWindow: time.Hour}
 }
 
 // Validate names the first bad field.
@@ -280,6 +283,8 @@ func (s ScoreConfig) Validate() error {
 		return fmt.Errorf("util_target: %v is not in [0, 1]", s.UtilTarget)
 	case s.UtilPenaltyMax < 0:
 		return errors.New("util_penalty_max: must not be negative")
+	case s.UtilWindow < 0:
+		return errors.New("util_window: must not be negative")
 	}
 	if lo, hi := s.WithinQuota-s.UtilPenaltyMax, s.Borrowing+s.WaitCreditMax; lo <= hi {
 		return fmt.Errorf("within_quota: %d − util_penalty_max %d = %d must exceed borrowing %d + wait_credit_max %d = %d, so that no borrower outranks a within-quota job",

@@ -106,3 +106,32 @@ func RunsFromWindows(ws []schemas.Window, family string, scrapeInterval time.Dur
 	sort.Slice(out, func(i, j int) bool { return out[i].EndMs > out[j].EndMs })
 	return out
 }
+
+// ReadDeptUtil reads a department's recent GPU utilisation from the history:
+// Σ sum ÷ Σ count ÷ 100 of the gpu_util windows of every workload in its
+// namespace (svc/<cluster>/<namespace>/*) in the window ending at now.
+// It returns −1 (unknown: no penalty) when there are none.
+func ReadDeptUtil(ctx context.Context, fsys history.FS, root string, cfg SizingConfig, cluster, namespace string, window time.Duration, now time.Time) (float64, error) {
+	ws, err := history.ReadWindows(ctx, fsys, root, history.Query{SizeS: cfg.WindowSizeS, FromMs: now.Add(-window).UnixMilli(),
+		ToMs: now.UnixMilli() + 1, Signals: []string{schemas.SignalGPUUtil}})
+	if err != nil {
+		return -1, fmt.Errorf("training: read utilisation of %s: %w", namespace, err)
+	}
+	return DeptUtilFromWindows(ws, cluster, namespace), nil
+}
+
+// DeptUtilFromWindows is ReadDeptUtil's reduction. Pure.
+func DeptUtilFromWindows(ws []schemas.Window, cluster, namespace string) float64 {
+	prefix := schemas.ServiceEntity(cluster, namespace, "")
+	var sum, n float64
+	for _, w := range ws {
+		if w.Signal == schemas.SignalGPUUtil && strings.HasPrefix(w.Entity, prefix) {
+			sum += w.Sum
+			n += float64(w.Count)
+		}
+	}
+	if n == 0 {
+		return -1
+	}
+	return clamp01(sum / n / 100)
+}

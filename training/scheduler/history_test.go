@@ -83,3 +83,30 @@ func TestSizingFromSeededParquetHistory(t *testing.T) {
 		t.Fatalf("gpt: %v %v", none, err)
 	}
 }
+
+func TestDeptUtilFromHistory(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	var ws []schemas.Window
+	// research: one run at 30 % on 8 GPUs and one at 60 % on 8 GPUs → 45 %.
+	ws = append(ws, seedRun(now.Add(-30*time.Minute), schemas.ServiceEntity("c1", "research", "a-20261129000001"), 20, 8, 30, 1000, 1)...)
+	ws = append(ws, seedRun(now.Add(-30*time.Minute), schemas.ServiceEntity("c1", "research", "b-20261129000001"), 20, 8, 60, 1000, 1)...)
+	// Outside the hour and in another namespace: ignored.
+	ws = append(ws, seedRun(now.Add(-3*time.Hour), schemas.ServiceEntity("c1", "research", "c-20261129000001"), 20, 8, 100, 1000, 1)...)
+	ws = append(ws, seedRun(now.Add(-30*time.Minute), schemas.ServiceEntity("c1", "researchers", "d-20261129000001"), 20, 8, 100, 1000, 1)...)
+	if _, err := history.WriteWindows(ctx, history.LocalFS{}, root, ws, "part-0.parquet"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig().Sizing
+	u, err := ReadDeptUtil(ctx, history.LocalFS{}, root, cfg, "c1", "research", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u < 0.449 || u > 0.451 {
+		t.Errorf("research utilisation %v, want 0.45", u)
+	}
+	if u, _ := ReadDeptUtil(ctx, history.LocalFS{}, root, cfg, "c1", "product", time.Hour, now); u != -1 {
+		t.Errorf("product with no windows: %v, want -1 (unknown)", u)
+	}
+}
