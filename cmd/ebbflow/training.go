@@ -111,7 +111,7 @@ touching the cluster. --publish also sends the decisions to Kafka.`,
 				if _, err := kc.Submit(ctx, job); err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "created job %s/%s (Kueue queue %s)\n", job.Namespace, job.Name, c.Training.Kueue.LocalQueue)
+				fmt.Fprintf(out, "created job %s/%s (Kueue queue %s)\n", job.Namespace, job.Name, job.Labels[kueue.LabelQueueName])
 			}
 			for _, d := range plan.Decisions {
 				d.DryRun = dryRun

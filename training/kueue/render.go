@@ -43,6 +43,10 @@ const (
 
 // RenderJob renders a planned job as a suspended, Kueue-managed batch/v1 Job.
 func RenderJob(cfg scheduler.Config, spec scheduler.JobSpec, p scheduler.Plan, now time.Time) (*batchv1.Job, error) {
+	dept, ok := cfg.Department(spec.Department)
+	if !ok {
+		return nil, fmt.Errorf("kueue: render job %s: unknown department %q", p.JobName, spec.Department)
+	}
 	gm, ok := cfg.GPUModel(p.Choice.Model)
 	if !ok {
 		return nil, fmt.Errorf("kueue: render job %s: unknown GPU model %q", p.JobName, p.Choice.Model)
@@ -66,7 +70,7 @@ func RenderJob(cfg scheduler.Config, spec scheduler.JobSpec, p scheduler.Plan, n
 		ObjectMeta: metav1.ObjectMeta{
 			Name: p.JobName, Namespace: p.Namespace,
 			Labels: map[string]string{
-				LabelQueueName: cfg.Kueue.LocalQueue, LabelPriorityClass: cfg.Kueue.PriorityClass,
+				LabelQueueName: dept.Queue(cfg.Kueue.LocalQueue), LabelPriorityClass: cfg.Kueue.PriorityClass,
 				LabelDepartment: spec.Department, LabelFamily: spec.Family, LabelUser: spec.User,
 				LabelPool: p.Placement.Pool, LabelGPUModel: gm.Name, LabelManaged: "true",
 			},
@@ -183,7 +187,7 @@ func SetupObjects(cfg scheduler.Config, cpuPerFlavor, memPerFlavor string) []*un
 				"borrowWithinCohort":  map[string]any{"policy": "Never"},
 			},
 		}}))
-		out = append(out, obj("LocalQueue", d.Ns(), cfg.Kueue.LocalQueue, map[string]any{"spec": map[string]any{"clusterQueue": d.Name}}))
+		out = append(out, obj("LocalQueue", d.Ns(), d.Queue(cfg.Kueue.LocalQueue), map[string]any{"spec": map[string]any{"clusterQueue": d.Name}}))
 	}
 	return out
 }

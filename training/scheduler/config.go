@@ -44,6 +44,17 @@ type Department struct {
 	Namespace string `yaml:"namespace"`
 	// Quota is the nominal quota in GPUs per GPU model name.
 	Quota map[string]int `yaml:"quota"`
+	// LocalQueue is the department's LocalQueue ("" = kueue.local_queue);
+	// set it when departments share a namespace.
+	LocalQueue string `yaml:"local_queue,omitempty"`
+}
+
+// Queue returns the department's LocalQueue name given the default.
+func (d Department) Queue(def string) string {
+	if d.LocalQueue != "" {
+		return d.LocalQueue
+	}
+	return def
 }
 
 // Ns returns the department's namespace.
