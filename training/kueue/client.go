@@ -322,15 +322,11 @@ func (c *Client) SetPriority(ctx context.Context, ns, name string, p int32) erro
 
 // Refresh is one pass of the score loop: every waiting Workload of a
 // training Job gets its current score as priority; every admitted one that
-// borrows gets the protected priority while the guard protects it (younger
+// borrows (Borrowers) gets the protected priority while the guard protects it (younger
 // than min_runtime, or kill budget spent) and the borrowing base otherwise;
 // evictions by pre-emption are charged to the kill budget and reported.
 // It returns the decisions it made.
 func (c *Client) Refresh(ctx context.Context, now time.Time) ([]schemas.TrainingDecision, error) {
-	usage, err := c.ReadUsage(ctx)
-	if err != nil {
-		return nil, err
-	}
 	wls, err := c.ListWorkloads(ctx)
 	if err != nil {
 		return nil, err
@@ -355,6 +351,18 @@ func (c *Client) Refresh(ctx context.Context, now time.Time) ([]schemas.Training
 			}
 		}
 	}
+	borrowers := Borrowers(c.Cfg, wls)
+	// GPUs in use per department and flavor, from the Workloads themselves
+	// (their admission is written at once; ClusterQueue status lags).
+	used := map[string]scheduler.Usage{}
+	for _, w := range wls {
+		if w.Admitted() && !w.Finished() {
+			if used[w.Department] == nil {
+				used[w.Department] = scheduler.Usage{}
+			}
+			used[w.Department][nonEmpty(w.Flavor, w.Model)] += w.GPUs
+		}
+	}
 	for _, w := range wls {
 		dept, ok := c.Cfg.Department(w.Department)
 		if !ok || w.Finished() {
@@ -369,7 +377,7 @@ func (c *Client) Refresh(ctx context.Context, now time.Time) ([]schemas.Training
 		var guard string
 		if w.Admitted() {
 			ran := now.Sub(w.Conditions["QuotaReserved"].LastTransition)
-			borrowing := usage.Used[dept.Name][model] > dept.Quota[model]
+			borrowing := borrowers[w.UID]
 			terms = scheduler.Score(c.Cfg.Score, scheduler.ScoreInput{Standing: scheduler.WithinQuota, DeptUtil: -1})
 			want = ProtectedPriority(c.Cfg) // within quota: never a reclaim victim
 			if borrowing {
@@ -382,7 +390,7 @@ func (c *Client) Refresh(ctx context.Context, now time.Time) ([]schemas.Training
 				}
 			}
 		} else {
-			st := scheduler.Standing(dept, usage.Used[dept.Name], model, w.GPUs)
+			st := scheduler.Standing(dept, used[dept.Name], model, w.GPUs)
 			terms = scheduler.Score(c.Cfg.Score, scheduler.ScoreInput{Standing: st, Waited: now.Sub(w.Submitted), DeptUtil: utils[dept.Name]})
 			want = terms.Priority()
 		}
@@ -404,6 +412,35 @@ func (c *Client) Refresh(ctx context.Context, now time.Time) ([]schemas.Training
 		out = append(out, c.decision(w, action, now, terms, summary, guard))
 	}
 	return out, nil
+}
+
+// Borrowers says which admitted Workloads run on borrowed quota, by UID.
+// Per department and GPU flavor, admitted Workloads are taken oldest
+// admission first; those that still fit the nominal quota run within it,
+// the rest borrow. (Kueue, reclaiming, evicts among equal priorities the
+// most recently admitted first: the same order.) Pure.
+func Borrowers(cfg scheduler.Config, wls []Workload) map[string]bool {
+	type key struct{ dept, model string }
+	groups := map[key][]Workload{}
+	for _, w := range wls {
+		if w.Admitted() && !w.Finished() {
+			k := key{w.Department, nonEmpty(w.Flavor, w.Model)}
+			groups[k] = append(groups[k], w)
+		}
+	}
+	out := map[string]bool{}
+	for k, g := range groups {
+		d, _ := cfg.Department(k.dept)
+		sort.SliceStable(g, func(i, j int) bool {
+			return g[i].Conditions["QuotaReserved"].LastTransition.Before(g[j].Conditions["QuotaReserved"].LastTransition)
+		})
+		used := 0
+		for _, w := range g {
+			used += w.GPUs
+			out[w.UID] = used > d.Quota[k.model]
+		}
+	}
+	return out
 }
 
 func (c *Client) decision(w Workload, action string, now time.Time, t scheduler.ScoreTerms, summary, guard string) schemas.TrainingDecision {

@@ -154,12 +154,14 @@ func trainingJob(ns, name, dept, model string, submitted time.Time) *batchv1.Job
 func TestRefreshWritesScoresAndGuards(t *testing.T) {
 	cfg := scheduler.DefaultConfig() // quotas 8 a100 + 8 v100 each; min runtime 10m
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	// product borrows: 12 a100 reserved against a quota of 8.
-	reserved := map[string]map[string]int{"research": {"a100": 4}, "product": {"a100": 12}}
+	// product borrows: 16 a100 reserved against a quota of 8. Its oldest
+	// run (8 GPUs) fits the quota; the two younger ones borrow.
+	reserved := map[string]map[string]int{"research": {"a100": 4}, "product": {"a100": 16}}
 	pendingWhy := "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor a100, 4 more needed"
 	wls := []*unstructured.Unstructured{
 		workload("research", "wl-wait-in", "job-wait-in", 4, 0, cond("QuotaReserved", "False", "Pending", pendingWhy, now.Add(-30*time.Minute))),
 		workload("product", "wl-wait-borrow", "job-wait-borrow", 4, 0, cond("QuotaReserved", "False", "Pending", pendingWhy, now.Add(-time.Hour))),
+		workload("product", "wl-base", "job-base", 8, 0, cond("QuotaReserved", "True", "QuotaReserved", "", now.Add(-5*time.Hour))),
 		workload("product", "wl-young", "job-young", 4, 0, cond("QuotaReserved", "True", "QuotaReserved", "", now.Add(-2*time.Minute))),
 		workload("product", "wl-old", "job-old", 4, 0, cond("QuotaReserved", "True", "QuotaReserved", "", now.Add(-2*time.Hour))),
 		workload("product", "wl-evicted", "job-evicted", 4, 0,
@@ -169,6 +171,7 @@ func TestRefreshWritesScoresAndGuards(t *testing.T) {
 	jobs := []*batchv1.Job{
 		trainingJob("research", "job-wait-in", "research", "a100", now.Add(-30*time.Minute)),
 		trainingJob("product", "job-wait-borrow", "product", "a100", now.Add(-time.Hour)),
+		trainingJob("product", "job-base", "product", "a100", now.Add(-6*time.Hour)),
 		trainingJob("product", "job-young", "product", "a100", now.Add(-5*time.Minute)),
 		trainingJob("product", "job-old", "product", "a100", now.Add(-3*time.Hour)),
 		trainingJob("product", "job-evicted", "product", "a100", now.Add(-4*time.Hour)),
@@ -216,8 +219,8 @@ func TestRefreshWritesScoresAndGuards(t *testing.T) {
 			}
 		}
 	}
-	if preempts != 1 || admits != 5 {
-		t.Errorf("%d preempt and %d admit decisions, want 1 and 5", preempts, admits)
+	if preempts != 1 || admits != 6 {
+		t.Errorf("%d preempt and %d admit decisions, want 1 and 6", preempts, admits)
 	}
 	// The eviction was charged once: a second pass changes nothing.
 	if ds2, err := c.Refresh(ctx, now); err != nil || len(ds2) != 0 {
@@ -243,10 +246,12 @@ func TestKillBudgetSpentProtectsOldBorrowers(t *testing.T) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	reserved := map[string]map[string]int{"product": {"a100": 12}}
 	wls := []*unstructured.Unstructured{
+		workload("product", "wl-base", "job-base", 8, 0, cond("QuotaReserved", "True", "QuotaReserved", "", now.Add(-5*time.Hour))),
 		workload("product", "wl-a-old", "job-old", 4, 0, cond("QuotaReserved", "True", "QuotaReserved", "", now.Add(-2*time.Hour))),
 		workload("product", "wl-evicted", "job-evicted", 4, 0, cond("Evicted", "True", "Preempted", "reclaimed", now.Add(-time.Minute))),
 	}
 	jobs := []*batchv1.Job{trainingJob("product", "job-old", "product", "a100", now.Add(-3*time.Hour)),
+		trainingJob("product", "job-base", "product", "a100", now.Add(-6*time.Hour)),
 		trainingJob("product", "job-evicted", "product", "a100", now.Add(-3*time.Hour))}
 	c := fakeCluster(t, cfg, reserved, wls, jobs)
 	ds, err := c.Refresh(context.Background(), now)
