@@ -7,6 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ebbflow/ebbflow/schemas"
+	"github.com/ebbflow/ebbflow/training/kueue"
+	"github.com/ebbflow/ebbflow/training/scheduler"
 )
 
 func runRoot(t *testing.T, args ...string) (string, error) {
@@ -72,5 +77,26 @@ func TestTrainingBacktestJSON(t *testing.T) {
 	}
 	if _, err := runRoot(t, "training", "backtest"); err == nil || !strings.Contains(err.Error(), "--trace") {
 		t.Errorf("missing --trace: %v", err)
+	}
+}
+
+func TestPrintQueueShowsTermsAndWhy(t *testing.T) {
+	cfg := scheduler.DefaultConfig()
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	wls := []kueue.Workload{
+		{Name: "wl-1", Namespace: "research", Job: "bert-1", Department: "research", Model: "a100", GPUs: 4, Priority: 1_000_300,
+			Submitted: now.Add(-30 * time.Minute), Score: &schemas.TrainingScore{Standing: "within_quota", UtilPenalty: 0, DeptUtil: 0.7},
+			Conditions: map[string]kueue.Condition{"QuotaReserved": {Type: "QuotaReserved", Status: "False", Reason: "Pending",
+				Message: "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor a100, 4 more needed"}}},
+		{Name: "wl-2", Namespace: "product", Job: "gpt-1", Department: "product", Flavor: "v100", GPUs: 2, Priority: 1_100_001,
+			Conditions: map[string]kueue.Condition{"QuotaReserved": {Type: "QuotaReserved", Status: "True"}}},
+	}
+	var b bytes.Buffer
+	printQueue(&b, cfg, wls, now)
+	out := b.String()
+	for _, want := range []string{"bert-1", "waiting", "1000000 (within_quota base) + 300 (waited 30 min)", "insufficient unused quota", "gpt-1", "admitted"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("queue output lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -268,3 +268,24 @@ func TestKillBudgetSpentProtectsOldBorrowers(t *testing.T) {
 	}
 	t.Fatal("no decision about the old borrower")
 }
+
+func TestBorrowersOldestFitTheQuota(t *testing.T) {
+	cfg := scheduler.DefaultConfig() // research: 8 a100
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	adm := func(uid string, gpus int, at time.Duration) Workload {
+		return Workload{UID: uid, Department: "research", Flavor: "a100", GPUs: gpus,
+			Conditions: map[string]Condition{"QuotaReserved": {Type: "QuotaReserved", Status: "True", LastTransition: t0.Add(at)}}}
+	}
+	wls := []Workload{adm("c", 4, 3*time.Hour), adm("a", 4, time.Hour), adm("b", 4, 2*time.Hour),
+		{UID: "waiting", Department: "research", Flavor: "a100", GPUs: 8}}
+	got := Borrowers(cfg, wls)
+	want := map[string]bool{"a": false, "b": false, "c": true}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s borrowing = %v, want %v", k, got[k], v)
+		}
+	}
+}
