@@ -325,6 +325,15 @@ decision, printed and, with --publish, sent to Kafka.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if !once {
+				reg := telemetry.NewRegistry()
+				kc.Metrics = kueue.NewMetrics(reg)
+				go func() {
+					if err := telemetry.Serve(ctx, c.Telemetry.Listen, telemetry.Handler(reg, &telemetry.Readiness{}), kc.Log); err != nil {
+						kc.Log.Error("telemetry", "err", err)
+					}
+				}()
+			}
 			t := time.NewTicker(c.Training.Kueue.RefreshInterval)
 			defer t.Stop()
 			for {

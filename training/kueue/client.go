@@ -35,6 +35,8 @@ type Client struct {
 	// DeptUtil returns a department's recent GPU utilisation (0–1, −1
 	// unknown); nil = unknown for all.
 	DeptUtil func(ctx context.Context, dept scheduler.Department) float64
+	// Metrics are updated by Refresh (NewClient makes unregistered ones).
+	Metrics *Metrics
 
 	gvr    GVRs
 	budget *killbudget.Budget
@@ -50,7 +52,7 @@ func NewClient(dyn dynamic.Interface, kube kubernetes.Interface, cfg scheduler.C
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Client{Dyn: dyn, Kube: kube, Cfg: cfg, Cluster: cluster, Log: log, gvr: g,
+	return &Client{Dyn: dyn, Kube: kube, Cfg: cfg, Cluster: cluster, Log: log, gvr: g, Metrics: NewMetrics(nil),
 		budget: killbudget.New(cfg.KillBudget), seen: map[string]bool{}}, nil
 }
 
@@ -339,6 +341,18 @@ func (c *Client) Refresh(ctx context.Context, now time.Time) ([]schemas.Training
 		}
 	}
 	var out []schemas.TrainingDecision
+	waiting, admitted := 0, 0
+	for _, w := range wls {
+		switch {
+		case w.Finished():
+		case w.Admitted():
+			admitted++
+		default:
+			waiting++
+		}
+	}
+	c.Metrics.Waiting.Set(float64(waiting))
+	c.Metrics.Admitted.Set(float64(admitted))
 	// Charge every new eviction to the kill budget before any guard reads it.
 	for _, w := range wls {
 		if ev := w.Conditions["Evicted"]; ev.Status == "True" && ev.Reason == "Preempted" {
@@ -346,6 +360,7 @@ func (c *Client) Refresh(ctx context.Context, now time.Time) ([]schemas.Training
 			if !c.seen[key] {
 				c.seen[key] = true
 				c.budget.Record(ev.LastTransition)
+				c.Metrics.Preemptions.Inc()
 				out = append(out, c.decision(w, schemas.TrainingPreempt, now, scheduler.ScoreTerms{Standing: scheduler.Borrowing},
 					fmt.Sprintf("Kueue pre-empted %s/%s: %s", w.Namespace, w.Job, ev.Message), ""))
 			}
@@ -399,6 +414,10 @@ func (c *Client) Refresh(ctx context.Context, now time.Time) ([]schemas.Training
 		}
 		if err := c.SetPriority(ctx, w.Namespace, w.Name, want); err != nil {
 			return out, err
+		}
+		c.Metrics.PriorityUpdates.WithLabelValues(string(terms.Standing)).Inc()
+		if guard != "" {
+			c.Metrics.GuardProtections.WithLabelValues(guard).Inc()
 		}
 		action, summary := schemas.TrainingAdmit, fmt.Sprintf("score of waiting %s/%s: %s", w.Namespace, w.Job, terms)
 		if w.Admitted() {

@@ -15,6 +15,9 @@ import (
 	dynfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/ebbflow/ebbflow/schemas"
 	"github.com/ebbflow/ebbflow/training/scheduler"
 )
@@ -222,6 +225,12 @@ func TestRefreshWritesScoresAndGuards(t *testing.T) {
 	if preempts != 1 || admits != 6 {
 		t.Errorf("%d preempt and %d admit decisions, want 1 and 6", preempts, admits)
 	}
+	if got := counterValue(c.Metrics.Preemptions); got != 1 {
+		t.Errorf("ebbflow_training_preemptions_total = %v, want 1", got)
+	}
+	if got := counterValue(c.Metrics.GuardProtections.WithLabelValues("min_runtime")); got != 1 {
+		t.Errorf("min_runtime protections = %v, want 1", got)
+	}
 	// The eviction was charged once: a second pass changes nothing.
 	if ds2, err := c.Refresh(ctx, now); err != nil || len(ds2) != 0 {
 		t.Errorf("second pass: %d decisions (%v)", len(ds2), err)
@@ -288,4 +297,14 @@ func TestBorrowersOldestFitTheQuota(t *testing.T) {
 			t.Errorf("%s borrowing = %v, want %v", k, got[k], v)
 		}
 	}
+}
+
+func counterValue(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var d dto.Metric
+	if err := (<-ch).Write(&d); err != nil {
+		return -1
+	}
+	return d.GetCounter().GetValue()
 }
