@@ -16,8 +16,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ebbflow/ebbflow/internal/config"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 	"github.com/ebbflow/ebbflow/internal/history"
+	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
 	"github.com/ebbflow/ebbflow/training/backtest"
@@ -132,14 +133,14 @@ touching the cluster. --publish also sends the decisions to Kafka.`,
 	return cmd
 }
 
-func cluster(c config.Config) string {
+func cluster(c wire.Config) string {
 	if c.Training.Cluster != "" {
 		return c.Training.Cluster
 	}
 	return c.Kubernetes.Cluster
 }
 
-func readRuns(ctx context.Context, c config.Config, dept scheduler.Department, family string, now time.Time) ([]scheduler.RunStats, error) {
+func readRuns(ctx context.Context, c wire.Config, dept scheduler.Department, family string, now time.Time) ([]scheduler.RunStats, error) {
 	fsys, err := history.Open(ctx, c.History)
 	if err != nil {
 		return nil, fmt.Errorf("training: history: %w", err)
@@ -151,7 +152,7 @@ func readRuns(ctx context.Context, c config.Config, dept scheduler.Department, f
 
 // deptUtil reads the department's recent GPU utilisation from the history;
 // −1 (unknown, no penalty) when it cannot.
-func deptUtil(ctx context.Context, c config.Config, dept scheduler.Department, now time.Time) float64 {
+func deptUtil(ctx context.Context, c wire.Config, dept scheduler.Department, now time.Time) float64 {
 	if c.Training.Score.UtilWindow <= 0 {
 		return -1
 	}
@@ -167,7 +168,7 @@ func deptUtil(ctx context.Context, c config.Config, dept scheduler.Department, n
 	return u
 }
 
-func kueueClient(c config.Config) (*kueue.Client, error) {
+func kueueClient(c wire.Config) (*kueue.Client, error) {
 	rc, err := c.Kubernetes.RESTConfig()
 	if err != nil {
 		return nil, err
@@ -207,7 +208,7 @@ func printPlan(w io.Writer, spec scheduler.JobSpec, p scheduler.Plan) {
 	fmt.Fprintf(w, "\nscore: %s\n", p.Score)
 }
 
-func publishDecisions(c config.Config, ds []schemas.TrainingDecision, dryRun bool) error {
+func publishDecisions(c wire.Config, ds []schemas.TrainingDecision, dryRun bool) error {
 	sc, err := c.Kafka.Sarama()
 	if err != nil {
 		return err
@@ -222,7 +223,7 @@ func publishDecisions(c config.Config, ds []schemas.TrainingDecision, dryRun boo
 	topic := c.Kafka.Topics().Name(schemas.TopicDecisions)
 	for _, d := range ds {
 		d.DryRun = dryRun
-		msg, err := schemas.NewMessage(topic, c.Training.Source, d)
+		msg, err := kafkax.NewMessage(topic, c.Training.Source, d)
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/ebbflow/ebbflow/internal/kube"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/training/scheduler"
 )
 
 // Config is the whole configuration file. Each component receives its own
@@ -31,6 +32,7 @@ type Config struct {
 	Autoscale  autoscale.Config `yaml:"autoscale"`
 	Actuate    actuators.Config `yaml:"actuate"`
 	Dev        DevConfig        `yaml:"dev"`
+	Training   scheduler.Config `yaml:"training"`
 }
 
 // Default returns the documented defaults of every section.
@@ -47,6 +49,7 @@ func Default() Config {
 		Autoscale:  autoscale.DefaultConfig(),
 		Actuate:    actuators.DefaultConfig(),
 		Dev:        DefaultDevConfig(),
+		Training:   scheduler.DefaultConfig(),
 	}
 }
 
