@@ -123,7 +123,7 @@ touching the cluster. --publish also sends the decisions to Kafka.`,
 				fmt.Fprintf(out, "decision %s\n", b)
 			}
 			if publish {
-				return publishDecisions(c, plan.Decisions, dryRun)
+				return publishDecisions(ctx, c, plan.Decisions, dryRun)
 			}
 			return nil
 		},
@@ -208,19 +208,22 @@ func printPlan(w io.Writer, spec scheduler.JobSpec, p scheduler.Plan) {
 	fmt.Fprintf(w, "\nscore: %s\n", p.Score)
 }
 
-func publishDecisions(c wire.Config, ds []schemas.TrainingDecision, dryRun bool) error {
-	sc, err := c.Kafka.Sarama()
+// publishDecisions sends training decisions to the decisions topic with an
+// idempotent producer (the topic is created if kafka.create_topics is on).
+func publishDecisions(ctx context.Context, c wire.Config, ds []schemas.TrainingDecision, dryRun bool) error {
+	topic := c.Kafka.Topics().Name(schemas.TopicDecisions)
+	if err := kafkax.EnsureTopics(ctx, c.Kafka, topic); err != nil {
+		return err
+	}
+	sc, err := c.Kafka.IdempotentProducer()
 	if err != nil {
 		return err
 	}
-	sc.Producer.Return.Successes = true
-	sc.Producer.RequiredAcks = sarama.WaitForAll
 	p, err := sarama.NewSyncProducer(c.Kafka.Brokers, sc)
 	if err != nil {
 		return fmt.Errorf("training: kafka producer for %v: %w", c.Kafka.Brokers, err)
 	}
 	defer p.Close()
-	topic := c.Kafka.Topics().Name(schemas.TopicDecisions)
 	for _, d := range ds {
 		d.DryRun = dryRun
 		msg, err := kafkax.NewMessage(topic, c.Training.Source, d)
@@ -350,7 +353,7 @@ decision, printed and, with --publish, sent to Kafka.`,
 					fmt.Fprintf(cmd.OutOrStdout(), "decision %s\n", b)
 				}
 				if publish && len(ds) > 0 {
-					if err := publishDecisions(c, ds, false); err != nil {
+					if err := publishDecisions(ctx, c, ds, false); err != nil {
 						return err
 					}
 				}
