@@ -132,6 +132,9 @@ func (c *Client) ReadUsage(ctx context.Context) (Usage, error) {
 	for _, d := range c.Cfg.Departments {
 		cq, err := c.Dyn.Resource(c.gvr.ClusterQueue).Get(ctx, d.Name, metav1.GetOptions{})
 		if err != nil {
+			if apierrors.IsNotFound(err) {
+				return u, fmt.Errorf("kueue: ClusterQueue %s of department %s does not exist (create the Kueue objects with `ebbflow training setup`): %w", d.Name, d.Name, err)
+			}
 			return u, fmt.Errorf("kueue: read ClusterQueue %s: %w", d.Name, err)
 		}
 		used := scheduler.Usage{}
