@@ -129,7 +129,3 @@ func (d TrainingDecision) EventTime() time.Time { return time.UnixMilli(d.AtMs).
 // EventKey implements Event.
 func (d TrainingDecision) EventKey() string { return d.Target.Key() }
 
-func init() {
-	schemaFile[TrainingDecision{}.EventType()] = "decision.training.schema.json"
-	DecisionKinds = append(DecisionKinds, DecisionTraining)
-}
