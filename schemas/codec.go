@@ -51,6 +51,7 @@ var schemaFile = map[string]string{
 	Forecast{}.EventType():          "forecast.schema.json",
 	ScaleDecision{}.EventType():     "decision.scale.schema.json",
 	InferenceDecision{}.EventType(): "decision.inference.schema.json",
+	TrainingDecision{}.EventType():  "decision.training.schema.json",
 	Action{}.EventType():            "action.schema.json",
 	DeadLetter{}.EventType():        "deadletter.schema.json",
 	Alert{}.EventType():             "alert.schema.json",

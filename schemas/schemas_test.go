@@ -45,6 +45,7 @@ func sampleEvents() []Event {
 				Thresholds: map[string]float64{"min_rate": 0.35, "max_rate": 0.85, "expect_rate": 0.65, "lead_time_s": 240},
 				Inputs:     map[string]float64{"utilisation": 0.8, "online": 10, "offline": 3, "required": 13},
 				Forecast:   []UtilisationPoint{{AtMs: 80, Utilisation: 0.9}}}},
+		sampleTrainingDecision(),
 		DeadLetter{ID: "dl1", Source: "window/0", Topic: "ebbflow.metrics.raw.v1", Partition: 3, Offset: 99, Key: "svc/c1/shop/web", Reason: "late", Error: "sample at 10:00:01 is 5m after the watermark", AtMs: 5, Payload: []byte{0, 1, 2}},
 	}
 }
@@ -74,6 +75,8 @@ func TestEveryEventValidates(t *testing.T) {
 			got, err = Decode[DeadLetter](b)
 		case Alert:
 			got, err = Decode[Alert](b)
+		case TrainingDecision:
+			got, err = Decode[TrainingDecision](b)
 		default:
 			t.Fatalf("no decoder case for %T", ev)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/training/mixing"
+	"github.com/ebbflow/ebbflow/training/scheduler"
 )
 
 // Config is the whole configuration file. Each component receives its own
@@ -34,6 +35,7 @@ type Config struct {
 	Actuate    actuators.Config `yaml:"actuate"`
 	Mixing     mixing.Config    `yaml:"mixing"`
 	Servers    servers.Config   `yaml:"servers"`
+	Training   scheduler.Config `yaml:"training"`
 	Dev        DevConfig        `yaml:"dev"`
 }
 
@@ -52,6 +54,7 @@ func Default() Config {
 		Actuate:    actuators.DefaultConfig(),
 		Mixing:     mixing.DefaultConfig(),
 		Servers:    servers.DefaultConfig(),
+		Training:   scheduler.DefaultConfig(),
 		Dev:        DefaultDevConfig(),
 	}
 }
