@@ -523,7 +523,7 @@ func onlineNode(t *testing.T, admin kubernetes.Interface, name string) {
 // ReplicaSets and pods are collected.
 func TestRolloutOnTheControlPlane(t *testing.T) {
 	if os.Getenv("EBBFLOW_TEST_KWOK") == "" {
-		t.Skip("EBBFLOW_TEST_KWOK is not set: these test services run no kube-controller-manager and kwok, so pods never become Ready")
+		t.Fatal("EBBFLOW_TEST_KWOK is not set: start the control plane with deploy/dev/services.sh up (kube-controller-manager and kwok make pods Ready); integration tests never skip")
 	}
 	c := setup(t)
 	ctx := context.Background()
