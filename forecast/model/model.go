@@ -7,6 +7,8 @@ package model
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -32,6 +34,11 @@ type Model struct {
 	Version string
 	// Name is the file the model came from.
 	Name string
+	// Gate is the promotion verdict the model carries (attribute
+	// ebbflow_gate); GateReason says why it is missing or unreadable.
+	Gate       Verdict
+	GateReason Reason
+	GateErr    error
 }
 
 // Signal is the signal the model forecasts.
@@ -83,7 +90,10 @@ func FromXGB(x *xgb.Model, name string) (*Model, error) {
 	if id == "" {
 		id = strings.TrimSuffix(strings.TrimSuffix(name, ".gz"), Suffix)
 	}
-	return &Model{XGB: x, Spec: spec, ID: id, Version: ver, Name: name}, nil
+	m := &Model{XGB: x, Spec: spec, ID: id, Version: ver, Name: name}
+	raw, present := x.Attribute(AttrGate)
+	m.Gate, m.GateReason, m.GateErr = ParseVerdict(raw, present)
+	return m, nil
 }
 
 // Predictor scores rows of one model with its own builder. It is not safe
@@ -116,4 +126,29 @@ func (p *Predictor) Forecast(src features.Source, origin int64, dst []float64) (
 		dst[k] = r.Value(v)
 	}
 	return r, nil
+}
+
+// SetAttributes returns an XGBoost JSON model with attrs added to (or
+// replacing those in) learner.attributes, the map booster.set_attr writes.
+// Numbers keep their exact text, so the trees are unchanged.
+func SetAttributes(raw []byte, attrs map[string]string) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("model: not XGBoost JSON: %w", err)
+	}
+	learner, ok := doc["learner"].(map[string]any)
+	if !ok {
+		return nil, errors.New("model: not XGBoost JSON: no learner object")
+	}
+	a, _ := learner["attributes"].(map[string]any)
+	if a == nil {
+		a = map[string]any{}
+		learner["attributes"] = a
+	}
+	for k, v := range attrs {
+		a[k] = v
+	}
+	return json.Marshal(doc)
 }
