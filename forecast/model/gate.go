@@ -150,11 +150,11 @@ type Verdict struct {
 	Reason  Reason `json:"reason"`
 	// Horizons are the gate horizons (steps) and RatiosLast the test MAE
 	// ratios to last value at them.
-	Horizons   []int     `json:"horizons"`
+	Horizons   []int   `json:"horizons"`
 	RatiosLast []Float `json:"ratios_last"`
-	MinGain    float64   `json:"min_gain"`
-	Detail     string    `json:"detail"`
-	JudgedAt   string    `json:"judged_at,omitempty"`
+	MinGain    float64 `json:"min_gain"`
+	Detail     string  `json:"detail"`
+	JudgedAt   string  `json:"judged_at,omitempty"`
 }
 
 // Promoted reports whether the verdict lets the model serve.
