@@ -33,7 +33,7 @@ func newForecastCmd(g *globals) *cobra.Command {
 func newForecastServeCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
-		Short: "Consume metrics.windows, publish forecasts (models hot-reload from forecast.model_dir)",
+		Short: "Consume metrics.windows, publish forecasts (promoted models hot-reload from forecast.model_dir; forecast.retrain.interval retrains them on the history)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
@@ -49,8 +49,17 @@ func newForecastServeCmd(g *globals) *cobra.Command {
 				}
 				defer history.Close(fsys)
 			}
+			deps := forecast.Deps{Kafka: cfg.Kafka, ModelFS: fsys, Logger: log, Registerer: reg}
+			if cfg.Forecast.Retrain.Interval > 0 {
+				hfs, err := history.Open(cmd.Context(), cfg.History)
+				if err != nil {
+					return err
+				}
+				defer history.Close(hfs)
+				deps.HistoryFS, deps.HistoryRoot = hfs, cfg.History.Root
+			}
 			go func() { _ = telemetry.Serve(cmd.Context(), cfg.Telemetry.Listen, telemetry.Handler(reg, nil), log) }()
-			return forecast.Run(cmd.Context(), cfg.Forecast, forecast.Deps{Kafka: cfg.Kafka, ModelFS: fsys, Logger: log, Registerer: reg})
+			return forecast.Run(cmd.Context(), cfg.Forecast, deps)
 		},
 	}
 }
@@ -235,27 +244,34 @@ func printMetrics(cmd *cobra.Command, hs []train.HorizonMetric) {
 
 func newForecastEvaluateCmd(g *globals) *cobra.Command {
 	var hf historyFlags
-	var models, out string
+	var models, out, span string
 	var plotSteps int
 	cmd := &cobra.Command{
 		Use:   "evaluate",
-		Short: "Rolling-origin backtest of models on history: MAE, sMAPE and ratios to baselines (JSON + PNG plots)",
-		Args:  cobra.NoArgs,
+		Short: "Backtest models on history, on their held-out test span: MAE, sMAPE and ratios to baselines (JSON + PNG plots)",
+		Long: `Forecasts every origin of the span from the history up to it, exactly as the
+forecaster would, and compares with last value and seasonal naive. --span test (the
+default) evaluates each model on the test span its trainer held out (never used to fit
+or choose) and also prints the trainer's figures there, with the plain lag XGBoost;
+--span days evaluates on the newest --days of the history (or up to --until), which
+may overlap the model's training data. Models are read from --models whether or not
+the promotion gate promoted them (the verdict is printed); forecast serve loads only
+promoted ones.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if models == "" {
 				return errors.New("--models: a model directory is required")
+			}
+			if span != "test" && span != "days" {
+				return fmt.Errorf("--span %q: want test or days", span)
 			}
 			h, from, to, err := hf.read(cmd, g)
 			if err != nil {
 				return err
 			}
-			reg := model.NewRegistry(history.LocalFS{}, models, nil, nil)
-			if err := reg.Reload(cmd.Context()); err != nil {
+			ms, err := loadModelDir(models)
+			if err != nil {
 				return err
-			}
-			set := reg.Current()
-			if len(set.BySignal) == 0 {
-				return fmt.Errorf("--models %s: no *.model.json files", models)
 			}
 			if out != "" {
 				if err := os.MkdirAll(out, 0o755); err != nil {
@@ -263,17 +279,33 @@ func newForecastEvaluateCmd(g *globals) *cobra.Command {
 				}
 			}
 			var evs []*train.Evaluation
-			for sig, m := range set.BySignal {
+			for _, m := range ms {
+				sig := m.Signal()
 				if !anyEntityHas(h, sig) {
 					continue
 				}
-				ev, err := train.Evaluate(h, m, from, to, plotSteps)
+				f, t := from, to
+				if span == "test" {
+					if m.TestFromMs == 0 {
+						return fmt.Errorf("model %s has no test span (trained before the three-way split): use --span days", m.Name)
+					}
+					f, t = features.Step(m.TestFromMs, h.StepS), features.Step(m.TestToMs, h.StepS)
+				}
+				ev, err := train.Evaluate(h, m, f, t, plotSteps)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: model %s %s, origins %s to %s\n", sig, m.ID, m.Version,
+				verdict := m.Gate.Verdict
+				if m.GateErr != nil {
+					verdict = string(m.GateReason)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: model %s %s (%s; gate: %s), origins %s to %s\n", sig, m.ID, m.Version, m.Name, verdict,
 					time.UnixMilli(ev.FromMs).UTC().Format(time.DateTime), time.UnixMilli(ev.ToMs).UTC().Format(time.DateTime))
 				printMetrics(cmd, ev.Horizons)
+				if span == "test" && len(m.Test) > 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "  the trainer's figures on the same test span (with the plain lag XGBoost):")
+					printMetrics(cmd, m.Test)
+				}
 				if out != "" {
 					paths, err := ev.WritePlots(out)
 					if err != nil {
@@ -294,11 +326,41 @@ func newForecastEvaluateCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	hf.add(cmd, 7)
-	cmd.Flags().StringVar(&models, "models", "", "model directory")
+	hf.add(cmd, 0)
+	cmd.Flags().StringVar(&models, "models", "", "model directory (*.model.json, *.model.json.gz)")
+	cmd.Flags().StringVar(&span, "span", "test", "test: each model's held-out test span; days: the newest --days (or up to --until)")
 	cmd.Flags().StringVar(&out, "out", "", "directory for evaluation.json and <signal>_h<k>.png")
 	cmd.Flags().IntVar(&plotSteps, "plot-steps", 1440, "steps of the newest origins plotted")
 	return cmd
+}
+
+// loadModelDir loads every model file of a local directory, promoted or
+// not.
+func loadModelDir(dir string) ([]*model.Model, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--models: %w", err)
+	}
+	var ms []*model.Model
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || !(strings.HasSuffix(n, model.Suffix) || strings.HasSuffix(n, model.SuffixGz)) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		m, err := model.LoadBytes(b, n)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	if len(ms) == 0 {
+		return nil, fmt.Errorf("--models %s: no *.model.json files", dir)
+	}
+	return ms, nil
 }
 
 // sanitize replaces NaN ratios (a zero baseline error) so the JSON encodes.

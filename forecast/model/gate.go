@@ -160,9 +160,10 @@ type Verdict struct {
 // Promoted reports whether the verdict lets the model serve.
 func (v Verdict) Promoted() bool { return v.Verdict == Promoted }
 
-// Judge applies the gate to a model's test figures at step stepS.
-func (g Gate) Judge(stepS int64, test []HorizonMetric) Verdict {
-	hs := g.Horizons(stepS, len(test))
+// Judge applies the gate to the test figures of a model of horizons
+// horizons at step stepS.
+func (g Gate) Judge(stepS int64, horizons int, test []HorizonMetric) Verdict {
+	hs := g.Horizons(stepS, horizons)
 	v := Verdict{Horizons: hs, MinGain: g.MinGain}
 	if r, detail := checkFigures(test, hs); r != "" {
 		return v.reject(r, detail)

@@ -12,10 +12,18 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ebbflow/ebbflow/forecast/features"
 	"github.com/ebbflow/ebbflow/forecast/xgb"
+)
+
+// Attributes train.py writes besides the feature spec's (see features).
+const (
+	AttrTest     = "ebbflow_test"
+	AttrTestFrom = "ebbflow_test_from_ms"
+	AttrTestTo   = "ebbflow_test_to_ms"
 )
 
 // File suffixes of model files in a model directory.
@@ -39,6 +47,11 @@ type Model struct {
 	Gate       Verdict
 	GateReason Reason
 	GateErr    error
+	// TestFromMs and TestToMs are the trainer's test span (origins; 0 when
+	// the model does not say) and Test its figures there, with the
+	// baselines.
+	TestFromMs, TestToMs int64
+	Test                 []HorizonMetric
 }
 
 // Signal is the signal the model forecasts.
@@ -93,6 +106,15 @@ func FromXGB(x *xgb.Model, name string) (*Model, error) {
 	m := &Model{XGB: x, Spec: spec, ID: id, Version: ver, Name: name}
 	raw, present := x.Attribute(AttrGate)
 	m.Gate, m.GateReason, m.GateErr = ParseVerdict(raw, present)
+	if v, ok := x.Attribute(AttrTestFrom); ok {
+		m.TestFromMs, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := x.Attribute(AttrTestTo); ok {
+		m.TestToMs, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := x.Attribute(AttrTest); ok {
+		_ = json.Unmarshal([]byte(v), &m.Test) // informative only
+	}
 	return m, nil
 }
 

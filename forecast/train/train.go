@@ -245,7 +245,7 @@ func Train(ctx context.Context, h *features.History, o Options) ([]Meta, error) 
 		if err != nil {
 			return metas, fmt.Errorf("train: signal %s: %w", sig, err)
 		}
-		meta.Gate = o.Gate.Judge(h.StepS, meta.Test)
+		meta.Gate = o.Gate.Judge(h.StepS, o.Horizons, meta.Test)
 		meta.Gate.JudgedAt = time.Now().UTC().Format(time.RFC3339)
 		fmt.Fprintf(progress, "train: %s: gate: %s (%s): %s\n", sig, meta.Gate.Verdict, meta.Gate.Reason, meta.Gate.Detail)
 		if err := Publish(store, o.Out, &meta, filepath.Join(work, sig+".model.json")); err != nil {
