@@ -34,7 +34,6 @@ VARIANTS = {
     "squared": ("v1", "squared", False),
     "abs": ("v1", "abs", False),
     "abs-w": ("v1", "abs-w", False),
-    "q50-w": ("v1", "q50-w", False),
     "q90-w": ("v1", "q90-w", False),
     "abs-w/lags": ("lags", "abs-w", False),
     "abs-w/lags+stats": ("lags+stats", "abs-w", False),
@@ -136,7 +135,8 @@ def main():
             results.append(json.load(open(bpath)) | {"variant": "_baselines"})
             for v in variants:
                 fs, cand, per_h = VARIANTS[v]
-                c = dict(T.CANDIDATES[cand], per_horizon=per_h)
+                c = dict(T.CANDIDATES[cand])
+                c["per_horizon"] = c.get("per_horizon", False) or per_h
                 path = os.path.join(a.cache, f"{tr['name']}.fold{fi}.{v.replace('/', '_')}.{key(fs, c)}.json")
                 if not os.path.exists(path):
                     t0 = time.time()

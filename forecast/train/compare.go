@@ -243,7 +243,7 @@ func traceNames() string {
 }
 
 // CompareVariants are compare.py's variants, in table order.
-var CompareVariants = []string{"current", "squared", "abs", "abs-w", "q50-w", "abs-w/lags", "abs-w/lags+stats", "abs-w/all", "abs-w/per-horizon", "q90-w"}
+var CompareVariants = []string{"current", "squared", "abs", "abs-w", "abs-w/lags", "abs-w/lags+stats", "abs-w/all", "abs-w/per-horizon", "q90-w"}
 
 // Markdown writes the comparison as one table per trace: the MAE ratio to
 // last value at every horizon (below 1 beats last value), for seasonal
