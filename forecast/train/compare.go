@@ -35,8 +35,8 @@ type SharedTrace struct {
 var SharedTraces = []SharedTrace{
 	{Name: "nasa", File: "nasa_requests_per_minute.csv", ValueCol: "number_of_requests", Folds: 2},
 	{Name: "philly", File: "philly_node_sequence.csv", ValueCol: "active", Folds: 2},
-	{Name: "azure", File: "vm_cpu_readings_month_aggregated_cpu_mem.csv", ValueCol: "cpu_usage", Start: time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC), Folds: 1},
-	{Name: "elb", File: "elb_request_count_8c0756.csv", ValueCol: "value", Folds: 1},
+	{Name: "azure", File: "vm_cpu_readings_month_aggregated_cpu_mem.csv", ValueCol: "cpu_usage", Start: time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC), Folds: 2},
+	{Name: "elb", File: "elb_request_count_8c0756.csv", ValueCol: "value", Folds: 2},
 }
 
 // ReadSharedTrace reads one shared trace as the history of one entity with
@@ -256,6 +256,7 @@ func (c *Comparison) Markdown(w io.Writer, variants []string) {
 		}
 		return strconv.FormatFloat(v, 'f', 3, 64)
 	}
+	c.summary(w, variants, f)
 	for _, t := range c.Traces {
 		gate := model.DefaultGate().Horizons(t.StepS, len(t.N))
 		fmt.Fprintf(w, "\n**%s** (step %d s, %d fold(s), test rows per horizon %d; MAE of last value at h1 %.4g)\n\n", t.Name, t.StepS, t.Folds, t.N[0], t.MAELast[0])
@@ -286,6 +287,42 @@ func (c *Comparison) Markdown(w io.Writer, variants []string) {
 			}
 			row(name, e.RatioLast, "")
 		}
+	}
+}
+
+// summary writes one table: per variant and baseline, the mean MAE ratio to
+// last value over each trace's decider horizons (3–5 min: h3–h5 at 60 s
+// steps, h1 at 300 s), and the mean over traces.
+func (c *Comparison) summary(w io.Writer, variants []string, f func(float64) string) {
+	hdr, sep := "| variant |", "|---|"
+	for _, t := range c.Traces {
+		hdr += fmt.Sprintf(" %s (%s) |", t.Name, horizonList(model.DefaultGate().Horizons(t.StepS, len(t.N))))
+		sep += "---:|"
+	}
+	fmt.Fprintf(w, "Mean test MAE ratio to last value at the decider horizons (below 1 beats last value):\n\n%s mean |\n%s---:|\n", hdr, sep)
+	row := func(name string, get func(TraceCompared) ([]float64, bool)) {
+		s, sum, n := "| "+name+" |", 0.0, 0
+		for _, t := range c.Traces {
+			r, ok := get(t)
+			if !ok {
+				s += " — |"
+				continue
+			}
+			m := gateMean(r, model.DefaultGate().Horizons(t.StepS, len(t.N)))
+			s += " " + f(m) + " |"
+			sum += m
+			n++
+		}
+		mean := math.NaN()
+		if n == len(c.Traces) && n > 0 {
+			mean = sum / float64(n)
+		}
+		fmt.Fprintf(w, "%s %s |\n", s, f(mean))
+	}
+	row("seasonal naive", func(t TraceCompared) ([]float64, bool) { return t.Seasonal, true })
+	row("plain lag XGBoost", func(t TraceCompared) ([]float64, bool) { return t.Plain, true })
+	for _, v := range variants {
+		row(v, func(t TraceCompared) ([]float64, bool) { e, ok := t.Variants[v]; return e.RatioLast, ok })
 	}
 }
 
