@@ -203,6 +203,10 @@ func Train(ctx context.Context, h *features.History, o Options) ([]Meta, error) 
 	}
 	var metas []Meta
 	for _, sig := range o.Signals {
+		if !anyHas(h, sig) {
+			fmt.Fprintf(progress, "train: %s: no history of this signal; skipped\n", sig)
+			continue
+		}
 		var others []string
 		for _, s := range []string{"qps", "cpu", "gpu_util"} {
 			if s != sig && anyHas(h, s) {
