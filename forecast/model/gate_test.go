@@ -172,7 +172,7 @@ func TestRegistryServesOnlyPromotedModels(t *testing.T) {
 	pr := prometheus.NewRegistry()
 	reg := model.NewRegistry(history.LocalFS{}, dir, nil, pr)
 
-	write("qps.model.json", bundled(t, nil))
+	write("qps.model.json", bundled(t, map[string]string{model.AttrGate: ""}))
 	write("rejected/v2/qps.model.json", bundled(t, verdictAttr(t, promoted))) // never read: a subdirectory
 	if err := reg.Reload(t.Context()); err == nil {
 		t.Fatal("a model without a verdict was accepted")

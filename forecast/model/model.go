@@ -151,8 +151,9 @@ func (p *Predictor) Forecast(src features.Source, origin int64, dst []float64) (
 }
 
 // SetAttributes returns an XGBoost JSON model with attrs added to (or
-// replacing those in) learner.attributes, the map booster.set_attr writes.
-// Numbers keep their exact text, so the trees are unchanged.
+// replacing those in) learner.attributes, the map booster.set_attr writes;
+// an empty value removes the attribute. Numbers keep their exact text, so
+// the trees are unchanged.
 func SetAttributes(raw []byte, attrs map[string]string) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -170,6 +171,10 @@ func SetAttributes(raw []byte, attrs map[string]string) ([]byte, error) {
 		learner["attributes"] = a
 	}
 	for k, v := range attrs {
+		if v == "" {
+			delete(a, k)
+			continue
+		}
 		a[k] = v
 	}
 	return json.Marshal(doc)
