@@ -218,6 +218,7 @@ forecast.model_backend (HDFS or local).`,
 	cmd.Flags().StringVar(&o.Script, "script", "", "train.py (default forecast/python/train.py above the working directory)")
 	cmd.Flags().Float64Var(&o.ValFrac, "val-frac", 0.15, "share of the span, before the test span, used for validation (early stopping, candidate choice)")
 	cmd.Flags().Float64Var(&o.TestFrac, "test-frac", 0.15, "newest share of the span held out as the test span (reported and gated on only)")
+	cmd.Flags().StringVar(&o.Features, "features", train.DefaultFeatures, "feature set: v1, lags, lags+stats or all (see docs/forecast.md)")
 	cmd.Flags().StringVar(&candidates, "candidates", "", "train.py candidate configurations validation chooses from (default: abs-w; see forecast/python/train.py)")
 	cmd.Flags().IntVar(&o.Rounds, "rounds", 300, "maximum boosting rounds (early stopping on validation picks the best)")
 	cmd.Flags().IntVar(&o.MaxDepth, "max-depth", 5, "tree depth")

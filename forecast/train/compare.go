@@ -54,21 +54,44 @@ func ReadSharedTrace(dir string, tc SharedTrace) (*features.History, error) {
 	return features.FromWindows(ws, st.StepS)
 }
 
-// FeatureSets are the feature sets compared, as specs of the one feature
-// builder (so the winner is servable as is).
-func FeatureSets(stepS int64, horizons int) map[string]features.Spec {
-	lags30 := make([]int, 29)
-	for i := range lags30 {
-		lags30[i] = i + 1 // y_cur is lag 0
+// Feature sets, as specs of the one feature builder (so that any of them
+// is servable as is). DefaultFeatures won the comparison (docs/forecast.md).
+const (
+	FeaturesV1        = "v1"         // 9 sparse lags, rolling stats, deltas, seasonal: the spec before the comparison
+	FeaturesLags      = "lags"       // 29 dense lags and time only
+	FeaturesLagsStats = "lags+stats" // dense lags, rolling mean/max/std, deltas
+	FeaturesAll       = "all"        // dense lags, rolling stats, deltas, seasonal (day and week ago)
+	DefaultFeatures   = FeaturesAll
+)
+
+// SpecFor returns the spec of a named feature set.
+func SpecFor(set, signal string, stepS int64, horizons int, others []string) (features.Spec, error) {
+	lags29 := make([]int, 29)
+	for i := range lags29 {
+		lags29[i] = i + 1 // y_cur is lag 0
 	}
-	v1 := features.DefaultSpec("qps", stepS, horizons, nil)
-	lags := v1
-	lags.Lags, lags.Rolling, lags.Deltas, lags.Seasonal = lags30, nil, nil, false
-	stats := v1
-	stats.Lags, stats.Seasonal = lags30, false
-	all := v1
-	all.Lags = lags30
-	return map[string]features.Spec{"v1": v1, "lags": lags, "lags+stats": stats, "all": all}
+	s := features.DefaultSpec(signal, stepS, horizons, others)
+	switch set {
+	case FeaturesV1:
+	case FeaturesLags:
+		s.Lags, s.Rolling, s.Deltas, s.Seasonal = lags29, nil, nil, false
+	case FeaturesLagsStats:
+		s.Lags, s.Seasonal = lags29, false
+	case FeaturesAll:
+		s.Lags = lags29
+	default:
+		return s, fmt.Errorf("train: feature set %q is not one of %s, %s, %s, %s", set, FeaturesV1, FeaturesLags, FeaturesLagsStats, FeaturesAll)
+	}
+	return s, nil
+}
+
+// FeatureSets are the feature sets compared.
+func FeatureSets(stepS int64, horizons int) map[string]features.Spec {
+	out := map[string]features.Spec{}
+	for _, n := range []string{FeaturesV1, FeaturesLags, FeaturesLagsStats, FeaturesAll} {
+		out[n], _ = SpecFor(n, "qps", stepS, horizons, nil)
+	}
+	return out
 }
 
 // CompareOptions configure a learner comparison.

@@ -3,6 +3,7 @@ package train
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,8 @@ type Options struct {
 	Work string
 	// Signals to train (each one model for every horizon).
 	Signals []string
+	// Features names the feature set (empty: DefaultFeatures).
+	Features string
 	// Horizons is the number of steps ahead (5 = 1..5).
 	Horizons int
 	// FromStep and ToStep bound the origins used (inclusive).
@@ -213,7 +216,10 @@ func Train(ctx context.Context, h *features.History, o Options) ([]Meta, error) 
 				others = append(others, s)
 			}
 		}
-		spec := features.DefaultSpec(sig, h.StepS, o.Horizons, others)
+		spec, err := SpecFor(cmp.Or(o.Features, DefaultFeatures), sig, h.StepS, o.Horizons, others)
+		if err != nil {
+			return metas, err
+		}
 		gate := o.Gate.Horizons(h.StepS, o.Horizons)
 		fmt.Fprintf(progress, "train: %s: building features (%d entities, %d features)\n", sig, len(h.Entities), spec.NumFeatures())
 		m, err := BuildMatrix(h, spec, o.FromStep, o.ToStep)
