@@ -251,6 +251,11 @@ func (a *Actuator) applyWithRetry(ctx context.Context, h Handler, d Decision) (s
 // `kubectl describe` shows why it was (or was not) scaled. Best effort:
 // a failure is counted and logged.
 func (a *Actuator) recordEvent(ctx context.Context, d Decision, act schemas.Action) {
+	if d.Target.Namespace == "" {
+		// A cluster-scoped target (a node group) is no object to attach
+		// an Event to; its handler records Events on the nodes it changes.
+		return
+	}
 	typ, reason := corev1.EventTypeNormal, "EbbflowScaled"
 	switch act.Outcome {
 	case schemas.OutcomeSkipped:

@@ -59,7 +59,7 @@ type LeaderElectionConfig struct {
 	RetryPeriod   time.Duration `yaml:"retry_period"`
 }
 
-// DefaultConfig returns the defaults documented in the README.
+// DefaultConfig returns the documented defaults (`ebbflow config defaults`).
 func DefaultConfig() Config {
 	return Config{
 		InitialOffset: "newest",

@@ -8,7 +8,7 @@ import (
 )
 
 // TestPipelineOnRealServices: windows and forecasts on the real Kafka →
-// scaling.Run → decisions → actuators.Run (leader election on, as the
+// autoscale.Run → decisions → actuators.Run (leader election on, as the
 // ebbflow-actuator identity) → Deployment scaled on the real
 // kube-apiserver → actions, and the decision on a JetStream consumer of an
 // in-process nats-server. Twice: with forecast events produced directly

@@ -312,7 +312,9 @@ func TestKubeActuatorRefusedOutsideItsRole(t *testing.T) {
 	}
 	attempts := map[string]func() error{
 		"get secret": func() error { _, err := actClient.CoreV1().Secrets(ns).Get(ctx, "s", metav1.GetOptions{}); return err },
-		"list pods":  func() error { _, err := actClient.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); return err },
+		// Listing pods is allowed since the node actuator shares this
+		// identity (deploy/rbac/node-actuator.yaml); deleting them is not.
+		"delete pod": func() error { return actClient.CoreV1().Pods(ns).Delete(ctx, "any", metav1.DeleteOptions{}) },
 		"delete deployment": func() error {
 			return actClient.AppsV1().Deployments(ns).Delete(ctx, "web", metav1.DeleteOptions{})
 		},

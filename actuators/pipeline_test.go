@@ -14,14 +14,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ebbflow/ebbflow/forecast"
-	"github.com/ebbflow/ebbflow/forecast/scaling"
+	"github.com/ebbflow/ebbflow/inference/autoscale"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
 // pipeline runs windows → (forecast events produced directly: there is no
-// forecast.Run yet) → scaling.Run → decisions → actuators.Run → Deployment
+// forecast.Run yet) → autoscale.Run → decisions → actuators.Run → Deployment
 // scaled → actions, and checks the same decision on a JetStream consumer.
 // The Deployment ns/web must exist with 2 replicas; replicasOf reads it.
 type pipeline struct {
@@ -72,11 +72,11 @@ func (p pipeline) run(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dcfg := scaling.DefaultConfig()
+	dcfg := autoscale.DefaultConfig()
 	dcfg.InitialOffset = "oldest"
 	dcfg.ConsumerGroup = kc.TopicPrefix + "-decide"
-	dcfg.Policy.Signals = map[string]scaling.SignalPolicy{schemas.SignalQPS: {ExpectRate: 0.5, Capacity: 100}}
-	wl, err := scaling.NewWorkloadInformer(ctx, p.kube, 0)
+	dcfg.Policy.Signals = map[string]autoscale.SignalPolicy{schemas.SignalQPS: {ExpectRate: 0.5, Capacity: 100}}
+	wl, err := autoscale.NewWorkloadInformer(ctx, p.kube, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func (p pipeline) run(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		errs <- scaling.Run(ctx, dcfg, scaling.Deps{Kafka: kc, Cluster: p.cluster, Workloads: wl, JetStream: js, Log: quiet})
+		errs <- autoscale.Run(ctx, dcfg, autoscale.Deps{Kafka: kc, Cluster: p.cluster, Workloads: wl, JetStream: js, Log: quiet})
 	}()
 	go func() {
 		defer wg.Done()
@@ -136,7 +136,7 @@ func (p pipeline) run(t *testing.T) {
 	window := func(endMs int64, rate float64) *sarama.ProducerMessage {
 		w := schemas.Window{Entity: entity, Signal: schemas.SignalQPS, Kind: schemas.KindCounter, SizeS: 60,
 			StartMs: endMs - 60_000, EndMs: endMs, Count: 4, Sum: rate * 60, Min: 1, Max: rate, Mean: rate, Last: rate, P50: rate, P95: rate, P99: rate, Rate: &rate}
-		m, err := schemas.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/test", w)
+		m, err := kafkax.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/test", w)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,12 +161,13 @@ func (p pipeline) run(t *testing.T) {
 		}
 	} else {
 		// A qps window (250 req/s) and its forecast (up to 400 req/s within
-		// the 3-minute start-up horizon, 900 beyond it) → r = 400/50 = 8.
+		// the 4-minute horizon — 150 s start-up plus one step — and 900
+		// beyond it) → r = 400/50 = 8.
 		f = schemas.Forecast{ID: "fc/" + entity + "/qps/" + fmt.Sprint(now), Entity: entity, Signal: schemas.SignalQPS, OriginMs: now, StepS: 60,
 			Observed: 250, Model: schemas.ModelRef{ID: "test", Version: "1", FeatureSpec: "v1"},
 			Horizons: []schemas.HorizonValue{{Minutes: 1, AtMs: now + 60_000, Value: 300}, {Minutes: 2, AtMs: now + 120_000, Value: 350},
 				{Minutes: 3, AtMs: now + 180_000, Value: 400}, {Minutes: 5, AtMs: now + 300_000, Value: 900}}}
-		fm, err := schemas.NewMessage(topics.Name(schemas.TopicForecasts), "/test", f)
+		fm, err := kafkax.NewMessage(topics.Name(schemas.TopicForecasts), "/test", f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,12 +197,12 @@ func (p pipeline) run(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.To != wantTo || d.Reason.HorizonMinutes != 3 || len(d.Reason.Demands) != 1 {
+	if d.To != wantTo || d.Reason.HorizonMinutes != 4 || len(d.Reason.Demands) != 1 {
 		t.Fatalf("decision %+v", d)
 	}
 	if p.forecaster {
 		// Decided on the forecaster's forecast: its id and the baseline it used.
-		if d.ForecastID == "" || d.Reason.Demands[0].Source != scaling.SourceFallback || d.Reason.Demands[0].Predicted != 1.25 {
+		if d.ForecastID == "" || d.Reason.Demands[0].Source != autoscale.SourceFallback || d.Reason.Demands[0].Predicted != 1.25 {
 			t.Fatalf("decision not from forecast.Run's forecast: forecast_id %q, demands %+v", d.ForecastID, d.Reason.Demands)
 		}
 	} else if d.ForecastID != f.ID || d.Reason.Demands[0].Predicted != 2 {

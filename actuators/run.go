@@ -17,7 +17,6 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
-	"github.com/ebbflow/ebbflow/forecast/scaling"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -176,19 +175,11 @@ func LeadAndRun(ctx context.Context, kube kubernetes.Interface, le LeaderElectio
 }
 
 func consumeDecisions(ctx context.Context, cfg Config, deps Deps, act *Actuator, log *slog.Logger, in, out, dead string) error {
-	sc, err := deps.Kafka.Sarama()
+	sc, err := deps.Kafka.GroupConsumer(cfg.InitialOffset)
 	if err != nil {
 		return fmt.Errorf("actuate: %w", err)
 	}
-	sc.Producer.Idempotent = true
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Return.Successes = true
-	sc.Net.MaxOpenRequests = 1
-	sc.Consumer.IsolationLevel = sarama.ReadCommitted
-	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
-	if cfg.InitialOffset == "oldest" {
-		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	}
+	kafkax.Idempotent(sc) // actions and dead letters
 	prod, err := sarama.NewSyncProducer(deps.Kafka.Brokers, sc)
 	if err != nil {
 		return fmt.Errorf("actuate: producer to %v: %w", deps.Kafka.Brokers, err)
@@ -245,7 +236,7 @@ func (h *claimHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 }
 
 func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) error {
-	ceType := schemas.HeaderValue(msg.Headers, schemas.HeaderType)
+	ceType := kafkax.HeaderValue(msg.Headers, schemas.HeaderType)
 	act, ok, err := h.act.Process(ctx, ceType, msg.Value)
 	if errors.Is(err, ErrUndecodable) {
 		return h.deadLetter(msg, err)
@@ -256,7 +247,7 @@ func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) 
 	if !ok {
 		return nil
 	}
-	pm, err := schemas.NewMessage(h.actions, h.source, act)
+	pm, err := kafkax.NewMessage(h.actions, h.source, act)
 	if err != nil {
 		return fmt.Errorf("actuate: action for %s violates its schema: %w", act.DecisionID, err)
 	}
@@ -271,7 +262,7 @@ func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) 
 			Target:  &t, DecisionID: act.DecisionID, AtMs: act.AtMs, Source: h.source,
 			Values: map[string]float64{"attempts": float64(act.Attempts)},
 		}
-		if err := scaling.PublishAlert(ctx, h.js, alert); err != nil {
+		if err := natsbus.PublishAlert(ctx, h.js, alert); err != nil {
 			h.log.Warn("publish failed-action alert", "id", alert.ID, "err", err)
 		}
 	}
@@ -280,18 +271,9 @@ func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) 
 
 func (h *claimHandler) deadLetter(msg *sarama.ConsumerMessage, cause error) error {
 	h.log.Warn("undecodable decision sent to dead letter", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", cause)
-	payload := msg.Value
-	if len(payload) > 64<<10 {
-		payload = payload[:64<<10]
-	}
-	dl := schemas.DeadLetter{
-		ID: fmt.Sprintf("%s/%d/%d", msg.Topic, msg.Partition, msg.Offset), Source: h.source, Topic: msg.Topic,
-		Partition: msg.Partition, Offset: msg.Offset, Key: string(msg.Key), Reason: "decode", Error: cause.Error(),
-		AtMs: msg.Timestamp.UnixMilli(), Payload: payload,
-	}
-	pm, err := schemas.NewMessage(h.deadletter, h.source, dl)
+	pm, err := kafkax.DeadLetter(h.deadletter, h.source, msg, "decode", cause.Error(), msg.Value)
 	if err != nil {
-		return fmt.Errorf("actuate: dead letter for %s/%d@%d: %w", msg.Topic, msg.Partition, msg.Offset, err)
+		return fmt.Errorf("actuate: %w", err)
 	}
 	if _, _, err := h.prod.SendMessage(pm); err != nil {
 		return fmt.Errorf("actuate: produce dead letter for %s/%d@%d to %s: %w", msg.Topic, msg.Partition, msg.Offset, h.deadletter, err)

@@ -60,7 +60,7 @@ type Config struct {
 	Retrain RetrainConfig `yaml:"retrain"`
 }
 
-// DefaultConfig returns the defaults documented in forecast/README.md.
+// DefaultConfig returns the documented defaults (`ebbflow config defaults`, docs/forecast.md).
 func DefaultConfig() Config {
 	return Config{
 		Enabled:         true,

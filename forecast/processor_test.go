@@ -13,8 +13,8 @@ import (
 
 	"github.com/ebbflow/ebbflow/forecast"
 	"github.com/ebbflow/ebbflow/forecast/model"
-	"github.com/ebbflow/ebbflow/forecast/synth"
 	"github.com/ebbflow/ebbflow/internal/history"
+	"github.com/ebbflow/ebbflow/internal/sim/synth"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 

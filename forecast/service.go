@@ -98,14 +98,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err := kafkax.EnsureTopics(ctx, deps.Kafka, in, out, dl); err != nil {
 		return fmt.Errorf("forecast: %w", err)
 	}
-	sc, err := deps.Kafka.Sarama()
+	sc, err := deps.Kafka.GroupConsumer("oldest")
 	if err != nil {
 		return fmt.Errorf("forecast: %w", err)
 	}
-	sc.Consumer.IsolationLevel = sarama.ReadCommitted
-	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Consumer.Return.Errors = true
-	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	// Forecasts are a notification stream (a newer one supersedes): an
+	// async, non-idempotent producer, errors counted.
 	sc.Producer.Return.Successes = false
 	sc.Producer.Return.Errors = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
@@ -246,9 +245,7 @@ func (h *handler) handle(p *Processor, msg *sarama.ConsumerMessage) {
 	if err != nil {
 		h.m.bad.WithLabelValues("schema").Inc()
 		h.log.Warn("forecast: bad window sent to the dead-letter topic", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
-		d := schemas.DeadLetter{ID: fmt.Sprintf("%s|%d|%d", msg.Topic, msg.Partition, msg.Offset), Source: h.source, Topic: msg.Topic,
-			Partition: msg.Partition, Offset: msg.Offset, Key: string(msg.Key), Reason: "schema", Error: err.Error(), AtMs: time.Now().UnixMilli(), Payload: truncate(msg.Value, 64<<10)}
-		if pm, err := schemas.NewMessage(h.dl, h.source, d); err == nil {
+		if pm, err := kafkax.DeadLetter(h.dl, h.source, msg, "schema", err.Error(), msg.Value); err == nil {
 			h.producer.Input() <- pm
 		} else {
 			h.log.Error("forecast: dead letter not built", "err", err)
@@ -267,7 +264,7 @@ func (h *handler) handle(p *Processor, msg *sarama.ConsumerMessage) {
 		h.m.skipped.WithLabelValues(reason).Inc()
 		return
 	}
-	pm, err := schemas.NewMessage(h.out, h.source, f)
+	pm, err := kafkax.NewMessage(h.out, h.source, f)
 	if err != nil {
 		h.m.publishErrors.WithLabelValues(h.out).Inc()
 		h.log.Error("forecast: forecast failed validation", "entity", f.Entity, "signal", f.Signal, "err", err)
@@ -282,17 +279,10 @@ func (h *handler) handle(p *Processor, msg *sarama.ConsumerMessage) {
 	h.producer.Input() <- pm
 }
 
-func truncate(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[:n]
-	}
-	return b
-}
-
 // rebuild reads the partition back from the offset of (event time of the
 // last record before the claim) − cfg.Rebuild up to the claim's initial
 // offset, storing windows without forecasting. Record timestamps are
-// window ends (schemas.NewMessage), so the look-back is in event time.
+// window ends (kafkax.NewMessage), so the look-back is in event time.
 func (h *handler) rebuild(ctx context.Context, p *Processor, partition int32, until int64) (int, error) {
 	if until <= 0 || h.cfg.Rebuild == 0 {
 		return 0, nil

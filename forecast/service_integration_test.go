@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ebbflow/ebbflow/forecast"
-	"github.com/ebbflow/ebbflow/forecast/synth"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/internal/sim/synth"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -60,7 +60,7 @@ func TestServeOnKafkaWithRebalance(t *testing.T) {
 		for st := from; st < to; st++ {
 			for i := range svcs {
 				for _, w := range series[i][3*st : 3*st+3] {
-					m, err := schemas.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/test", w)
+					m, err := kafkax.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/test", w)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -94,7 +94,7 @@ func TestServeOnKafkaWithRebalance(t *testing.T) {
 					continue
 				}
 				mu.Lock()
-				src := schemas.HeaderValue(m.Headers, schemas.HeaderSource)
+				src := kafkax.HeaderValue(m.Headers, schemas.HeaderSource)
 				got[src] = append(got[src], f)
 				mu.Unlock()
 			}

@@ -126,7 +126,7 @@ type PublishConfig struct {
 	DedupMaxAge   time.Duration `yaml:"dedup_max_age"`
 }
 
-// DefaultConfig returns the defaults documented in the README.
+// DefaultConfig returns the documented defaults (`ebbflow config defaults`).
 func DefaultConfig() Config {
 	return Config{
 		Enabled: true,

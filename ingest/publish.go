@@ -40,11 +40,10 @@ func NewProducer(kc kafkax.Config, pc PublishConfig) (sarama.AsyncProducer, erro
 
 // ProducerConfig returns the sarama configuration NewProducer uses.
 func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) {
-	sc, err := kc.Sarama()
+	sc, err := kc.IdempotentProducer()
 	if err != nil {
 		return nil, err
 	}
-	sc.Producer.Idempotent = true
 	if pc.Transactional {
 		id := pc.TransactionalID
 		if id == "" {
@@ -55,10 +54,6 @@ func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) 
 		sc.Producer.Transaction.Retry.Max = 20
 		sc.Producer.Transaction.Retry.Backoff = 250 * time.Millisecond
 	}
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Net.MaxOpenRequests = 1
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
 	sc.Producer.Retry.Max = pc.Retries
 	sc.Producer.Retry.Backoff = pc.RetryBackoff
 	sc.Producer.MaxMessageBytes = 8 << 20

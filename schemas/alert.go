@@ -7,6 +7,9 @@ const (
 	AlertScaleRatio   = "scale_ratio"
 	AlertMaxReplicas  = "max_replicas"
 	AlertActionFailed = "action_failed"
+	// AlertBadPolicy: a policy annotation on a workload was rejected; the
+	// decider uses the configured policy for the rejected keys.
+	AlertBadPolicy = "bad_policy"
 )
 
 // Alert is a notable event for people: a large scaling step, a service

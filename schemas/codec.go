@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -44,6 +43,7 @@ var schemaFile = map[string]string{
 	Window{}.EventType():        "window.schema.json",
 	Forecast{}.EventType():      "forecast.schema.json",
 	ScaleDecision{}.EventType(): "decision.scale.schema.json",
+	NodesDecision{}.EventType(): "decision.nodes.schema.json",
 	Action{}.EventType():        "action.schema.json",
 	DeadLetter{}.EventType():    "deadletter.schema.json",
 	Alert{}.EventType():         "alert.schema.json",
@@ -235,48 +235,27 @@ const (
 	HeaderContentType = "content-type"
 )
 
+// Header is one CloudEvents binary-mode header (a Kafka record header, a
+// NATS message header). internal/kafkax and internal/natsbus turn them into
+// their clients' types.
+type Header struct{ Key, Value string }
+
 // Headers returns the CloudEvents binary-mode headers of an event. source
 // names the producing component, e.g. "/ebbflow/window/pod-7".
-func Headers(source string, ev Event) []sarama.RecordHeader {
-	h := []sarama.RecordHeader{
-		{Key: []byte(HeaderSpecVersion), Value: []byte("1.0")},
-		{Key: []byte(HeaderID), Value: []byte(ev.EventID())},
-		{Key: []byte(HeaderSource), Value: []byte(source)},
-		{Key: []byte(HeaderType), Value: []byte(ev.EventType())},
-		{Key: []byte(HeaderTime), Value: []byte(ev.EventTime().UTC().Format(time.RFC3339Nano))},
-		{Key: []byte(HeaderContentType), Value: []byte("application/json")},
+func Headers(source string, ev Event) []Header {
+	h := []Header{
+		{HeaderSpecVersion, "1.0"},
+		{HeaderID, ev.EventID()},
+		{HeaderSource, source},
+		{HeaderType, ev.EventType()},
+		{HeaderTime, ev.EventTime().UTC().Format(time.RFC3339Nano)},
+		{HeaderContentType, "application/json"},
 	}
 	if k := ev.EventKey(); k != "" {
-		h = append(h, sarama.RecordHeader{Key: []byte(HeaderSubject), Value: []byte(k)})
+		h = append(h, Header{HeaderSubject, k})
 	}
 	if f, ok := schemaFile[ev.EventType()]; ok {
-		h = append(h, sarama.RecordHeader{Key: []byte(HeaderDataSchema), Value: []byte("https://ebbflow.dev/schemas/" + f)})
+		h = append(h, Header{HeaderDataSchema, "https://ebbflow.dev/schemas/" + f})
 	}
 	return h
-}
-
-// NewMessage builds a validated Kafka message for an event: JSON value,
-// CloudEvents headers, key from the event.
-func NewMessage(topic, source string, ev Event) (*sarama.ProducerMessage, error) {
-	b, err := Marshal(ev)
-	if err != nil {
-		return nil, err
-	}
-	return &sarama.ProducerMessage{
-		Topic:     topic,
-		Key:       sarama.StringEncoder(ev.EventKey()),
-		Value:     sarama.ByteEncoder(b),
-		Headers:   Headers(source, ev),
-		Timestamp: ev.EventTime(),
-	}, nil
-}
-
-// HeaderValue returns the value of a header by name from a consumed record.
-func HeaderValue(headers []*sarama.RecordHeader, name string) string {
-	for _, h := range headers {
-		if h != nil && string(h.Key) == name {
-			return string(h.Value)
-		}
-	}
-	return ""
 }

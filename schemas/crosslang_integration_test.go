@@ -13,6 +13,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -61,7 +62,7 @@ func TestPythonReadsOurEvents(t *testing.T) {
 		if _, ok := ev.(schemas.ScaleDecision); ok {
 			topic = decTopic
 		}
-		msg, err := schemas.NewMessage(topic, "/ebbflow/test", ev)
+		msg, err := kafkax.NewMessage(topic, "/ebbflow/test", ev)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"errors"
-	"sync/atomic"
-
 	"github.com/spf13/cobra"
 
-	"github.com/ebbflow/ebbflow/actuators"
-	"github.com/ebbflow/ebbflow/internal/natsbus"
-	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 )
 
 func init() { subcommands = append(subcommands, newActuateCmd) }
@@ -30,43 +25,11 @@ Replicas elect one leader through a coordination.k8s.io Lease
 deploy/rbac/actuator.yaml. Configuration: section 'actuate'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.load()
+			cfg, err := g.load()
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			log := telemetry.NewLogger(c.Telemetry, nil).With("component", "actuate")
-			reg := telemetry.NewRegistry()
-			cs, err := c.Kubernetes.Clientset()
-			if err != nil {
-				return err
-			}
-			var leading atomic.Bool
-			deps := actuators.Deps{Kafka: c.Kafka, Cluster: c.Kubernetes.Cluster, Kube: cs, Log: log, Registerer: reg,
-				Clock: actuators.WallClock{}, Leading: leading.Store}
-			if c.NATS.URL != "" {
-				nc, js, err := natsbus.ConnectJetStream(c.NATS, "ebbflow-actuate")
-				if err != nil {
-					return err
-				}
-				defer nc.Close()
-				deps.JetStream = js
-			}
-			ready := &telemetry.Readiness{}
-			// A follower is ready (it is waiting for the lease by design);
-			// liveness of the leader shows in ebbflow_actuate_* metrics.
-			ready.Add("kubernetes", func() error {
-				if _, err := cs.Discovery().ServerVersion(); err != nil {
-					return errors.New("kubernetes API unreachable: " + err.Error())
-				}
-				return nil
-			})
-			go func() {
-				if err := telemetry.Serve(ctx, c.Telemetry.Listen, telemetry.Handler(reg, ready), log); err != nil {
-					log.Error("telemetry", "err", err)
-				}
-			}()
-			return actuators.Run(ctx, c.Actuate, deps)
+			return wire.Serve(cmd.Context(), cfg, cmd.ErrOrStderr(), wire.Actuate)
 		},
 	}
 }

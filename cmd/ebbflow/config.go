@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ebbflow/ebbflow/internal/config"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 )
 
 func init() { subcommands = append(subcommands, newConfigCmd) }
@@ -31,7 +31,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Short: "Print the full configuration with every default (a starting point for a file)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := config.Marshal(config.Default())
+			b, err := wire.Marshal(wire.Default())
 			if err != nil {
 				return err
 			}
@@ -48,7 +48,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b, err := config.Marshal(c)
+			b, err := wire.Marshal(c)
 			if err != nil {
 				return err
 			}

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ebbflow/ebbflow/internal/dev"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/dev"
 )
 
 func init() { subcommands = append(subcommands, newDevCmd) }

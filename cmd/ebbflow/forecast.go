@@ -13,13 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 	"github.com/ebbflow/ebbflow/forecast"
 	"github.com/ebbflow/ebbflow/forecast/features"
 	"github.com/ebbflow/ebbflow/forecast/model"
-	"github.com/ebbflow/ebbflow/forecast/synth"
 	"github.com/ebbflow/ebbflow/forecast/train"
 	"github.com/ebbflow/ebbflow/internal/history"
-	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/internal/sim/synth"
 )
 
 func init() { subcommands = append(subcommands, newForecastCmd) }
@@ -40,26 +40,7 @@ func newForecastServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := telemetry.NewLogger(cfg.Telemetry, nil)
-			reg := telemetry.NewRegistry()
-			var fsys history.FS = history.LocalFS{}
-			if cfg.Forecast.ModelBackend == forecast.ModelsHistory {
-				if fsys, err = history.Open(cmd.Context(), cfg.History); err != nil {
-					return err
-				}
-				defer history.Close(fsys)
-			}
-			deps := forecast.Deps{Kafka: cfg.Kafka, ModelFS: fsys, Logger: log, Registerer: reg}
-			if cfg.Forecast.Retrain.Interval > 0 {
-				hfs, err := history.Open(cmd.Context(), cfg.History)
-				if err != nil {
-					return err
-				}
-				defer history.Close(hfs)
-				deps.HistoryFS, deps.HistoryRoot = hfs, cfg.History.Root
-			}
-			go func() { _ = telemetry.Serve(cmd.Context(), cfg.Telemetry.Listen, telemetry.Handler(reg, nil), log) }()
-			return forecast.Run(cmd.Context(), cfg.Forecast, deps)
+			return wire.Serve(cmd.Context(), cfg, cmd.ErrOrStderr(), wire.Forecast)
 		},
 	}
 }

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ebbflow/ebbflow/forecast/trace"
 	"github.com/ebbflow/ebbflow/internal/history"
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 )
 
 func init() { subcommands = append(subcommands, newHistoryCmd) }

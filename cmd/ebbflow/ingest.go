@@ -1,14 +1,9 @@
 package main
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
-	"k8s.io/client-go/kubernetes"
 
-	"github.com/ebbflow/ebbflow/ingest"
-	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 )
 
 func init() { subcommands = append(subcommands, newIngestCmd) }
@@ -22,17 +17,16 @@ configuration:
 
   - a Prometheus remote_write receiver (protocol 1.0 and 2.0) on
     ingest.remote_write.listen + ingest.remote_write.path (default
-    127.0.0.1:9201/api/v1/write). A request is answered 204 only after Kafka
-    acknowledged all its samples; 429/503 with Retry-After ask the sender to
-    retry when the buffer is full or Kafka is failing; 400 names what is
-    malformed.
+    127.0.0.1:9201/api/v1/write).
   - scraping of ingest.scrape.static targets and, with
     ingest.scrape.kubernetes.enabled, of pods annotated prometheus.io/scrape.
   - signal mapping by ingest.rules (plus the default rules for cAdvisor,
     DCGM, Triton, node-exporter and kube-state-metrics).
 
 Samples go to <kafka.topic_prefix>.metrics.raw.v1 as Arrow IPC, keyed by
-entity. /metrics, /healthz and /readyz are served on telemetry.listen.`,
+entity. /metrics, /healthz and /readyz are served on telemetry.listen.
+Delivery guarantees (when a request is acknowledged, back-pressure, what
+is retried): docs/ingest.md.`,
 		Example: `  ebbflow ingest --config ebbflow.yaml
   ebbflow ingest --set kafka.brokers=10.0.0.1:9092 --set ingest.remote_write.listen=0.0.0.0:9201`,
 		Args: cobra.NoArgs,
@@ -41,37 +35,7 @@ entity. /metrics, /healthz and /readyz are served on telemetry.listen.`,
 			if err != nil {
 				return err
 			}
-			log := telemetry.NewLogger(cfg.Telemetry, cmd.ErrOrStderr())
-			reg := telemetry.NewRegistry()
-			ready := &telemetry.Readiness{}
-			var kube kubernetes.Interface
-			if cfg.Ingest.Scrape.Kubernetes.Enabled {
-				rc, err := cfg.Kubernetes.RESTConfig()
-				if err != nil {
-					return err
-				}
-				if kube, err = kubernetes.NewForConfig(rc); err != nil {
-					return err
-				}
-			}
-			eg, ctx := errgroup.WithContext(cmd.Context())
-			eg.Go(func() error {
-				return telemetry.Serve(ctx, cfg.Telemetry.Listen, telemetry.Handler(reg, ready), log)
-			})
-			eg.Go(func() error {
-				err := ingest.Run(ctx, cfg.Ingest, ingest.Deps{
-					Kafka: cfg.Kafka, Kube: kube, Logger: log, Registerer: reg,
-					Cluster: cfg.Kubernetes.Cluster, Readiness: ready,
-				})
-				if err != nil {
-					return err
-				}
-				return context.Canceled // stop telemetry when ingest ends on its own
-			})
-			if err := eg.Wait(); err != nil && err != context.Canceled {
-				return err
-			}
-			return nil
+			return wire.Serve(cmd.Context(), cfg, cmd.ErrOrStderr(), wire.Ingest)
 		},
 	}
 }

@@ -1,8 +1,10 @@
 // Command ebbflow is ebbflow's one binary: one subcommand per component
-// (ingest, window, forecast, decide, actuate, replay, …) and `dev`, which
-// runs them all in one process on embedded parts. main only parses flags,
-// loads the configuration and wires components; each component is a
-// library package with its own Run.
+// (ingest, window, forecast, autoscale, actuate, replay, …) and `dev`, which
+// runs them all in one process on embedded parts. main only parses flags and
+// loads the configuration; internal/wire wires each component once (the
+// root configuration, the Env every component is built from, and Serve,
+// the one process lifecycle) and internal/dev runs them all on embedded
+// parts. Each component is a library package with its own Run.
 package main
 
 import (
@@ -14,7 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ebbflow/ebbflow/internal/config"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -28,12 +30,12 @@ type globals struct {
 }
 
 // load reads the configuration the flags point at.
-func (g *globals) load() (config.Config, error) {
+func (g *globals) load() (wire.Config, error) {
 	sets := g.sets
 	if g.logLevel != "" {
 		sets = append([]string{"telemetry.log_level=" + g.logLevel}, sets...)
 	}
-	return config.Load(config.Options{File: g.configFile, Env: os.Environ(), Sets: sets})
+	return wire.Load(wire.Options{File: g.configFile, Env: os.Environ(), Sets: sets})
 }
 
 // subcommands are added by the files of this package, one per component.

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/ebbflow/ebbflow/ingest/window"
-	"github.com/ebbflow/ebbflow/internal/history"
-	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 )
 
 func init() { subcommands = append(subcommands, newWindowCmd) }
@@ -41,33 +36,7 @@ Run several for more throughput: partitions are shared by the group.
 			if err != nil {
 				return err
 			}
-			log := telemetry.NewLogger(cfg.Telemetry, cmd.ErrOrStderr())
-			reg := telemetry.NewRegistry()
-			var fsys history.FS
-			if cfg.Window.History {
-				fsys, err = history.Open(cmd.Context(), cfg.History)
-				if err != nil {
-					return err
-				}
-				defer history.Close(fsys)
-			}
-			eg, ctx := errgroup.WithContext(cmd.Context())
-			eg.Go(func() error {
-				return telemetry.Serve(ctx, cfg.Telemetry.Listen, telemetry.Handler(reg, &telemetry.Readiness{}), log)
-			})
-			eg.Go(func() error {
-				err := window.Run(ctx, cfg.Window, window.Deps{
-					Kafka: cfg.Kafka, History: fsys, HistoryRoot: cfg.History.Root, Logger: log, Registerer: reg,
-				})
-				if err != nil {
-					return err
-				}
-				return context.Canceled
-			})
-			if err := eg.Wait(); err != nil && err != context.Canceled {
-				return err
-			}
-			return nil
+			return wire.Serve(cmd.Context(), cfg, cmd.ErrOrStderr(), wire.Window)
 		},
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ebbflow/ebbflow/forecast/features"
 	"github.com/ebbflow/ebbflow/forecast/model"
-	"github.com/ebbflow/ebbflow/forecast/trace"
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 )
 
 // SharedTrace is one trace of ../shared/traces (see its SOURCES.md) and

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/ebbflow/ebbflow/forecast/features"
-	"github.com/ebbflow/ebbflow/forecast/synth"
 	"github.com/ebbflow/ebbflow/forecast/train"
+	"github.com/ebbflow/ebbflow/internal/sim/synth"
 )
 
 // TestServingFeaturesEqualTrainingMatrix builds the training matrix (batch,

@@ -13,8 +13,8 @@ import (
 
 	"github.com/ebbflow/ebbflow/forecast/features"
 	"github.com/ebbflow/ebbflow/forecast/model"
-	"github.com/ebbflow/ebbflow/forecast/trace"
 	"github.com/ebbflow/ebbflow/forecast/train"
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 )
 
 // traceCase is one real trace, bounded to a slice that trains in a minute

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -47,13 +48,16 @@ type Config struct {
 }
 
 // ParseSpeed returns the real-time multiple of a speed ("60x", "1x",
-// "0.5x"), or 0 for "max".
+// "0.5x"), or 0 for "max". Case and surrounding spaces are ignored; the
+// multiple must carry its "x" and be positive and finite. It is the one
+// parser of --speed (replay and `ebbflow dev`).
 func ParseSpeed(s string) (float64, error) {
-	if s == "max" {
+	t := strings.ToLower(strings.TrimSpace(s))
+	if t == "max" {
 		return 0, nil
 	}
-	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
-	if err != nil || !strings.HasSuffix(s, "x") || v <= 0 {
+	v, err := strconv.ParseFloat(strings.TrimSuffix(t, "x"), 64)
+	if err != nil || !strings.HasSuffix(t, "x") || !(v > 0) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("speed %q: want max or a positive multiple such as 60x", s)
 	}
 	return v, nil
@@ -177,14 +181,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) (Summary, error) {
 	}
 	prod := deps.Producer
 	if prod == nil {
-		sc, err := deps.Kafka.Sarama()
+		sc, err := deps.Kafka.IdempotentProducer()
 		if err != nil {
 			return sum, fmt.Errorf("replay: %w", err)
 		}
-		sc.Producer.Return.Successes = true
-		sc.Producer.RequiredAcks = sarama.WaitForAll
-		sc.Producer.Idempotent = true
-		sc.Net.MaxOpenRequests = 1
 		if err := kafkax.EnsureTopics(ctx, deps.Kafka, topic); err != nil {
 			return sum, fmt.Errorf("replay: %w", err)
 		}
@@ -228,7 +228,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (Summary, error) {
 				}
 			}
 		}
-		m, err := schemas.NewMessage(topic, cfg.Source, w)
+		m, err := kafkax.NewMessage(topic, cfg.Source, w)
 		if err != nil {
 			return sum, fmt.Errorf("replay: window %s: %w", w.EventID(), err)
 		}

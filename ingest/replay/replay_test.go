@@ -41,7 +41,8 @@ func TestParseSpeed(t *testing.T) {
 		in   string
 		want float64
 		ok   bool
-	}{{"max", 0, true}, {"60x", 60, true}, {"0.5x", 0.5, true}, {"60", 0, false}, {"0x", 0, false}, {"fast", 0, false}, {"-2x", 0, false}}
+	}{{"max", 0, true}, {"60x", 60, true}, {"0.5x", 0.5, true}, {"60", 0, false}, {"0x", 0, false}, {"fast", 0, false}, {"-2x", 0, false},
+		{"MAX", 0, true}, {" 60x ", 60, true}, {"infx", 0, false}, {"NaNx", 0, false}, {"", 0, false}, {"x", 0, false}}
 	for _, c := range cases {
 		got, err := ParseSpeed(c.in)
 		if (err == nil) != c.ok || got != c.want {

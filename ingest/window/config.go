@@ -50,7 +50,7 @@ type Config struct {
 	History bool `yaml:"history"`
 }
 
-// DefaultConfig returns the defaults documented in the README.
+// DefaultConfig returns the documented defaults (`ebbflow config defaults`).
 func DefaultConfig() Config {
 	return Config{
 		Enabled:         true,

@@ -115,8 +115,8 @@ func decodeWindows(t testing.TB, msgs []*sarama.ConsumerMessage) []schemas.Windo
 		if err != nil {
 			t.Fatalf("metrics.windows record at %d/%d: %v", m.Partition, m.Offset, err)
 		}
-		if schemas.HeaderValue(m.Headers, schemas.HeaderID) != w.EventID() {
-			t.Fatalf("ce_id %q is not the window id %q", schemas.HeaderValue(m.Headers, schemas.HeaderID), w.EventID())
+		if kafkax.HeaderValue(m.Headers, schemas.HeaderID) != w.EventID() {
+			t.Fatalf("ce_id %q is not the window id %q", kafkax.HeaderValue(m.Headers, schemas.HeaderID), w.EventID())
 		}
 		ws = append(ws, w)
 	}

@@ -39,9 +39,6 @@ type Deps struct {
 	Source string
 }
 
-// maxDeadLetterPayload bounds the bytes of input copied into a dead letter.
-const maxDeadLetterPayload = 256 << 10
-
 // Run consumes metrics.raw in the consumer group cfg.Group until ctx ends
 // or a partition fails, producing windows to metrics.windows exactly once
 // and writing them to the history. A failure of a transaction or of the
@@ -159,24 +156,21 @@ func fenceIfGroupEmpty(ctx context.Context, cfg Config, deps Deps, client sarama
 }
 
 func consumerConfig(cfg Config, kc kafkax.Config) (*sarama.Config, error) {
-	sc, err := kc.Sarama()
+	initial := "oldest"
+	if cfg.StartFrom == "newest" {
+		initial = "newest"
+	}
+	sc, err := kc.GroupConsumer(initial)
 	if err != nil {
 		return nil, fmt.Errorf("window: %w", err)
 	}
-	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	sc.Consumer.Offsets.AutoCommit.Enable = false
 	sc.Consumer.Return.Errors = true
-	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	if cfg.StartFrom == "newest" {
-		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
-	}
 	switch cfg.Rebalance {
 	case RebalanceCooperativeSticky:
 		sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
 	case RebalanceSticky:
 		sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
-	default:
-		sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	}
 	return sc, nil
 }
@@ -185,18 +179,10 @@ func consumerConfig(cfg Config, kc kafkax.Config) (*sarama.Config, error) {
 // transactional id per input partition (EOS as in KIP-98): a new owner of
 // the partition fences the previous one and aborts its open transaction.
 func producerConfig(kc kafkax.Config, txnID string) (*sarama.Config, error) {
-	sc, err := kc.Sarama()
+	sc, err := kc.TransactionalProducer(txnID)
 	if err != nil {
 		return nil, fmt.Errorf("window: %w", err)
 	}
-	sc.Producer.Idempotent = true
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
-	sc.Producer.Retry.Max = 10
-	sc.Producer.Transaction.ID = txnID
-	sc.Producer.Transaction.Timeout = 10 * time.Second
-	sc.Net.MaxOpenRequests = 1
 	return sc, nil
 }
 
@@ -398,18 +384,7 @@ func (pp *partProc) process(msg *sarama.ConsumerMessage) {
 }
 
 func (pp *partProc) deadLetter(msg *sarama.ConsumerMessage, reason, text string, payload []byte) {
-	if len(payload) > maxDeadLetterPayload {
-		payload = payload[:maxDeadLetterPayload]
-	}
-	dl := schemas.DeadLetter{
-		ID:     fmt.Sprintf("window/%s/%d/%d/%s", msg.Topic, msg.Partition, msg.Offset, reason),
-		Source: pp.h.deps.Source, Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset,
-		Key: string(msg.Key), Reason: reason, Error: text, AtMs: msg.Timestamp.UnixMilli(), Payload: payload,
-	}
-	if dl.AtMs <= 0 {
-		dl.AtMs = time.Now().UnixMilli()
-	}
-	pm, err := schemas.NewMessage(pp.h.deadTopic, pp.h.deps.Source, dl)
+	pm, err := kafkax.DeadLetter(pp.h.deadTopic, pp.h.deps.Source, msg, reason, text, payload)
 	if err != nil {
 		pp.log.Error("window: cannot build dead letter", "offset", msg.Offset, "reason", reason, "err", err)
 		return
@@ -555,7 +530,7 @@ func (pp *partProc) flush(ctx context.Context) error {
 }
 
 // windowMessage builds the Kafka message of a window without the JSON
-// Schema validation of schemas.NewMessage: windows are built here from
+// Schema validation of kafkax.NewMessage: windows are built here from
 // samples checked by sampleProblem and finite, so they satisfy the schema
 // by construction (the tests decode every emitted window with
 // schemas.Decode, which validates), and validation costs about a sixth of
@@ -564,7 +539,7 @@ func windowMessage(topic, source string, w schemas.Window) *sarama.ProducerMessa
 	b, _ := json.Marshal(w) // plain struct of finite numbers and strings: cannot fail
 	return &sarama.ProducerMessage{
 		Topic: topic, Key: sarama.StringEncoder(w.Entity), Value: sarama.ByteEncoder(b),
-		Headers: schemas.Headers(source, w), Timestamp: w.EventTime(),
+		Headers: kafkax.Headers(source, w), Timestamp: w.EventTime(),
 	}
 }
 

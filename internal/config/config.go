@@ -1,5 +1,6 @@
-// Package config loads ebbflow's one configuration file: every component's
-// section, with documented defaults, strict YAML (an unknown field is an
+// Package config is ebbflow's generic configuration loader: given a struct
+// whose fields are sections (the composition root, cmd/ebbflow/internal/wire,
+// aggregates every component's section), it applies documented defaults, strict YAML (an unknown field is an
 // error, so a typo never silently falls back to a default), environment
 // overrides (EBBFLOW_<SECTION>_<FIELD>) and command-line overrides
 // (--set section.field=value), in that order of precedence.
@@ -16,60 +17,19 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/ebbflow/ebbflow/actuators"
-	"github.com/ebbflow/ebbflow/forecast"
-	"github.com/ebbflow/ebbflow/forecast/scaling"
-	"github.com/ebbflow/ebbflow/ingest"
-	"github.com/ebbflow/ebbflow/ingest/window"
-	"github.com/ebbflow/ebbflow/internal/dev/devconfig"
-	"github.com/ebbflow/ebbflow/internal/history"
-	"github.com/ebbflow/ebbflow/internal/kafkax"
-	"github.com/ebbflow/ebbflow/internal/kube"
-	"github.com/ebbflow/ebbflow/internal/natsbus"
-	"github.com/ebbflow/ebbflow/internal/telemetry"
 )
 
-// Config is the whole configuration file. Each component receives its own
-// section plus the shared connection sections it needs.
-type Config struct {
-	Kafka      kafkax.Config    `yaml:"kafka"`
-	NATS       natsbus.Config   `yaml:"nats"`
-	History    history.Config   `yaml:"history"`
-	Kubernetes kube.Config      `yaml:"kubernetes"`
-	Telemetry  telemetry.Config `yaml:"telemetry"`
-	Ingest     ingest.Config    `yaml:"ingest"`
-	Window     window.Config    `yaml:"window"`
-	Forecast   forecast.Config  `yaml:"forecast"`
-	Decide     scaling.Config   `yaml:"decide"`
-	Actuate    actuators.Config `yaml:"actuate"`
-	Dev        devconfig.Config `yaml:"dev"`
-}
-
-// Default returns the documented defaults of every section.
-func Default() Config {
-	return Config{
-		Kafka:      kafkax.DefaultConfig(),
-		NATS:       natsbus.DefaultConfig(),
-		History:    history.DefaultConfig(),
-		Kubernetes: kube.DefaultConfig(),
-		Telemetry:  telemetry.DefaultConfig(),
-		Ingest:     ingest.DefaultConfig(),
-		Window:     window.DefaultConfig(),
-		Forecast:   forecast.DefaultConfig(),
-		Decide:     scaling.DefaultConfig(),
-		Actuate:    actuators.DefaultConfig(),
-		Dev:        devconfig.DefaultConfig(),
-	}
-}
-
-// Validate checks every section and names the first bad field as
-// section.field.
-func (c Config) Validate() error {
+// Validate calls Validate on every section of c (a struct, or a pointer
+// to one, whose fields are the sections) that has one, and names the first
+// bad field as section.field.
+func Validate(c any) error {
 	type validator interface{ Validate() error }
-	v := reflect.ValueOf(c)
+	v := reflect.Indirect(reflect.ValueOf(c))
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
+		if !t.Field(i).IsExported() {
+			continue
+		}
 		sec, ok := v.Field(i).Interface().(validator)
 		if !ok {
 			continue
@@ -91,18 +51,17 @@ type Options struct {
 	Sets []string
 }
 
-// Load builds the configuration: defaults, then the file, then the
-// environment, then the overrides, then validation.
-func Load(o Options) (Config, error) {
-	c := Default()
+// Load builds a configuration onto c, which holds the defaults: then the
+// file, then the environment, then the overrides, then validation (Validate).
+func Load(o Options, c any) error {
 	if o.File != "" {
 		f, err := os.Open(o.File)
 		if err != nil {
-			return c, fmt.Errorf("config: %w", err)
+			return fmt.Errorf("config: %w", err)
 		}
 		defer f.Close()
-		if err := Decode(f, &c); err != nil {
-			return c, fmt.Errorf("config: %s: %w", o.File, err)
+		if err := Decode(f, c); err != nil {
+			return fmt.Errorf("config: %s: %w", o.File, err)
 		}
 	}
 	for _, kv := range o.Env {
@@ -110,29 +69,29 @@ func Load(o Options) (Config, error) {
 		if !ok || !strings.HasPrefix(name, EnvPrefix) {
 			continue
 		}
-		path, ok := envPath(reflect.TypeOf(c), strings.Split(strings.TrimPrefix(name, EnvPrefix), "_"))
+		path, ok := EnvPath(reflect.TypeOf(c).Elem(), strings.Split(strings.TrimPrefix(name, EnvPrefix), "_"))
 		if !ok {
 			// Variables such as EBBFLOW_TEST_* belong to the scripts, not
 			// the configuration.
 			continue
 		}
-		if err := Set(&c, path, val); err != nil {
-			return c, fmt.Errorf("config: environment %s: %w", name, err)
+		if err := Set(c, path, val); err != nil {
+			return fmt.Errorf("config: environment %s: %w", name, err)
 		}
 	}
 	for _, s := range o.Sets {
 		path, val, ok := strings.Cut(s, "=")
 		if !ok {
-			return c, fmt.Errorf("config: --set %q: want section.field=value", s)
+			return fmt.Errorf("config: --set %q: want section.field=value", s)
 		}
-		if err := Set(&c, path, val); err != nil {
-			return c, fmt.Errorf("config: --set %s: %w", path, err)
+		if err := Set(c, path, val); err != nil {
+			return fmt.Errorf("config: --set %s: %w", path, err)
 		}
 	}
-	if err := c.Validate(); err != nil {
-		return c, fmt.Errorf("config: %w", err)
+	if err := Validate(c); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
-	return c, nil
+	return nil
 }
 
 // EnvPrefix starts every environment override.
@@ -140,7 +99,7 @@ const EnvPrefix = "EBBFLOW_"
 
 // Decode strictly decodes YAML onto c: unknown fields are errors that name
 // the line and field.
-func Decode(r io.Reader, c *Config) error {
+func Decode(r io.Reader, c any) error {
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
@@ -153,7 +112,7 @@ func Decode(r io.Reader, c *Config) error {
 }
 
 // Marshal renders c as YAML (used by `ebbflow config defaults`).
-func Marshal(c Config) ([]byte, error) {
+func Marshal(c any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
@@ -165,7 +124,7 @@ func Marshal(c Config) ([]byte, error) {
 
 // Set assigns value to the field at a dotted YAML path such as
 // "kafka.brokers". Lists take comma-separated values or YAML flow syntax.
-func Set(c *Config, path, value string) error {
+func Set(c any, path, value string) error {
 	v := reflect.ValueOf(c).Elem()
 	parts := strings.Split(path, ".")
 	for i, p := range parts {
@@ -230,9 +189,9 @@ func fieldByYAML(v reflect.Value, name string) (reflect.Value, bool) {
 	return reflect.Value{}, false
 }
 
-// envPath maps the tokens of EBBFLOW_KAFKA_CLIENT_ID to "kafka.client_id",
+// EnvPath maps the tokens of EBBFLOW_KAFKA_CLIENT_ID to "kafka.client_id",
 // matching the longest YAML name at each level.
-func envPath(t reflect.Type, tokens []string) (string, bool) {
+func EnvPath(t reflect.Type, tokens []string) (string, bool) {
 	if len(tokens) == 0 {
 		return "", false
 	}
@@ -249,7 +208,7 @@ func envPath(t reflect.Type, tokens []string) (string, bool) {
 			if n == len(tokens) {
 				return want, true
 			}
-			rest, ok := envPath(f.Type, tokens[n:])
+			rest, ok := EnvPath(f.Type, tokens[n:])
 			if ok {
 				return want + "." + rest, true
 			}

@@ -28,7 +28,7 @@ type Config struct {
 	User string `yaml:"user"`
 }
 
-// DefaultConfig returns the defaults documented in the README.
+// DefaultConfig returns the documented defaults (`ebbflow config defaults`).
 func DefaultConfig() Config {
 	return Config{Backend: BackendLocal, Root: "./data/history"}
 }

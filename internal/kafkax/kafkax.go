@@ -55,7 +55,7 @@ type SASLConfig struct {
 	Password  string `yaml:"password"`
 }
 
-// DefaultConfig returns the defaults documented in the README.
+// DefaultConfig returns the documented defaults (`ebbflow config defaults`).
 func DefaultConfig() Config {
 	return Config{
 		Brokers:           []string{"127.0.0.1:9092"},

@@ -29,7 +29,7 @@ type Config struct {
 	Burst     int     `yaml:"burst"`
 }
 
-// DefaultConfig returns the defaults documented in the README.
+// DefaultConfig returns the documented defaults (`ebbflow config defaults`).
 func DefaultConfig() Config {
 	return Config{Cluster: "default", QPS: 20, Burst: 40}
 }

@@ -135,3 +135,32 @@ func (e *Embedded) Close() {
 		os.RemoveAll(e.dir)
 	}
 }
+
+// Msg builds the NATS message of an event: its JSON body and the same
+// CloudEvents binary-mode headers as on Kafka (schemas.Headers), plus
+// Nats-Msg-Id = the event id, so JetStream drops a redelivered event.
+func Msg(subject, source string, ev schemas.Event, body []byte) *nats.Msg {
+	msg := nats.NewMsg(subject)
+	msg.Data = body
+	msg.Header.Set("Nats-Msg-Id", ev.EventID())
+	for _, h := range schemas.Headers(source, ev) {
+		msg.Header.Set(h.Key, h.Value)
+	}
+	return msg
+}
+
+// PublishAlert validates an alert and publishes it to JetStream on
+// ebbflow.alerts.<severity>.<kind>, deduplicated by its id.
+func PublishAlert(ctx context.Context, js jetstream.JetStream, a schemas.Alert) error {
+	b, err := schemas.Marshal(a)
+	if err != nil {
+		return err
+	}
+	subject := schemas.AlertSubject(a.Severity, a.Kind)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := js.PublishMsg(pctx, Msg(subject, a.Source, a, b)); err != nil {
+		return fmt.Errorf("nats: publish %s to %s: %w", a.ID, subject, err)
+	}
+	return nil
+}

@@ -31,7 +31,7 @@ type Config struct {
 	LogFormat string `yaml:"log_format"`
 }
 
-// DefaultConfig returns the defaults documented in the README.
+// DefaultConfig returns the documented defaults (`ebbflow config defaults`).
 func DefaultConfig() Config {
 	return Config{Listen: "127.0.0.1:9464", LogLevel: "info", LogFormat: "text"}
 }

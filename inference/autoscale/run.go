@@ -1,0 +1,367 @@
+package autoscale
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/internal/natsbus"
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// Deps are what Run needs besides its configuration.
+type Deps struct {
+	// Kafka is the connection section (brokers, topic prefix, TLS/SASL).
+	Kafka kafkax.Config
+	// Cluster names this cluster: Workloads are looked up for its services.
+	Cluster string
+	// Workloads gives N and annotation policies; nil takes N from the
+	// replicas signal (see NewWorkloadInformer).
+	Workloads WorkloadLister
+	// JetStream publishes decisions and alerts; nil publishes to Kafka only.
+	JetStream jetstream.JetStream
+	// Log and Registerer default to slog.Default() and a throwaway registry.
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
+	// Ready, when set, is called once the consumer group has joined.
+	Ready func()
+}
+
+// metrics are the decider's Prometheus metrics.
+type metrics struct {
+	inputs    *prometheus.CounterVec
+	bad       *prometheus.CounterVec
+	decisions *prometheus.CounterVec
+	guards    *prometheus.CounterVec
+	alerts    *prometheus.CounterVec
+	pubErrs   *prometheus.CounterVec
+	latency   prometheus.Histogram
+	services  prometheus.GaugeFunc
+}
+
+func newMetrics(reg prometheus.Registerer, d *Decider) (*metrics, error) {
+	m := &metrics{
+		inputs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_inputs_total",
+			Help: "Windows and forecasts consumed, by topic."}, []string{"topic"}),
+		bad: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_bad_input_total",
+			Help: "Inputs that failed to decode or validate (sent to the dead-letter topic), by reason."}, []string{"reason"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_decisions_total",
+			Help: "Scale decisions emitted, by direction (up, down)."}, []string{"direction"}),
+		guards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_guards_total",
+			Help: "Evaluations where a guard had the last word, by guard."}, []string{"guard"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_alerts_total",
+			Help: "Alerts published, by kind."}, []string{"kind"}),
+		pubErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_autoscale_publish_errors_total",
+			Help: "Failed publishes, by sink (kafka, nats)."}, []string{"sink"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ebbflow_autoscale_decision_latency_seconds",
+			Help:    "Wall time from consuming the input to the decision acknowledged by Kafka.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+	}
+	m.services = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ebbflow_autoscale_services",
+		Help: "Services the decider tracks."}, func() float64 { return float64(d.Services()) })
+	for _, c := range []prometheus.Collector{m.inputs, m.bad, m.decisions, m.guards, m.alerts, m.pubErrs, m.latency, m.services} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("autoscale: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Run consumes forecasts and metrics.windows, decides per service and
+// publishes each decision to the decisions topic (key = target) and to
+// NATS ebbflow.decisions.scale.<cluster>.<namespace>, and alerts to
+// ebbflow.alerts.<severity>.<kind>. It returns when ctx ends (nil) or on
+// a fatal Kafka error.
+//
+// Delivery is at least once: an input's offset is committed after its
+// decision is acknowledged; a redelivered decision carries the same id
+// (from target and seq) and the actuator skips it as a duplicate.
+func Run(ctx context.Context, cfg Config, deps Deps) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("autoscale: %w", err)
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	reg := deps.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	dec := NewDecider(cfg, deps.Cluster, deps.Workloads)
+	m, err := newMetrics(reg, dec)
+	if err != nil {
+		return err
+	}
+	topics := deps.Kafka.Topics()
+	in := []string{topics.Name(schemas.TopicForecasts), topics.Name(schemas.TopicMetricsWindows)}
+	out := topics.Name(schemas.TopicDecisions)
+	dead := topics.Name(schemas.TopicDeadLetter)
+	if err := kafkax.EnsureTopics(ctx, deps.Kafka, append(in, out, dead)...); err != nil {
+		return fmt.Errorf("autoscale: %w", err)
+	}
+	if deps.JetStream != nil {
+		if err := natsbus.EnsureStreams(ctx, deps.JetStream, 7*24*time.Hour); err != nil {
+			return fmt.Errorf("autoscale: %w", err)
+		}
+	}
+
+	sc, err := deps.Kafka.GroupConsumer(cfg.InitialOffset)
+	if err != nil {
+		return fmt.Errorf("autoscale: %w", err)
+	}
+	kafkax.Idempotent(sc) // decisions and dead letters
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
+	prod, err := sarama.NewSyncProducer(deps.Kafka.Brokers, sc)
+	if err != nil {
+		return fmt.Errorf("autoscale: producer to %v: %w", deps.Kafka.Brokers, err)
+	}
+	defer prod.Close()
+	group, err := sarama.NewConsumerGroup(deps.Kafka.Brokers, cfg.ConsumerGroup, sc)
+	if err != nil {
+		return fmt.Errorf("autoscale: consumer group %s on %v: %w", cfg.ConsumerGroup, deps.Kafka.Brokers, err)
+	}
+	defer group.Close()
+
+	h := &handler{cfg: cfg, dec: dec, m: m, log: log, prod: prod, js: deps.JetStream,
+		decisions: out, deadletter: dead, ready: deps.Ready}
+	log.Info("decider running", "inputs", in, "decisions", out, "group", cfg.ConsumerGroup, "nats", deps.JetStream != nil, "workloads", deps.Workloads != nil)
+	for {
+		if err := group.Consume(ctx, in, h); err != nil {
+			if errors.Is(err, sarama.ErrClosedConsumerGroup) || ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("autoscale: consume %v: %w", in, err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+type handler struct {
+	cfg        Config
+	dec        *Decider
+	m          *metrics
+	log        *slog.Logger
+	prod       sarama.SyncProducer
+	js         jetstream.JetStream
+	decisions  string
+	deadletter string
+	ready      func()
+	readyDone  bool
+}
+
+func (h *handler) Setup(sarama.ConsumerGroupSession) error {
+	if h.ready != nil && !h.readyDone {
+		h.readyDone = true
+		h.ready()
+	}
+	return nil
+}
+
+func (h *handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+// maxBatch bounds how many consumed records share one produce call.
+const maxBatch = 512
+
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	batch := make([]*sarama.ConsumerMessage, 0, maxBatch)
+	for {
+		select {
+		case <-sess.Context().Done():
+			return nil
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			// Everything already fetched is decided together and produced in
+			// one call: at a minute boundary every service's window closes at
+			// once, and one round trip per decision would queue them.
+			batch = append(batch[:0], msg)
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case m, ok := <-claim.Messages():
+					if !ok {
+						break drain
+					}
+					batch = append(batch, m)
+				default:
+					break drain
+				}
+			}
+			if err := h.handleBatch(sess.Context(), batch); err != nil {
+				// A failed publish must not be committed: end the session so
+				// the records are redelivered.
+				return err
+			}
+			for _, m := range batch {
+				sess.MarkMessage(m, "")
+			}
+		}
+	}
+}
+
+// handleBatch decides on every record and publishes the decisions and dead
+// letters in one produce call; an error means "do not commit".
+func (h *handler) handleBatch(ctx context.Context, batch []*sarama.ConsumerMessage) error {
+	start := time.Now()
+	var outs []Output
+	var pms []*sarama.ProducerMessage
+	for _, msg := range batch {
+		out, dl := h.decide(msg)
+		if dl != nil {
+			pms = append(pms, dl)
+			continue
+		}
+		if out.Decision == nil {
+			continue
+		}
+		pm, err := kafkax.NewMessage(h.decisions, h.cfg.Source, *out.Decision)
+		if err != nil {
+			// Our own bug: a decision that violates its schema. Do not retry forever.
+			h.m.bad.WithLabelValues("own_decision_schema").Inc()
+			h.log.Error("decision violates its schema; dropped", "id", out.Decision.ID, "err", err)
+			continue
+		}
+		pms = append(pms, pm)
+		outs = append(outs, out)
+	}
+	if len(pms) == 0 {
+		return nil
+	}
+	if err := h.prod.SendMessages(pms); err != nil {
+		h.m.pubErrs.WithLabelValues("kafka").Inc()
+		// The redelivered inputs must decide again, not be suppressed as repeats.
+		for _, o := range outs {
+			h.dec.Forget(o.Decision.Entity)
+		}
+		return fmt.Errorf("autoscale: produce %d records to %s: %w", len(pms), h.decisions, err)
+	}
+	for _, o := range outs {
+		d := o.Decision
+		dir := "up"
+		if d.To < d.From {
+			dir = "down"
+		}
+		h.m.decisions.WithLabelValues(dir).Inc()
+		h.m.latency.Observe(time.Since(start).Seconds())
+		h.log.Info("decision", "id", d.ID, "target", d.Target.Key(), "from", d.From, "to", d.To, "guard", d.Reason.Guard, "why", d.Reason.Summary)
+	}
+	if h.js != nil && len(outs) > 0 {
+		h.publishNATS(ctx, outs)
+	}
+	return nil
+}
+
+// decide decodes and decides one record; a bad record returns its dead
+// letter instead.
+func (h *handler) decide(msg *sarama.ConsumerMessage) (Output, *sarama.ProducerMessage) {
+	h.m.inputs.WithLabelValues(msg.Topic).Inc()
+	ceType := kafkax.HeaderValue(msg.Headers, schemas.HeaderType)
+	var out Output
+	var err error
+	switch ceType {
+	case schemas.Forecast{}.EventType():
+		var f schemas.Forecast
+		if f, err = schemas.Decode[schemas.Forecast](msg.Value); err == nil {
+			out, err = h.dec.ObserveForecast(f)
+		}
+	case schemas.Window{}.EventType():
+		var w schemas.Window
+		if w, err = schemas.Decode[schemas.Window](msg.Value); err == nil {
+			out, err = h.dec.ObserveWindow(w)
+		}
+	default:
+		err = fmt.Errorf("unexpected ce_type %q", ceType)
+	}
+	if err != nil {
+		return Output{}, h.deadLetter(msg, err)
+	}
+	if out.Guard != "" {
+		h.m.guards.WithLabelValues(string(out.Guard)).Inc()
+	}
+	for _, a := range out.Alerts {
+		if a.Kind == schemas.AlertBadPolicy {
+			// Counted once per new rejection (the alert is raised once).
+			h.m.bad.WithLabelValues("policy").Inc()
+			h.log.Warn("policy annotation rejected; configured policy used", "entity", a.Entity, "err", out.PolicyErr)
+		}
+	}
+	return out, nil
+}
+
+// publishNATS publishes decisions and alerts asynchronously and waits for
+// the acknowledgements. NATS is a notification stream (Kafka is the
+// record): failures are counted and logged, not retried.
+func (h *handler) publishNATS(ctx context.Context, outs []Output) {
+	var futures []jetstream.PubAckFuture
+	pub := func(subject string, ev schemas.Event, body []byte) {
+		id := ev.EventID()
+		f, err := h.js.PublishMsgAsync(natsbus.Msg(subject, h.cfg.Source, ev, body))
+		if err != nil {
+			h.m.pubErrs.WithLabelValues("nats").Inc()
+			h.log.Warn("publish to NATS", "subject", subject, "id", id, "err", err)
+			return
+		}
+		futures = append(futures, f)
+	}
+	for _, o := range outs {
+		d := o.Decision
+		b, _ := json.Marshal(d)
+		pub(schemas.DecisionSubject(d.Kind, d.Target.Cluster, d.Target.Namespace), d, b)
+		for _, a := range o.Alerts {
+			b, err := schemas.Marshal(a)
+			if err != nil {
+				h.log.Error("alert violates its schema; dropped", "id", a.ID, "err", err)
+				continue
+			}
+			pub(schemas.AlertSubject(a.Severity, a.Kind), a, b)
+			h.m.alerts.WithLabelValues(a.Kind).Inc()
+		}
+	}
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			h.m.pubErrs.WithLabelValues("nats").Inc()
+			h.log.Warn("publish to NATS", "subject", f.Msg().Subject, "err", err)
+		case <-timeout.C:
+			h.m.pubErrs.WithLabelValues("nats").Inc()
+			h.log.Warn("NATS acknowledgements timed out")
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (h *handler) deadLetter(msg *sarama.ConsumerMessage, cause error) *sarama.ProducerMessage {
+	reason := "decode"
+	var ve *schemas.ValidationError
+	if errors.As(cause, &ve) {
+		reason = "schema"
+	}
+	h.m.bad.WithLabelValues(reason).Inc()
+	h.log.Warn("bad input sent to dead letter", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", cause)
+	pm, err := kafkax.DeadLetter(h.deadletter, h.cfg.Source, msg, reason, cause.Error(), msg.Value)
+	if err != nil {
+		// Cannot happen for a well-formed DeadLetter; keep the record's
+		// reason in the log rather than block the partition.
+		h.log.Error("dead letter violates its schema", "topic", msg.Topic, "offset", msg.Offset, "err", err)
+		return nil
+	}
+	return pm
+}

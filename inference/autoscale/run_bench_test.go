@@ -1,0 +1,138 @@
+package autoscale
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// BenchmarkRunOnKfake: Run on the embedded Kafka with 10,000 services.
+// Each iteration closes one window per service at once (a minute
+// boundary: the window processor emits them in a burst) and waits for the
+// 10,000 decisions on the decisions topic. Latency is from the start of
+// the burst to each decision's arrival at a consumer; the baseline is
+// HPA's 15 s reaction loop (DESIGN.md target: p99 ≤ 250 ms).
+func BenchmarkRunOnKfake(b *testing.B) {
+	k, err := kafkax.StartEmbedded(0, 8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close()
+	kc := kafkax.DefaultConfig()
+	kc.Brokers = k.Addrs()
+	kc.TopicPrefix = "bench"
+	topics := kc.Topics()
+	if err := kafkax.EnsureTopics(context.Background(), kc, topics.All()...); err != nil {
+		b.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.InitialOffset = "oldest"
+	cfg.RepeatSuppress = 0
+	cfg.StaleAfter = 24 * time.Hour
+	cfg.Policy.ScaleDownStabilization = 0
+	cfg.Policy.ScaleDownCooldown = 0
+	cfg.Policy.Signals = map[string]SignalPolicy{schemas.SignalQPS: {ExpectRate: 0.5, Capacity: 100}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, Deps{Kafka: kc, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}()
+
+	sc, _ := kc.Sarama()
+	sc.Producer.Return.Successes = true
+	sc.Producer.Flush.Frequency = time.Millisecond
+	prod, err := sarama.NewSyncProducer(kc.Brokers, sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer prod.Close()
+	entities := make([]string, benchServices)
+	msgs := make([]*sarama.ProducerMessage, benchServices)
+	for i := range entities {
+		entities[i] = schemas.ServiceEntity("bench", fmt.Sprintf("ns%d", i%50), fmt.Sprintf("svc-%d", i))
+		msgs[i], err = kafkax.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/bench", schemas.Window{Entity: entities[i],
+			Signal: schemas.SignalReplicas, Kind: schemas.KindGauge, SizeS: 60, StartMs: nowMs - 60_000, EndMs: nowMs, Count: 1, Mean: 7, Last: 7})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := prod.SendMessages(msgs); err != nil {
+		b.Fatal(err)
+	}
+
+	// Decisions consumer: arrival times per round.
+	cons, err := sarama.NewConsumer(kc.Brokers, sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cons.Close()
+	parts, _ := cons.Partitions(topics.Name(schemas.TopicDecisions))
+	arrivals := make(chan time.Time, benchServices)
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		pc, err := cons.ConsumePartition(topics.Name(schemas.TopicDecisions), p, sarama.OffsetNewest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range pc.Messages() {
+				arrivals <- time.Now()
+			}
+		}()
+		defer pc.Close()
+	}
+
+	var lat []time.Duration
+	var total, produce time.Duration
+	b.ResetTimer()
+	for round := 0; round < b.N; round++ {
+		for i, e := range entities {
+			msgs[i], err = kafkax.NewMessage(topics.Name(schemas.TopicMetricsWindows), "/bench", benchWindow(e, round))
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		start := time.Now()
+		if err := prod.SendMessages(msgs); err != nil {
+			b.Fatal(err)
+		}
+		produce += time.Since(start)
+		timeout := time.After(2 * time.Minute)
+		for got := 0; got < benchServices; got++ {
+			select {
+			case t := <-arrivals:
+				lat = append(lat, t.Sub(start))
+			case <-timeout:
+				b.Fatalf("round %d: %d of %d decisions after 2 minutes", round, got, benchServices)
+			}
+		}
+		total += time.Since(start)
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50_ms")
+	b.ReportMetric(q(0.99), "p99_ms")
+	b.ReportMetric(float64(len(lat))/total.Seconds(), "decisions/s")
+	b.ReportMetric(q(0.99)/15000, "p99/hpa_15s")
+	// Baseline in the same run: producing the burst of windows alone.
+	b.ReportMetric(float64(produce.Microseconds())/1000/float64(b.N), "burst_produce_ms")
+}

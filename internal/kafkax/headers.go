@@ -1,0 +1,44 @@
+package kafkax
+
+import (
+	"github.com/IBM/sarama"
+
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+// Headers returns the CloudEvents binary-mode headers of an event
+// (schemas.Headers) as Kafka record headers.
+func Headers(source string, ev schemas.Event) []sarama.RecordHeader {
+	hs := schemas.Headers(source, ev)
+	out := make([]sarama.RecordHeader, len(hs))
+	for i, h := range hs {
+		out[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: []byte(h.Value)}
+	}
+	return out
+}
+
+// NewMessage builds a validated Kafka message for an event: JSON value,
+// CloudEvents headers, key from the event.
+func NewMessage(topic, source string, ev schemas.Event) (*sarama.ProducerMessage, error) {
+	b, err := schemas.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	return &sarama.ProducerMessage{
+		Topic:     topic,
+		Key:       sarama.StringEncoder(ev.EventKey()),
+		Value:     sarama.ByteEncoder(b),
+		Headers:   Headers(source, ev),
+		Timestamp: ev.EventTime(),
+	}, nil
+}
+
+// HeaderValue returns the value of a header by name from a consumed record.
+func HeaderValue(headers []*sarama.RecordHeader, name string) string {
+	for _, h := range headers {
+		if h != nil && string(h.Key) == name {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
