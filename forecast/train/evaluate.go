@@ -129,7 +129,32 @@ func timeTicks(fromMs, toMs int64) plot.TimeTicks {
 	if toMs-fromMs <= 86400_000 {
 		format = "15:04"
 	}
-	return plot.TimeTicks{Format: format, Time: plot.UnixTimeIn(time.UTC)}
+	return plot.TimeTicks{Format: format, Time: plot.UnixTimeIn(time.UTC), Ticker: clockTicker{}}
+}
+
+// clockTicker puts labelled ticks on round UTC clock times (every 10, 15
+// or 30 minutes, or 1, 2, 3, 6, 12, 24 or 48 hours; at most about 8
+// labels) and unlabelled ones between them.
+type clockTicker struct{}
+
+// Ticks implements plot.Ticker for an axis of Unix seconds.
+func (clockTicker) Ticks(lo, hi float64) []plot.Tick {
+	steps := []float64{600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800}
+	step := steps[len(steps)-1]
+	for _, s := range steps {
+		if (hi-lo)/s <= 8 {
+			step = s
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: "x"}) // TimeTicks formats labelled ticks
+		if mid := v + step/2; mid <= hi {
+			ticks = append(ticks, plot.Tick{Value: mid})
+		}
+	}
+	return ticks
 }
 
 // WritePlots writes one PNG per horizon, <dir>/<signal>_h<k>.png, of the

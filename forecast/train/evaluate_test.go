@@ -38,11 +38,14 @@ func TestPlotAxisIsUTCClock(t *testing.T) {
 		}
 		labelled++
 		want := time.Unix(int64(tick.Value), 0).UTC().Format("15:04")
+		if int64(tick.Value)%600 != 0 {
+			t.Errorf("tick at %v is not on a round clock time", tick.Value)
+		}
 		if tick.Label != want {
 			t.Errorf("tick at %v labelled %q, want the UTC clock %q", tick.Value, tick.Label, want)
 		}
 	}
-	if labelled < 2 {
+	if labelled < 2 || labelled > 9 {
 		t.Fatalf("only %d labelled ticks", labelled)
 	}
 	var _ plot.Ticker = tk
