@@ -75,12 +75,12 @@ func newActMetrics(reg prometheus.Registerer) (*actMetrics, error) {
 	return m, nil
 }
 
-// NewActuator builds the framework. reg nil means the default registry
-// with the scale handler; clock nil means the wall clock; registerer nil
-// means a private registry.
+// NewActuator builds the framework around the handlers in reg (required:
+// the composition root, cmd/ebbflow/internal/wire.Handlers, lists them).
+// clock nil means the wall clock; registerer nil means a private registry.
 func NewActuator(cfg Config, cluster, identity string, kube kubernetes.Interface, reg *Registry, clock Clock, log *slog.Logger, registerer prometheus.Registerer) (*Actuator, error) {
-	if reg == nil {
-		reg = DefaultRegistry(kube, cfg)
+	if reg == nil || len(reg.Types()) == 0 {
+		return nil, errors.New("actuate: no handlers: pass a registry of decision handlers (Deps.Handlers)")
 	}
 	if clock == nil {
 		clock = WallClock{}
@@ -97,13 +97,6 @@ func NewActuator(cfg Config, cluster, identity string, kube kubernetes.Interface
 	}
 	return &Actuator{cfg: cfg, cluster: cluster, identity: identity, kube: kube, reg: reg, clock: clock, log: log, m: m,
 		limiters: map[string]*rate.Limiter{}, sleep: sleepCtx}, nil
-}
-
-// DefaultRegistry has the handlers ebbflow ships: scale decisions.
-func DefaultRegistry(kube kubernetes.Interface, cfg Config) *Registry {
-	r := NewRegistry()
-	r.Register(schemas.ScaleDecision{}.EventType(), NewScaleHandler(kube, cfg.MaxReplicas))
-	return r
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -149,7 +142,7 @@ func (a *Actuator) Process(ctx context.Context, ceType string, body []byte) (act
 	now := a.clock.Now()
 	switch {
 	case d.ExpiresMs > 0 && now.UnixMilli() > d.ExpiresMs:
-		act = skipped(d, fmt.Sprintf("expired: expires_ms %d is %s before now %d", d.ExpiresMs,
+		act = Skipped(d, fmt.Sprintf("expired: expires_ms %d is %s before now %d", d.ExpiresMs,
 			time.Duration(now.UnixMilli()-d.ExpiresMs)*time.Millisecond, now.UnixMilli()))
 		why = "expired"
 	default:
@@ -257,6 +250,9 @@ func (a *Actuator) recordEvent(ctx context.Context, d Decision, act schemas.Acti
 		return
 	}
 	typ, reason := corev1.EventTypeNormal, "EbbflowScaled"
+	if d.Kind != schemas.DecisionScale {
+		reason = "EbbflowApplied"
+	}
 	switch act.Outcome {
 	case schemas.OutcomeSkipped:
 		reason = "EbbflowSkipped"

@@ -43,14 +43,19 @@ func TestFailedActionIsActionAndAlert(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a := newTestActuator(t, fake.NewClientset(), DefaultConfig(), testNow)
+	reg := NewRegistry()
+	reg.Register(missingType, missingTarget{})
+	a, err := NewActuator(DefaultConfig(), "c1", "test-actuator", fake.NewClientset(), reg, nil, quiet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var produced *sarama.ProducerMessage
 	prod := mocks.NewSyncProducer(t, nil)
 	prod.ExpectSendMessageWithMessageCheckerFunctionAndSucceed(func(m *sarama.ProducerMessage) error { produced = m; return nil })
 	h := &claimHandler{act: a, prod: prod, js: js, log: quiet, actions: "ebbflow.actions.v1", deadletter: "ebbflow.deadletter.v1", source: "/test"}
-	d := decision(testNow, 4)
-	err = h.handle(ctx, &sarama.ConsumerMessage{Topic: "ebbflow.decisions.v1", Value: body(t, d),
-		Headers: []*sarama.RecordHeader{{Key: []byte(schemas.HeaderType), Value: []byte(d.EventType())}}})
+	d := struct{ ID string }{ID: "web"}
+	err = h.handle(ctx, &sarama.ConsumerMessage{Topic: "ebbflow.decisions.v1", Value: []byte(d.ID),
+		Headers: []*sarama.RecordHeader{{Key: []byte(schemas.HeaderType), Value: []byte(missingType)}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -99,23 +100,27 @@ type ClockFunc func() time.Time
 // Now implements Clock.
 func (f ClockFunc) Now() time.Time { return f() }
 
-func skipped(d Decision, reason string) schemas.Action {
+// Skipped is the action of a decision a handler does not carry out (a
+// duplicate, a stale sequence, a dry run): outcome skipped with the reason.
+func Skipped(d Decision, reason string) schemas.Action {
 	return schemas.Action{Outcome: schemas.OutcomeSkipped, Reason: reason, DryRun: d.DryRun}
 }
 
-// recordedSeq reads the idempotency annotations: the decision id and
-// sequence last applied to an object.
-func recordedSeq(ann map[string]string) (string, int64) {
-	var seq int64
+// RecordedDecision reads the idempotency annotations of an object: the id
+// and sequence of the decision last applied to it ("" and 0 when none).
+func RecordedDecision(ann map[string]string) (id string, seq int64) {
 	if s := ann[AnnotationLastDecisionSeq]; s != "" {
 		fmt.Sscan(s, &seq)
 	}
 	return ann[AnnotationLastDecisionID], seq
 }
 
-// idempotencyCheck says why a decision must be skipped ("" = apply).
-func idempotencyCheck(d Decision, ann map[string]string) string {
-	lastID, lastSeq := recordedSeq(ann)
+// IdempotencyCheck says why a decision must be skipped on an object with
+// these annotations: a duplicate (its id is the one recorded) or stale (its
+// sequence is not above the recorded one). "" means apply it. Every handler
+// calls it before acting, and records DecisionAnnotations after.
+func IdempotencyCheck(d Decision, ann map[string]string) string {
+	lastID, lastSeq := RecordedDecision(ann)
 	switch {
 	case lastID == d.ID:
 		return fmt.Sprintf("duplicate: decision %s already applied", d.ID)
@@ -123,4 +128,15 @@ func idempotencyCheck(d Decision, ann map[string]string) string {
 		return fmt.Sprintf("stale: seq %d is not above the last applied seq %d (%s)", d.Seq, lastSeq, lastID)
 	}
 	return ""
+}
+
+// DecisionAnnotations are the annotations a handler records on the object
+// it acted on: the decision id and sequence (read by IdempotencyCheck) and
+// a one-line description of the action.
+func DecisionAnnotations(d Decision, action string) map[string]string {
+	return map[string]string{
+		AnnotationLastDecisionID:  d.ID,
+		AnnotationLastDecisionSeq: strconv.FormatInt(d.Seq, 10),
+		AnnotationLastAction:      action,
+	}
 }

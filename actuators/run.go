@@ -36,7 +36,8 @@ type Deps struct {
 	JetStream jetstream.JetStream
 	// Clock checks decision TTLs; nil = wall clock.
 	Clock Clock
-	// Handlers; nil = DefaultRegistry (scale).
+	// Handlers carry out the decision kinds, by CloudEvents type
+	// (required; the list is wire.Handlers in cmd/ebbflow/internal/wire).
 	Handlers *Registry
 	// Log and Registerer default to slog.Default() and a private registry.
 	Log        *slog.Logger

@@ -1,4 +1,5 @@
-// Package inference will hold inference-server specs: Triton model
-// repositories and config.pbtxt, OpenVINO Model Server configuration and
-// KServe v2 health checks. It is not built yet; see the project's issues.
+// Package inference groups what ebbflow does for inference services:
+// inference/autoscale is the elastic-scaling decider, inference/servers
+// launches, updates and retires Triton and OpenVINO Model Server model
+// servers from serving specs (see docs/servers.md).
 package inference

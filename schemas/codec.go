@@ -40,13 +40,20 @@ func SchemaFiles() (map[string][]byte, error) {
 
 // schemaFile maps each CloudEvents type to its schema file.
 var schemaFile = map[string]string{
-	Window{}.EventType():        "window.schema.json",
-	Forecast{}.EventType():      "forecast.schema.json",
-	ScaleDecision{}.EventType(): "decision.scale.schema.json",
-	NodesDecision{}.EventType(): "decision.nodes.schema.json",
-	Action{}.EventType():        "action.schema.json",
-	DeadLetter{}.EventType():    "deadletter.schema.json",
-	Alert{}.EventType():         "alert.schema.json",
+	Window{}.EventType():            "window.schema.json",
+	Forecast{}.EventType():          "forecast.schema.json",
+	ScaleDecision{}.EventType():     "decision.scale.schema.json",
+	NodesDecision{}.EventType():     "decision.nodes.schema.json",
+	Action{}.EventType():            "action.schema.json",
+	DeadLetter{}.EventType():        "deadletter.schema.json",
+	Alert{}.EventType():             "alert.schema.json",
+	Window{}.EventType():            "window.schema.json",
+	Forecast{}.EventType():          "forecast.schema.json",
+	ScaleDecision{}.EventType():     "decision.scale.schema.json",
+	InferenceDecision{}.EventType(): "decision.inference.schema.json",
+	Action{}.EventType():            "action.schema.json",
+	DeadLetter{}.EventType():        "deadletter.schema.json",
+	Alert{}.EventType():             "alert.schema.json",
 }
 
 // EventTypes returns every CloudEvents type this package defines, sorted.

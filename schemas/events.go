@@ -188,7 +188,7 @@ const (
 )
 
 // DecisionKinds lists every decision kind with a schema.
-var DecisionKinds = []string{DecisionScale, DecisionNodes}
+var DecisionKinds = []string{DecisionScale, DecisionNodes, DecisionInference}
 
 // SignalDemand is what one signal asked for in a scaling decision.
 type SignalDemand struct {

@@ -26,6 +26,14 @@ func sampleEvents() []Event {
 			Reason: Reason{Summary: "qps forecast 180/s at 3 min needs 5 replicas", Formula: "ceil(0.9/0.6×3)=5", HorizonMinutes: 3,
 				Demands: []SignalDemand{{Signal: SignalQPS, Current: 0.7, Predicted: 0.9, Used: 0.9, ExpectRate: 0.6, Desired: 5, Source: "forecast"}},
 				Inputs:  map[string]float64{"latency_p99_ms": 80}}},
+		InferenceDecision{ID: "inf-1", Kind: DecisionInference, Seq: 1_700_000_000_000, Target: Target{Cluster: "c1", Namespace: "ebbflow-serving", Kind: "Deployment", Name: "resnet50"},
+			Action: InferenceUpdate, Model: ModelServer{Name: "resnet50", Version: 3, Server: "triton", Format: "onnx", Device: "a100", Precision: "int8"},
+			Spec: "name: resnet50\nversion: 3\n", SpecDigest: strings.Repeat("ab", 32), AtMs: 10, ExpiresMs: 600_010, DecidedBy: "/ebbflow/servers",
+			Reason: InferenceReason{Summary: "resnet50 v2 → v3: spec changed in the model store", Trigger: TriggerChanged, StorePath: "models/resnet50.yaml",
+				FromVersion: 2, ToVersion: 3, FromDigest: strings.Repeat("cd", 32), ToDigest: strings.Repeat("ab", 32)}},
+		InferenceDecision{ID: "inf-2", Kind: DecisionInference, Seq: 1_700_000_000_001, Target: Target{Cluster: "c1", Namespace: "ebbflow-serving", Kind: "Deployment", Name: "ocr"},
+			Action: InferenceRetire, Model: ModelServer{Name: "ocr", Version: 5}, AtMs: 11, ExpiresMs: 600_011, DecidedBy: "/ebbflow/servers",
+			Reason: InferenceReason{Summary: "ocr v5 removed from the model store", Trigger: TriggerRemoved, StorePath: "models/ocr.yaml", FromVersion: 5}},
 		Action{ID: "a1", DecisionID: "d1", DecisionKind: DecisionScale, Seq: 7, Target: target, Outcome: OutcomeApplied, Reason: "scaled 3→5", AtMs: 11, Attempts: 1, Actuator: "act-0", Before: ptr[int32](3), After: ptr[int32](5)},
 		Action{ID: "a2", DecisionID: "d0", DecisionKind: DecisionScale, Seq: 6, Target: target, Outcome: OutcomeSkipped, Reason: "stale: seq 6 ≤ last applied 7", AtMs: 12, Actuator: "act-0"},
 		Alert{ID: "d1/scale_ratio", Severity: SeverityInfo, Kind: AlertScaleRatio, Summary: "c1/shop/Deployment/web scaled 3 → 5 (67%)",
@@ -37,6 +45,7 @@ func sampleEvents() []Event {
 				Thresholds: map[string]float64{"min_rate": 0.35, "max_rate": 0.85, "expect_rate": 0.65, "lead_time_s": 240},
 				Inputs:     map[string]float64{"utilisation": 0.8, "online": 10, "offline": 3, "required": 13},
 				Forecast:   []UtilisationPoint{{AtMs: 80, Utilisation: 0.9}}}},
+		sampleTrainingDecision(),
 		DeadLetter{ID: "dl1", Source: "window/0", Topic: "ebbflow.metrics.raw.v1", Partition: 3, Offset: 99, Key: "svc/c1/shop/web", Reason: "late", Error: "sample at 10:00:01 is 5m after the watermark", AtMs: 5, Payload: []byte{0, 1, 2}},
 	}
 }
@@ -58,12 +67,16 @@ func TestEveryEventValidates(t *testing.T) {
 			got, err = Decode[ScaleDecision](b)
 		case NodesDecision:
 			got, err = Decode[NodesDecision](b)
+		case InferenceDecision:
+			got, err = Decode[InferenceDecision](b)
 		case Action:
 			got, err = Decode[Action](b)
 		case DeadLetter:
 			got, err = Decode[DeadLetter](b)
 		case Alert:
 			got, err = Decode[Alert](b)
+		case TrainingDecision:
+			got, err = Decode[TrainingDecision](b)
 		default:
 			t.Fatalf("no decoder case for %T", ev)
 		}

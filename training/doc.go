@@ -1,4 +1,6 @@
-// Package training will hold the offline training scheduler: quotas,
-// borrowing, priority scores, pre-emption, GPU-type fallback and resource
-// auto-adjustment. It is not built yet; see the project's issues.
+// Package training groups the offline training side of ebbflow: the
+// training scheduler (training/scheduler: job specs, sizing from history,
+// WPAI's score, placement and the pre-emption guard), its Kueue binding
+// (training/kueue), its backtest (training/backtest) and the kill budget
+// shared with node mixing (training/killbudget).
 package training

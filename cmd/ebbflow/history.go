@@ -30,7 +30,9 @@ func newHistoryImportCmd(g *globals) *cobra.Command {
 		Short: "Import a CSV load trace as history windows (the same Parquet the window processors write)",
 		Long: `Each CSV row becomes one gauge window of the trace's step (inferred: 60 s for
 per-minute traces, 300 s for 5-minute ones; the step is kept, not resampled),
-aligned down to a multiple of the step. Missing rows stay gaps.
+aligned down to a multiple of the step. Missing rows stay gaps. Rows must be in
+time order and every value a number (an error names the line), unless --sort
+(sort the rows) or --empty-is-gap (an empty value cell is a gap).
 
 Timestamps: "YYYY-MM-DD HH:MM:SS" (read in --tz, default UTC), RFC 3339, Unix
 seconds or milliseconds, or seconds from --start (the Azure trace):
@@ -98,6 +100,8 @@ seconds or milliseconds, or seconds from --start (the Azure trace):
 	cmd.Flags().StringVar(&start, "start", "", "RFC 3339 time of offset 0 (time format offset)")
 	cmd.Flags().StringVar(&tz, "tz", "", "zone of datetime timestamps (default UTC)")
 	cmd.Flags().Int64Var(&o.StepS, "step", 0, "window size in seconds (default: inferred)")
+	cmd.Flags().BoolVar(&o.Sort, "sort", false, "sort rows by time instead of refusing a trace out of order")
+	cmd.Flags().BoolVar(&o.EmptyIsGap, "empty-is-gap", false, "skip rows with an empty value cell as gaps instead of refusing them")
 	_ = cmd.MarkFlagRequired("entity")
 	return cmd
 }

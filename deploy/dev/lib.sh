@@ -134,6 +134,46 @@ mod_version() {
 	echo "$v"
 }
 
+# Bounds on the one-time Go builds (seconds). A step that runs past its bound fails and says
+# which step hung: the module download (network, proxy) or the compile/link (machine overloaded).
+DOWNLOAD_TIMEOUT="${EBBFLOW_DEV_DOWNLOAD_TIMEOUT:-900}"
+BUILD_TIMEOUT="${EBBFLOW_DEV_BUILD_TIMEOUT:-3600}"
+
+# mod_key MODDIR: a short hash of a module's go.mod, go.sum and Go sources (cache key).
+mod_key() {
+	(cd "$1" && find . \( -name '*.go' -o -name go.mod -o -name go.sum \) -type f | LC_ALL=C sort | xargs sha256sum) |
+		sha256sum | cut -c1-12
+}
+
+# go_build NAME MODDIR OUT LDFLAGS PKG...: download MODDIR's modules, then build PKG... into OUT
+# (a file for one package, a directory for several), each step bounded; fail naming the step.
+go_build() {
+	local name="$1" moddir="$2" out="$3" ldflags="$4" t0=$SECONDS rc
+	shift 4
+	mkdir -p "$CACHE/logs"
+	local blog="$CACHE/logs/$name-build.log"
+	: >"$blog"
+	rc=0
+	(cd "$moddir" && GOFLAGS="-mod=mod -buildvcs=false" timeout "$DOWNLOAD_TIMEOUT" go mod download) >>"$blog" 2>&1 || rc=$?
+	if ((rc == 124)); then
+		dump_log "$blog"
+		die "building $name: 'go mod download' in $moddir did not finish within ${DOWNLOAD_TIMEOUT}s (module proxy or network hung; EBBFLOW_DEV_DOWNLOAD_TIMEOUT raises the bound)"
+	elif ((rc != 0)); then
+		dump_log "$blog"
+		die "building $name: 'go mod download' in $moddir failed"
+	fi
+	rc=0
+	(cd "$moddir" && GOFLAGS="-mod=mod -buildvcs=false" timeout "$BUILD_TIMEOUT" go build -trimpath -ldflags="$ldflags" -o "$out" "$@") >>"$blog" 2>&1 || rc=$?
+	if ((rc == 124)); then
+		dump_log "$blog"
+		die "building $name: 'go build $*' in $moddir did not finish within ${BUILD_TIMEOUT}s (compile/link hung or the machine is overloaded; EBBFLOW_DEV_BUILD_TIMEOUT raises the bound)"
+	elif ((rc != 0)); then
+		dump_log "$blog"
+		die "building $name: 'go build $*' in $moddir failed"
+	fi
+	log "built $name in $((SECONDS - t0))s"
+}
+
 # go_bin NAME VERSION MODDIR [LDFLAGS]: build MODDIR's main package into $CACHE/bin/NAME-VERSION
 # once (GOFLAGS=-mod=mod, go.sum committed); print the path.
 go_bin() {
@@ -144,20 +184,80 @@ go_bin() {
 		(
 			flock 9
 			if [[ ! -x "$out" ]]; then
-				log "building $name $version from Go modules (first time only; kube-apiserver takes ~6 min on 2 cores)"
-				mkdir -p "$CACHE/logs"
-				if ! (cd "$moddir" && GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -ldflags="$ldflags" -o "$out.tmp.$$" .) \
-					>"$CACHE/logs/$name-build.log" 2>&1; then
-					rm -f "$out.tmp.$$"
-					dump_log "$CACHE/logs/$name-build.log"
-					die "building $name failed"
-				fi
+				log "building $name $version from Go modules (first time only)"
+				trap 'rm -f "$out.tmp.$$"' EXIT # also when go_build dies
+				go_build "$name" "$moddir" "$out.tmp.$$" "$ldflags" .
 				mv "$out.tmp.$$" "$out"
-				log "built $out"
 			fi
-		) 9>"$CACHE/bin/.$name.lock"
+		) 9>"$CACHE/bin/.$name.lock" >&2 || die "building $name failed"
 	fi
 	echo "$out"
+}
+
+# go_bins NAME MODDIR LDFLAGS PKG...: build several main packages of MODDIR in ONE go build
+# invocation (they share compiled packages) into $CACHE/bin/NAME-<module hash>/ once; print
+# that directory.
+go_bins() {
+	local name="$1" moddir="$2" ldflags="$3" dir
+	shift 3
+	dir="$CACHE/bin/$name-$(mod_key "$moddir")"
+	if [[ ! -f "$dir/.complete" ]]; then
+		(
+			flock 9
+			if [[ ! -f "$dir/.complete" ]]; then
+				log "building $name ($*) from Go modules (first time only)"
+				trap 'rm -rf "$dir.tmp.$$"' EXIT # also when go_build dies
+				mkdir -p "$dir.tmp.$$"
+				go_build "$name" "$moddir" "$dir.tmp.$$" "$ldflags" "$@"
+				touch "$dir.tmp.$$/.complete"
+				rm -rf "$dir"
+				mv "$dir.tmp.$$" "$dir"
+			fi
+		) 9>"$CACHE/bin/.$name.lock" >&2 || die "building $name failed"
+	fi
+	echo "$dir"
+}
+
+# gen_client_cert PKI NAME CN [ORG]: a client certificate NAME.crt/NAME.key signed by PKI's CA,
+# generated once.
+gen_client_cert() {
+	local pki="$1" name="$2" cn="$3" org="${4:-}" subj
+	[[ -f "$pki/$name.crt" && -f "$pki/$name.key" ]] && return 0
+	subj="/CN=$cn"
+	[[ -n "$org" ]] && subj="/O=$org/CN=$cn"
+	(
+		cd "$pki"
+		openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" -subj "$subj" 2>/dev/null
+		printf 'extendedKeyUsage=clientAuth\n' >"$name.ext"
+		openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
+			-out "$name.crt" -days 3650 -extfile "$name.ext" 2>/dev/null
+		rm -f "$name.csr" "$name.ext"
+	) || die "openssl failed for the $name client certificate"
+}
+
+# write_kubeconfig FILE SERVER CA CERT KEY: a kubeconfig with a client certificate.
+write_kubeconfig() {
+	local file="$1" server="$2" ca="$3" cert="$4" key="$5"
+	(
+		umask 077
+		printf '%s\n' \
+			"apiVersion: v1" "kind: Config" "clusters:" "- name: ebbflow-dev" "  cluster:" \
+			"    server: $server" "    certificate-authority: $ca" "users:" "- name: user" "  user:" \
+			"    client-certificate: $cert" "    client-key: $key" "contexts:" "- name: ebbflow-dev" \
+			"  context:" "    cluster: ebbflow-dev" "    user: user" "current-context: ebbflow-dev" >"$file.tmp"
+		mv "$file.tmp" "$file"
+	)
+}
+
+# wait_kube_ready TIMEOUT WHAT: wait until the dev kube-apiserver answers /readyz (it is started
+# by kube.sh; scripts of services that run on it call this first).
+wait_kube_ready() {
+	local timeout="$1" what="$2" deadline=$((SECONDS + $1)) kube="$RUN/kube"
+	until [[ -f "$kube/pki/admin.crt" ]] && curl -fsS --max-time 3 --cacert "$kube/pki/ca.crt" \
+		--cert "$kube/pki/admin.crt" --key "$kube/pki/admin.key" "https://127.0.0.1:16443/readyz" 2>/dev/null | grep -qx ok; do
+		((SECONDS < deadline)) || die "$what: kube-apiserver https://127.0.0.1:16443 not ready within ${timeout}s (start it with deploy/dev/kube.sh start)"
+		sleep 1
+	done
 }
 
 # usage_main: dispatch start|stop|status to the sourcing script's functions.

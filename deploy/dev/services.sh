@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts/stops every real service the integration tests use and writes <repo>/.dev/services.env.
-#   deploy/dev/services.sh up|down|status
+#   deploy/dev/services.sh up|down|status|env   (env: rewrite services.env only)
 # Tests: source .dev/services.env && go test -tags integration ./...
 SVC=services
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -42,6 +42,13 @@ export EBBFLOW_TEST_KUBE_SERVER=https://127.0.0.1:16443
 export EBBFLOW_TEST_KUBE_CA=$kube/pki/ca.crt
 export EBBFLOW_TEST_KUBE_ADMIN_TOKEN=$(cat "$kube/admin.token")
 export EBBFLOW_TEST_KUBE_ACTUATOR_TOKEN=$(cat "$kube/actuator.token")
+# The control plane behind it: kube-scheduler, kube-controller-manager, kwok (fake nodes), Kueue.
+export EBBFLOW_TEST_KUBECONFIG=$kube/admin.kubeconfig
+export EBBFLOW_TEST_KUBE_SCHEDULER=https://127.0.0.1:16459
+export EBBFLOW_TEST_KUBE_CONTROLLER_MANAGER=https://127.0.0.1:16457
+export EBBFLOW_TEST_KWOK=http://127.0.0.1:16460
+export EBBFLOW_TEST_KUEUE=http://127.0.0.1:16472
+export EBBFLOW_TEST_KUEUE_WEBHOOK=https://127.0.0.1:16470
 export EBBFLOW_TEST_PYTHON=${EBBFLOW_VENV:-$REPO/.venv}/bin/python
 export EBBFLOW_TEST_PROMETHEUS=/usr/bin/prometheus
 EOF
@@ -54,13 +61,20 @@ up() {
 	# Phase 1, all at once: the long Go builds (first time only), Maven fetches, pip, apt. The
 	# service scripts build/fetch before starting, so Kafka and HDFS come up while
 	# kube-apiserver still compiles.
-	log "starting kafka, hdfs, etcd+kube-apiserver; preparing venv and prometheus (logs: $LOGS)"
+	log "starting kafka, hdfs, etcd+kube control plane; building kwok and kueue; preparing venv and prometheus (logs: $LOGS)"
 	run_parallel \
 		"kafka=$DEV_DIR/kafka.sh start" \
 		"hdfs=$DEV_DIR/hdfs.sh start" \
 		"kube=$DEV_DIR/kube.sh start" \
+		"kwok-build=$DEV_DIR/kwok.sh build" \
+		"kueue-build=$DEV_DIR/kueue.sh build" \
 		"venv=$DEV_DIR/venv.sh" \
 		"prometheus=$DEV_DIR/prometheus.sh"
+	# Phase 2: what runs on the control plane.
+	log "starting kwok and kueue on the kube-apiserver"
+	run_parallel \
+		"kwok=$DEV_DIR/kwok.sh start" \
+		"kueue=$DEV_DIR/kueue.sh start"
 	write_env
 	status
 	log "all services up in $((SECONDS - t0))s; wrote $ENV_FILE"
@@ -69,6 +83,8 @@ up() {
 
 down() {
 	local rc=0
+	"$DEV_DIR/kueue.sh" stop || rc=1
+	"$DEV_DIR/kwok.sh" stop || rc=1
 	"$DEV_DIR/kube.sh" stop || rc=1
 	"$DEV_DIR/hdfs.sh" stop || rc=1
 	"$DEV_DIR/kafka.sh" stop || rc=1
@@ -81,15 +97,18 @@ status() {
 	"$DEV_DIR/kafka.sh" status || rc=1
 	"$DEV_DIR/hdfs.sh" status || rc=1
 	"$DEV_DIR/kube.sh" status || rc=1
+	"$DEV_DIR/kwok.sh" status || rc=1
+	"$DEV_DIR/kueue.sh" status || rc=1
 	return "$rc"
 }
 
 case "${1:-}" in
 up) up ;;
+env) write_env ;;
 down) down ;;
 status) status ;;
 *)
-	echo "usage: $0 up|down|status" >&2
+	echo "usage: $0 up|down|status|env" >&2
 	exit 2
 	;;
 esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: install what the tests need, start the real services (Apache
-# Kafka, HDFS, kube-apiserver + etcd, the Python venv, Prometheus), run the
-# unit and integration tests against them, and stop the services on exit.
+# Kafka, HDFS, etcd + kube-apiserver + kube-scheduler + kube-controller-manager,
+# kwok fake nodes, Kueue, the Python venv, Prometheus), run the unit and
+# integration tests against them, and stop the services on exit.
 # Fails if any service cannot start: integration tests never skip.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,7 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-stamp "starting services (first run downloads jars and builds kube-apiserver/etcd; later runs reuse caches)"
+stamp "starting services (first run downloads jars and builds etcd, the Kubernetes binaries, kwok and Kueue; later runs reuse caches)"
 bash deploy/dev/services.sh up
 # shellcheck disable=SC1091
 source .dev/services.env

@@ -26,6 +26,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -69,6 +70,11 @@ type Service struct {
 	InitialReplicas int32
 	// Load is the offered load in requests/s.
 	Load LoadFunc
+	// Launched services have no Deployment at start: the simulation waits
+	// for one to be created through the API (by ebbflow's inference
+	// actuator), then runs its pods; until then the service serves nothing
+	// and counts nothing. InitialReplicas is ignored.
+	Launched bool
 }
 
 // Config describes the simulated cluster.
@@ -133,15 +139,19 @@ type Sim struct {
 }
 
 type service struct {
-	spec    Service
-	hash    string // pod-template-hash
-	pods    []*pod
-	desired int32
-	load    float64 // offered requests/s at the last step
-	latency float64 // mean latency (ms) at the last step
-	stats   ServiceStats
-	minute  minuteAcc
-	minutes []Minute
+	spec Service
+	// adopted is false while a launched service waits for its Deployment.
+	adopted bool
+	// template is the launched Deployment's pod spec.
+	template *corev1.PodSpec
+	hash     string // pod-template-hash
+	pods     []*pod
+	desired  int32
+	load     float64 // offered requests/s at the last step
+	latency  float64 // mean latency (ms) at the last step
+	stats    ServiceStats
+	minute   minuteAcc
+	minutes  []Minute
 }
 
 type minuteAcc struct {
@@ -279,9 +289,14 @@ func (s *Sim) seed(ctx context.Context) error {
 		return fmt.Errorf("sim: create namespace %s: %w", s.cfg.Namespace, err)
 	}
 	for i, spec := range s.cfg.Services {
-		sv := &service{spec: spec, hash: podHash(spec.Name, 10), desired: spec.InitialReplicas}
+		sv := &service{spec: spec, hash: podHash(spec.Name, 10), desired: spec.InitialReplicas, adopted: !spec.Launched}
 		sv.stats = ServiceStats{Entity: s.Entity(spec.Name), MinDesired: spec.InitialReplicas, MaxDesired: spec.InitialReplicas}
 		sv.minute.start = s.now.Truncate(time.Minute)
+		if spec.Launched {
+			sv.desired, sv.stats.MinDesired, sv.stats.MaxDesired = 0, 0, 0
+			s.services = append(s.services, sv)
+			continue
+		}
 		if err := s.createWorkload(ctx, sv, i); err != nil {
 			return err
 		}
@@ -321,6 +336,12 @@ func (s *Sim) createWorkload(ctx context.Context, sv *service, i int) error {
 	if _, err := s.cs.AppsV1().Deployments(s.cfg.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("sim: create deployment %s/%s: %w", s.cfg.Namespace, sv.spec.Name, err)
 	}
+	return s.createReplicaSet(ctx, sv, repl)
+}
+
+// createReplicaSet adds the Deployment's ReplicaSet, which owns the pods
+// (pod discovery derives the workload from it).
+func (s *Sim) createReplicaSet(ctx context.Context, sv *service, repl int32) error {
 	rsLabels := map[string]string{"app": sv.spec.Name, "pod-template-hash": sv.hash}
 	rs := &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Name: sv.spec.Name + "-" + sv.hash, Namespace: s.cfg.Namespace, Labels: rsLabels,
@@ -410,6 +431,9 @@ func (s *Sim) podObject(p *pod) *corev1.Pod {
 	}
 	if p.svc != nil {
 		o.Spec = podSpec(p.svc.spec)
+		if p.svc.template != nil {
+			o.Spec = *p.svc.template.DeepCopy()
+		}
 		o.Spec.NodeName = p.node
 	}
 	if s.cfg.ScrapeInterval > 0 {
@@ -488,8 +512,20 @@ func (s *Sim) Step(ctx context.Context) error {
 	s.steps++
 	var errs []error
 	for _, sv := range s.services {
+		if !sv.adopted {
+			ok, err := s.adopt(ctx, sv)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if !ok {
+				continue
+			}
+		}
 		if err := s.reconcile(ctx, sv); err != nil {
 			errs = append(errs, err)
+		}
+		if !sv.adopted {
+			continue // retired during reconcile
 		}
 		s.serve(sv, sv.spec.Load(mid), dt)
 		if err := s.updateStatus(ctx, sv); err != nil {
@@ -499,10 +535,36 @@ func (s *Sim) Step(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// adopt starts simulating a launched service once its Deployment exists.
+func (s *Sim) adopt(ctx context.Context, sv *service) (bool, error) {
+	d, err := s.cs.AppsV1().Deployments(s.cfg.Namespace).Get(ctx, sv.spec.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sim: get deployment %s/%s: %w", s.cfg.Namespace, sv.spec.Name, err)
+	}
+	if err := s.createReplicaSet(ctx, sv, 0); err != nil {
+		return false, err
+	}
+	sv.template = d.Spec.Template.Spec.DeepCopy()
+	sv.adopted = true
+	sv.desired = 1
+	if d.Spec.Replicas != nil {
+		sv.desired = *d.Spec.Replicas
+	}
+	sv.stats.MinDesired, sv.stats.MaxDesired = sv.desired, sv.desired
+	sv.minute = minuteAcc{start: s.now.Truncate(time.Minute)}
+	return true, nil
+}
+
 // reconcile does what the Deployment and ReplicaSet controllers and the
 // kubelet would: match the pods to spec.replicas and mark started pods ready.
 func (s *Sim) reconcile(ctx context.Context, sv *service) error {
 	d, err := s.cs.AppsV1().Deployments(s.cfg.Namespace).Get(ctx, sv.spec.Name, metav1.GetOptions{})
+	if sv.spec.Launched && apierrors.IsNotFound(err) {
+		return s.retire(ctx, sv)
+	}
 	if err != nil {
 		return fmt.Errorf("sim: get deployment %s/%s: %w", s.cfg.Namespace, sv.spec.Name, err)
 	}
@@ -561,6 +623,28 @@ func (s *Sim) reconcile(ctx context.Context, sv *service) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// retire does what the garbage collector would once a launched
+// service's Deployment is deleted: its ReplicaSet and pods go, and the
+// service waits to be launched again.
+func (s *Sim) retire(ctx context.Context, sv *service) error {
+	for _, p := range sv.pods {
+		if err := s.cs.CoreV1().Pods(p.ns).Delete(ctx, p.name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("sim: delete pod %s: %w", p.key(), err)
+		}
+		if p.node != "" {
+			s.gpusUsed[p.node]--
+		}
+		delete(s.pods, p.key())
+		delete(s.scraped, p.key())
+	}
+	sv.pods, sv.adopted, sv.desired, sv.template = nil, false, 0, nil
+	rs := sv.spec.Name + "-" + sv.hash
+	if err := s.cs.AppsV1().ReplicaSets(s.cfg.Namespace).Delete(ctx, rs, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("sim: delete replicaset %s/%s: %w", s.cfg.Namespace, rs, err)
 	}
 	return nil
 }

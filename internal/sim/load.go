@@ -1,17 +1,14 @@
 package sim
 
 import (
-	"encoding/csv"
-	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"math"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 )
 
 // LoadFunc gives a service's offered load in requests per second at a
@@ -136,99 +133,35 @@ type Trace struct {
 // column is named: NASA, Philly (active GPUs), ELB, Azure VM CPU.
 var preferredColumns = []string{"number_of_requests", "requests", "qps", "active", "value", "cpu_usage", "count"}
 
-// LoadTrace reads a CSV trace whose first column is a time — a date-time
-// ("2006-01-02 15:04:05", RFC 3339) or seconds since the start — and whose
-// value column is column (empty: the first of number_of_requests, requests,
-// qps, active, value, cpu_usage, count, else the second column). Rows with
-// an unparsable value are an error naming the line.
+// LoadTrace reads a CSV trace with the one trace reader (trace.ReadPoints,
+// whose package doc states the rules: time column first, rows in time
+// order, every value a finite number) for replay. The value column is
+// column (a name or index; empty: the first of number_of_requests,
+// requests, qps, active, value, cpu_usage, count, else the second column).
+// Negative values replay as 0. A replay needs two rows or more, spanning
+// some time.
 func LoadTrace(path, column string) (*Trace, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("sim: trace: %w", err)
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
-	r.ReuseRecord = true
-	head, err := r.Read()
+	pts, st, err := trace.ReadPoints(f, trace.Options{ValueCol: column, PreferValueCols: preferredColumns})
 	if err != nil {
-		return nil, fmt.Errorf("sim: trace %s: header: %w", path, err)
+		return nil, fmt.Errorf("sim: trace %s: %w", path, err)
 	}
-	if len(head) < 2 {
-		return nil, fmt.Errorf("sim: trace %s: want a time column and at least one value column, header is %q", path, strings.Join(head, ","))
-	}
-	for i := range head {
-		head[i] = strings.TrimSpace(strings.TrimPrefix(head[i], "\ufeff"))
-	}
-	col := -1
-	if column != "" {
-		col = slices.Index(head, column)
-		if col < 0 {
-			if n, err := strconv.Atoi(column); err == nil && n >= 1 && n < len(head) {
-				col = n
-			} else {
-				return nil, fmt.Errorf("sim: trace %s: no column %q (columns: %s)", path, column, strings.Join(head, ", "))
-			}
-		}
-	} else {
-		for _, want := range preferredColumns {
-			if i := slices.Index(head, want); i > 0 {
-				col = i
-				break
-			}
-		}
-		if col < 0 {
-			col = 1
-		}
-	}
-	t := &Trace{Column: head[col]}
-	var t0 float64
-	line := 1
-	for {
-		rec, err := r.Read()
-		line++
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sim: trace %s: %w", path, err)
-		}
-		ts, err := parseTraceTime(rec[0])
-		if err != nil {
-			return nil, fmt.Errorf("sim: trace %s line %d: time %q: %w", path, line, rec[0], err)
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rec[col]), 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("sim: trace %s line %d: column %s: %q is not a number", path, line, head[col], rec[col])
-		}
-		if len(t.Offsets) == 0 {
-			t0 = ts
-		}
-		t.Offsets = append(t.Offsets, ts-t0)
-		t.Values = append(t.Values, math.Max(0, v))
-	}
-	if len(t.Values) < 2 {
+	if len(pts) < 2 {
 		return nil, fmt.Errorf("sim: trace %s: fewer than two rows", path)
 	}
-	if !slices.IsSorted(t.Offsets) {
-		return nil, fmt.Errorf("sim: trace %s: rows are not in time order", path)
-	}
-	if t.Offsets[len(t.Offsets)-1] <= 0 {
+	if st.LastMs <= st.FirstMs {
 		return nil, fmt.Errorf("sim: trace %s: all rows have the same time", path)
 	}
+	t := &Trace{Column: st.ValueCol, Offsets: make([]float64, len(pts)), Values: make([]float64, len(pts))}
+	for i, p := range pts {
+		t.Offsets[i] = float64(p.Ms-st.FirstMs) / 1000
+		t.Values[i] = math.Max(0, p.V)
+	}
 	return t, nil
-}
-
-func parseTraceTime(s string) (float64, error) {
-	s = strings.TrimSpace(s)
-	if v, err := strconv.ParseFloat(s, 64); err == nil {
-		return v, nil
-	}
-	for _, layout := range []string{"2006-01-02 15:04:05", time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return float64(t.UnixNano()) / 1e9, nil
-		}
-	}
-	return 0, errors.New("not seconds or a date-time")
 }
 
 // Duration is the time the trace covers.

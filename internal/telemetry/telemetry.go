@@ -142,6 +142,16 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) e
 	if err != nil {
 		return fmt.Errorf("telemetry: listen on %s: %w", addr, err)
 	}
+	return ServeListener(ctx, ln, h, log)
+}
+
+// ServeListener is Serve on a listener the caller opened (and may have
+// told others the address of); it closes ln. ln nil waits for ctx.
+func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	if ln == nil {
+		<-ctx.Done()
+		return nil
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -151,7 +161,7 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) e
 	}()
 	log.Info("serving telemetry", "addr", ln.Addr().String())
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("telemetry: serve %s: %w", addr, err)
+		return fmt.Errorf("telemetry: serve %s: %w", ln.Addr(), err)
 	}
 	return nil
 }

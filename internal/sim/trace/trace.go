@@ -10,6 +10,7 @@
 package trace
 
 import (
+	"cmp"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -25,8 +26,8 @@ import (
 
 // Time formats of the timestamp column.
 const (
-	FormatAuto     = "auto"     // datetime, RFC 3339, or Unix s/ms by magnitude
-	FormatDateTime = "datetime" // 2006-01-02 15:04:05 (in Options.Location)
+	FormatAuto     = "auto"     // datetime, RFC 3339, or a number (Unix ms, offset or Unix s; see the package doc)
+	FormatDateTime = "datetime" // 2006-01-02 15:04:05, 2006-01-02T15:04:05 or 2006-01-02 15:04 (in Options.Location)
 	FormatRFC3339  = "rfc3339"
 	FormatUnix     = "unix"    // seconds since 1970
 	FormatUnixMs   = "unix_ms" // milliseconds since 1970
@@ -35,10 +36,20 @@ const (
 
 // Options say how to read a trace.
 type Options struct {
+	// Entity and Signal name the windows Read makes (required by Read).
 	Entity, Signal string
 	// TimeCol and ValueCol name the columns (header names) or, when they
-	// parse as integers, give their 0-based index. Empty: columns 0 and 1.
+	// parse as integers, give their 0-based index. Empty: column 0, and
+	// for the value the first of PreferValueCols present, else column 1.
 	TimeCol, ValueCol string
+	// PreferValueCols are value column names tried in order when ValueCol
+	// is empty.
+	PreferValueCols []string
+	// Sort sorts rows by time instead of refusing a trace out of order.
+	Sort bool
+	// EmptyIsGap skips a row whose value cell is empty (a gap) instead of
+	// refusing it.
+	EmptyIsGap bool
 	// TimeFormat is one of the Format constants; empty means auto.
 	TimeFormat string
 	// Start is the wall-clock time of offset 0 (FormatOffset).
@@ -51,6 +62,8 @@ type Options struct {
 
 // Stats describe what was read.
 type Stats struct {
+	// ValueCol is the header name of the value column read.
+	ValueCol      string
 	Rows, Skipped int
 	StepS         int64
 	FirstMs       int64
@@ -59,34 +72,50 @@ type Stats struct {
 	Gaps int64
 }
 
-// Read parses a CSV trace into windows sorted by start. A row whose
-// timestamp or value does not parse is an error naming the line: a trace
-// is curated input, and silently dropping rows would bias evaluation.
-func Read(r io.Reader, o Options) ([]schemas.Window, Stats, error) {
+// Point is one row of a trace: its time (Unix ms) and value.
+type Point struct {
+	Ms int64
+	V  float64
+}
+
+// ReadPoints parses a CSV trace into points in time order, by the rules
+// of the package doc. A row that breaks them is an error naming the line:
+// a trace is curated input, and silently dropping rows would bias
+// evaluation. Stats has the value column, the rows, the skipped rows and
+// the first and last time; Read fills the rest.
+func ReadPoints(r io.Reader, o Options) ([]Point, Stats, error) {
 	var st Stats
-	if o.Entity == "" || o.Signal == "" {
-		return nil, st, errors.New("trace: entity and signal are required")
-	}
 	cr := csv.NewReader(r)
-	cr.ReuseRecord = false
 	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
 	if err != nil {
 		return nil, st, fmt.Errorf("trace: reading header: %w", err)
 	}
+	for i := range header {
+		header[i] = strings.TrimSpace(strings.TrimPrefix(header[i], "\ufeff"))
+	}
 	tc, err := column(header, o.TimeCol, 0)
 	if err != nil {
 		return nil, st, err
 	}
-	vc, err := column(header, o.ValueCol, 1)
-	if err != nil {
-		return nil, st, err
+	vc := -1
+	if o.ValueCol == "" {
+		for _, name := range o.PreferValueCols {
+			if i := slices.Index(header, name); i >= 0 && i != tc {
+				vc = i
+				break
+			}
+		}
 	}
-	type pt struct {
-		ms int64
-		v  float64
+	if vc < 0 {
+		if vc, err = column(header, o.ValueCol, 1); err != nil {
+			return nil, st, err
+		}
 	}
-	var pts []pt
+	if vc == tc {
+		return nil, st, fmt.Errorf("trace: value column %q is the time column", header[vc])
+	}
+	st.ValueCol = header[vc]
 	format := o.TimeFormat
 	if format == "" {
 		format = FormatAuto
@@ -95,6 +124,7 @@ func Read(r io.Reader, o Options) ([]schemas.Window, Stats, error) {
 	if loc == nil {
 		loc = time.UTC
 	}
+	var pts []Point
 	line := 1
 	for {
 		rec, err := cr.Read()
@@ -110,48 +140,69 @@ func Read(r io.Reader, o Options) ([]schemas.Window, Stats, error) {
 		}
 		vs := strings.TrimSpace(rec[vc])
 		if vs == "" {
-			st.Skipped++ // an empty cell is a gap
+			if !o.EmptyIsGap {
+				return nil, st, fmt.Errorf("trace: line %d: column %s is empty (to read it as a gap: Options.EmptyIsGap, history import --empty-is-gap)", line, header[vc])
+			}
+			st.Skipped++
 			continue
 		}
 		v, err := strconv.ParseFloat(vs, 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, st, fmt.Errorf("trace: line %d: value %q is not a finite number", line, vs)
+			return nil, st, fmt.Errorf("trace: line %d: column %s: value %q is not a finite number", line, header[vc], vs)
 		}
 		ms, err := parseTime(strings.TrimSpace(rec[tc]), format, o.Start, loc)
 		if err != nil {
 			return nil, st, fmt.Errorf("trace: line %d: %w", line, err)
 		}
-		pts = append(pts, pt{ms, v})
+		if n := len(pts); n > 0 && ms < pts[n-1].Ms && !o.Sort {
+			return nil, st, fmt.Errorf("trace: line %d: time %q is before the row above (rows must be in time order; Options.Sort, history import --sort, sorts them)", line, strings.TrimSpace(rec[tc]))
+		}
+		pts = append(pts, Point{ms, v})
 		st.Rows++
 	}
 	if len(pts) == 0 {
 		return nil, st, errors.New("trace: no rows")
 	}
-	slices.SortStableFunc(pts, func(a, b pt) int { return int(a.ms - b.ms) })
+	if o.Sort {
+		slices.SortStableFunc(pts, func(a, b Point) int { return cmp.Compare(a.Ms, b.Ms) })
+	}
+	st.FirstMs, st.LastMs = pts[0].Ms, pts[len(pts)-1].Ms
+	return pts, st, nil
+}
+
+// Read parses a CSV trace (ReadPoints) into windows sorted by start.
+func Read(r io.Reader, o Options) ([]schemas.Window, Stats, error) {
+	if o.Entity == "" || o.Signal == "" {
+		return nil, Stats{}, errors.New("trace: entity and signal are required")
+	}
+	pts, st, err := ReadPoints(r, o)
+	if err != nil {
+		return nil, st, err
+	}
 	step := o.StepS
 	if step <= 0 {
-		step = inferStep(pts[0].ms, func(i int) int64 { return pts[i].ms }, len(pts))
+		step = inferStep(pts[0].Ms, func(i int) int64 { return pts[i].Ms }, len(pts))
 	}
 	st.StepS = step
 	stepMs := step * 1000
 	var out []schemas.Window
 	for _, p := range pts {
-		start := floorDiv(p.ms, stepMs) * stepMs
+		start := floorDiv(p.Ms, stepMs) * stepMs
 		if n := len(out); n > 0 && out[n-1].StartMs == start {
 			w := &out[n-1]
 			w.Count++
-			w.Sum += p.v
-			w.Min = min(w.Min, p.v)
-			w.Max = max(w.Max, p.v)
+			w.Sum += p.V
+			w.Min = min(w.Min, p.V)
+			w.Max = max(w.Max, p.V)
 			w.Mean = w.Sum / float64(w.Count)
-			w.Last = p.v
+			w.Last = p.V
 			w.P50, w.P95, w.P99 = w.Mean, w.Max, w.Max
 			continue
 		}
 		out = append(out, schemas.Window{
 			Entity: o.Entity, Signal: o.Signal, Kind: schemas.KindGauge, SizeS: step,
 			StartMs: start, EndMs: start + stepMs, Count: 1,
-			Sum: p.v, Min: p.v, Max: p.v, Mean: p.v, Last: p.v, P50: p.v, P95: p.v, P99: p.v,
+			Sum: p.V, Min: p.V, Max: p.V, Mean: p.V, Last: p.V, P50: p.V, P95: p.V, P99: p.V,
 		})
 	}
 	st.FirstMs, st.LastMs = out[0].StartMs, out[len(out)-1].StartMs
@@ -180,7 +231,7 @@ func column(header []string, want string, def int) (int, error) {
 func parseTime(s, format string, start time.Time, loc *time.Location) (int64, error) {
 	switch format {
 	case FormatDateTime:
-		t, err := time.ParseInLocation(time.DateTime, s, loc)
+		t, err := parseDateTime(s, loc)
 		return t.UnixMilli(), wrapTime(s, err)
 	case FormatRFC3339:
 		t, err := time.Parse(time.RFC3339Nano, s)
@@ -198,7 +249,7 @@ func parseTime(s, format string, start time.Time, loc *time.Location) (int64, er
 		f, err := strconv.ParseFloat(s, 64)
 		return start.UnixMilli() + int64(math.Round(f*1000)), wrapTime(s, err)
 	case FormatAuto:
-		if t, err := time.ParseInLocation(time.DateTime, s, loc); err == nil {
+		if t, err := parseDateTime(s, loc); err == nil {
 			return t.UnixMilli(), nil
 		}
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
@@ -217,6 +268,20 @@ func parseTime(s, format string, start time.Time, loc *time.Location) (int64, er
 		return int64(math.Round(f * 1000)), nil
 	}
 	return 0, fmt.Errorf("time format %q is not auto, datetime, rfc3339, unix, unix_ms or offset", format)
+}
+
+// dateTimeLayouts are the zone-less date-times, read in Options.Location.
+var dateTimeLayouts = []string{time.DateTime, "2006-01-02T15:04:05", "2006-01-02 15:04"}
+
+func parseDateTime(s string, loc *time.Location) (time.Time, error) {
+	var err error
+	for _, layout := range dateTimeLayouts {
+		var t time.Time
+		if t, err = time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, err
 }
 
 func wrapTime(s string, err error) error {

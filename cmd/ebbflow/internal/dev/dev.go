@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 
 	reg := telemetry.NewRegistry()
 	ready := &telemetry.Readiness{}
-	p, cfg, err := startParts(ctx, cfg, reg, ready, log)
+	p, cfg, err := startParts(ctx, cfg)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -112,6 +112,9 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 	p.ep.LogFile = logFile
 	printEndpoints(out, p.ep)
 	cfg = devConfig(cfg, scrapeEvery)
+	if err := os.MkdirAll(cfg.Servers.StoreDir, 0o755); err != nil {
+		return Summary{}, fmt.Errorf("dev: model store: %w", err)
+	}
 
 	t, err := startTap(ctx, cfg.Kafka, reg, log)
 	if err != nil {
@@ -127,17 +130,14 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 	e := &wire.Env{Cfg: cfg, Kube: func() (kubernetes.Interface, error) { return kube, nil }, JetStream: js,
 		Log: log, Reg: reg, Ready: ready, Clock: actuators.ClockFunc(cluster.Now), Instance: "dev", InformerResync: time.Minute}
 
-	// The components run with the same wiring as their subcommands
-	// (wire.Components, wire.RunAll); they stop after the view, before the
-	// tap drains.
-	compCtx, stopComps := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopComps()
-	compErr := make(chan error, 1)
+	// The components run with the same wiring and lifecycle as their
+	// subcommands (wire.Components, wire.Run: telemetry server, then the
+	// components, then the foreground — the simulated clock and the view;
+	// stopped in reverse). The tap drains after.
 	var names []string
 	for _, c := range wire.Components {
 		names = append(names, c.Name)
 	}
-	go func() { compErr <- wire.RunAll(compCtx, e, wire.Components...) }()
 	log.Info("ebbflow dev running", "components", names, "speed", opts.Speed, "for", opts.For, "start", start)
 
 	hasIngest, hasWindow, hasActuate := false, false, false
@@ -146,45 +146,57 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 		hasWindow = hasWindow || n == "window"
 		hasActuate = hasActuate || n == "actuate"
 	}
-	clockCtx, stopClock := context.WithCancel(ctx)
-	defer stopClock()
-	clockDone := make(chan error, 1)
-	go func() {
-		clockDone <- drive(clockCtx, cluster, t, newClockMetrics(reg), clock{speed: speed, step: d.Step, until: opts.For, maxLag: d.MaxLag, gateOnScrapes: hasIngest, gateOnWindows: hasWindow, gateOnActions: hasActuate}, log)
-	}()
-	view := newView(out, cluster, t, p.ep, opts.Headless, log)
-	viewCtx, stopView := context.WithCancel(ctx)
-	viewDone := make(chan struct{})
-	go func() { defer close(viewDone); view.run(viewCtx) }()
-
-	var runErr error
 	finished := false
-	select {
-	case <-ctx.Done():
-	case err := <-clockDone:
-		finished = err == nil
-		runErr = err
-	case err := <-compErr:
-		// A component ended on its own: that ends the run.
-		if err != nil {
-			runErr = fmt.Errorf("dev: %w", err)
-		}
-		compErr <- nil
-	}
-	stopClock()
 	simEnd := cluster.Now()
-	if finished && hasWindow {
-		// Let the pipeline catch up with the last simulated minutes.
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) && ctx.Err() == nil && t.newestWindowEnd().Before(simEnd.Add(-2*time.Minute)) {
-			time.Sleep(50 * time.Millisecond)
+	foreground := func(ctx context.Context) (err error) {
+		if d.LaunchAfter > 0 {
+			// The model the servers component launches appears in the
+			// store at start + dev.launch_after of simulated time.
+			launchDone := make(chan error, 1)
+			go func() {
+				launchDone <- registerModel(ctx, cluster.Now, start.Add(d.LaunchAfter), cfg.Servers.StoreDir, launchSpec(d))
+			}()
+			defer func() {
+				if lerr := <-launchDone; lerr != nil {
+					log.Error("register the launched model", "err", lerr)
+					err = errors.Join(err, lerr)
+				}
+			}()
 		}
+		clockCtx, stopClock := context.WithCancel(ctx)
+		defer stopClock()
+		clockDone := make(chan error, 1)
+		go func() {
+			clockDone <- drive(clockCtx, cluster, t, newClockMetrics(reg), clock{speed: speed, step: d.Step, until: opts.For, maxLag: d.MaxLag, gateOnScrapes: hasIngest, gateOnWindows: hasWindow, gateOnActions: hasActuate}, log)
+		}()
+		view := newView(out, cluster, t, p.ep, opts.Headless, log)
+		viewCtx, stopView := context.WithCancel(ctx)
+		defer stopView()
+		viewDone := make(chan struct{})
+		go func() { defer close(viewDone); view.run(viewCtx) }()
+
+		var clockErr error
+		select {
+		case <-ctx.Done():
+		case clockErr = <-clockDone:
+			finished = clockErr == nil
+		}
+		stopClock()
+		simEnd = cluster.Now()
+		if finished && hasWindow {
+			// Let the pipeline catch up with the last simulated minutes.
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) && ctx.Err() == nil && t.newestWindowEnd().Before(simEnd.Add(-2*time.Minute)) {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		stopView()
+		<-viewDone
+		return clockErr
 	}
-	stopView()
-	<-viewDone
-	stopComps()
-	if err := <-compErr; err != nil {
-		runErr = errors.Join(runErr, fmt.Errorf("dev: %w", err))
+	var runErr error
+	if err := wire.Run(ctx, e, reg, wire.RunOptions{Telemetry: p.telemetry, Foreground: foreground}, wire.Components...); err != nil {
+		runErr = fmt.Errorf("dev: %w", err)
 	}
 	t.drain(context.Background(), time.Second, 10*time.Second)
 	ev := t.snapshot()
@@ -192,7 +204,7 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 		Endpoints: p.ep, Start: start, End: simEnd, Components: names,
 		Services: summarise(ev, 60, d.LatencySLOMs), Sim: cluster.Stats(),
 		Windows: len(ev.Windows), Forecasts: len(ev.Forecasts), Decisions: len(ev.Decisions), Actions: len(ev.Actions),
-		DeadLetters: ev.Dead, Undecodable: ev.Bad, SimMinutes: map[string][]sim.Minute{},
+		DeadLetters: ev.Dead, Undecodable: ev.Bad, SimMinutes: map[string][]sim.Minute{}, Servers: serverEvents(ev),
 	}
 	for _, st := range s.Sim {
 		s.SimMinutes[st.Entity] = cluster.Minutes(st.Entity)
@@ -285,6 +297,9 @@ func simConfig(cfg wire.Config, opts Options, start time.Time, scrapeEvery time.
 			Name: name, Model: strings.ReplaceAll(name, "-", "_"), CapacityRPS: d.CapacityRPS, BaseLatencyMs: d.BaseLatencyMs,
 			ModelMemMiB: 12000 + 4000*float64(i%3), InitialReplicas: initialReplicas(d, load(0)), Load: load,
 		})
+	}
+	if d.LaunchAfter > 0 {
+		sc.Services = append(sc.Services, launchedService(d))
 	}
 	return sc, nil
 }

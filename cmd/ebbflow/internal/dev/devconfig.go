@@ -53,6 +53,13 @@ func devConfig(cfg wire.Config, scrapeEvery time.Duration) wire.Config {
 	if cfg.Actuate.Identity == "" {
 		cfg.Actuate.Identity = "ebbflow-dev"
 	}
+	// servers: the model store is a directory of the history, the services'
+	// namespace; the simulated cluster has no identities to impersonate.
+	cfg.Servers.Namespace = d.Namespace
+	cfg.Servers.StoreDir = filepath.Join(cfg.History.Root, "models")
+	cfg.Servers.PollInterval = max(scrapeEvery, 100*time.Millisecond)
+	cfg.Servers.Impersonate = ""
+	cfg.Servers.DecisionTTL = max(cfg.Servers.DecisionTTL, cfg.Autoscale.DecisionTTL)
 	return cfg
 }
 

@@ -2,21 +2,13 @@ package dev
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
-	"sync"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
-	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -41,18 +33,19 @@ type Endpoints struct {
 
 // parts are the embedded infrastructure one dev run owns.
 type parts struct {
-	ep        Endpoints
-	kafka     *kafkax.Embedded
-	nats      *natsbus.Embedded
-	tmpDir    string
-	telemetry *http.Server
-	wg        sync.WaitGroup
+	ep     Endpoints
+	kafka  *kafkax.Embedded
+	nats   *natsbus.Embedded
+	tmpDir string
+	// telemetry is the telemetry server's listener, served by wire.Run.
+	telemetry net.Listener
 }
 
 // startParts starts embedded Kafka with every topic, nats-server with the
-// JetStream streams, the history directory and the telemetry server. The
-// returned configuration points every component at them.
-func startParts(ctx context.Context, cfg wire.Config, reg *prometheus.Registry, ready *telemetry.Readiness, log *slog.Logger) (*parts, wire.Config, error) {
+// JetStream streams, the history directory, and opens the telemetry
+// listener (served by wire.Run, with the components). The returned
+// configuration points every component at them.
+func startParts(ctx context.Context, cfg wire.Config) (*parts, wire.Config, error) {
 	p := &parts{ep: Endpoints{Topics: map[string]string{}}}
 	topics := cfg.Kafka.Topics()
 	for _, b := range schemas.AllTopics {
@@ -106,12 +99,7 @@ func startParts(ctx context.Context, cfg wire.Config, reg *prometheus.Registry, 
 			return nil, cfg, fmt.Errorf("dev: telemetry listen on %s: %w (set telemetry.listen to a free address or 127.0.0.1:0)", cfg.Telemetry.Listen, err)
 		}
 		p.ep.MetricsURL = "http://" + ln.Addr().String() + "/metrics"
-		p.telemetry = &http.Server{Handler: telemetry.Handler(reg, ready), ReadHeaderTimeout: 10 * time.Second}
-		p.wg.Go(func() {
-			if err := p.telemetry.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("telemetry server", "err", err)
-			}
-		})
+		p.telemetry = ln
 	}
 	return p, cfg, nil
 }
@@ -125,14 +113,12 @@ func ensureStreams(ctx context.Context, c natsbus.Config) error {
 	return natsbus.EnsureStreams(ctx, js, c.MaxAge)
 }
 
-// close stops everything started, in reverse order.
+// close stops everything started, in reverse order. (wire.Run closes the
+// telemetry listener when it serves it; closing it again is harmless.)
 func (p *parts) close() {
 	if p.telemetry != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = p.telemetry.Shutdown(sctx)
-		cancel()
+		_ = p.telemetry.Close()
 	}
-	p.wg.Wait()
 	if p.nats != nil {
 		p.nats.Close()
 	}

@@ -30,6 +30,9 @@ func testConfig(t *testing.T) wire.Config {
 	cfg := wire.Default()
 	cfg.Telemetry.Listen = "127.0.0.1:0"
 	cfg.Telemetry.LogLevel = "warn"
+	// The loop tests judge the configured services; the launched model
+	// server has its own test (TestDevLaunchesAndScalesAModelServer).
+	cfg.Dev.LaunchAfter = 0
 	return cfg
 }
 
@@ -136,7 +139,7 @@ func TestStartPartsAndStop(t *testing.T) {
 	cfg := testConfig(t)
 	ctx := context.Background()
 	reg := telemetry.NewRegistry()
-	p, got, err := startParts(ctx, cfg, reg, &telemetry.Readiness{}, telemetry.NewLogger(cfg.Telemetry, io.Discard))
+	p, got, err := startParts(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +178,13 @@ func TestStartPartsAndStop(t *testing.T) {
 		t.Fatalf("publish to the decisions stream: %v", err)
 	}
 	nc.Close()
+	// The telemetry listener is open at MetricsURL; wire.Run serves it (as
+	// here) with the components.
+	telCtx, stopTel := context.WithCancel(ctx)
+	telDone := make(chan error, 1)
+	go func() {
+		telDone <- telemetry.ServeListener(telCtx, p.telemetry, telemetry.Handler(reg, &telemetry.Readiness{}), telemetry.NewLogger(cfg.Telemetry, io.Discard))
+	}()
 	resp, err := http.Get(p.ep.MetricsURL)
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +193,10 @@ func TestStartPartsAndStop(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("go_goroutines")) {
 		t.Fatalf("/metrics: %d %.200s", resp.StatusCode, body)
+	}
+	stopTel()
+	if err := <-telDone; err != nil {
+		t.Fatal(err)
 	}
 	p.close()
 }

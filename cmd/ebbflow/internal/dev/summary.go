@@ -36,6 +36,30 @@ type Summary struct {
 	// VsHPA compares each service's run with the HPA v2 algorithm on the
 	// load the simulation served (the backtest core), by entity.
 	VsHPA map[string]VsHPA
+	// Servers are the inference decisions (model servers launched,
+	// updated, retired) with the outcome of each, in decision order.
+	Servers []ServerEvent
+}
+
+// ServerEvent is one inference decision and what the actuator did.
+type ServerEvent struct {
+	Decision schemas.InferenceDecision
+	// Outcome and Reason are the action's; empty when none was read.
+	Outcome, Reason string
+}
+
+// serverEvents pairs inference decisions with their actions.
+func serverEvents(ev events) []ServerEvent {
+	acts := map[string]schemas.Action{}
+	for _, a := range ev.Actions {
+		acts[a.DecisionID] = a
+	}
+	out := make([]ServerEvent, 0, len(ev.Inference))
+	for _, d := range ev.Inference {
+		a := acts[d.ID]
+		out = append(out, ServerEvent{Decision: d, Outcome: a.Outcome, Reason: a.Reason})
+	}
+	return out
 }
 
 // ServiceSummary is one service's run, from its events.
@@ -222,4 +246,16 @@ func (s Summary) Print(w io.Writer) {
 	fmt.Fprintln(w, "(in parentheses: the simulation's own count; vs HPA: the backtest core scores the run's ready replicas and")
 	fmt.Fprintln(w, " the HPA v2 algorithm on the load the simulation served — under-provisioned minutes of each, the run's")
 	fmt.Fprintln(w, " replica-minutes over HPA's, and HPA's minutes over the SLO)")
+	for _, e := range s.Servers {
+		d := e.Decision
+		fmt.Fprintf(w, "model server: %s %s v%d at +%s (%s): %s → %s\n", d.Action, d.Model.Name, d.Model.Version,
+			time.UnixMilli(d.AtMs).Sub(s.Start).Round(time.Second), d.Reason.Trigger, d.Reason.Summary, orDash(e.Outcome))
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

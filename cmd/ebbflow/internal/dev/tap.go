@@ -27,6 +27,8 @@ type tap struct {
 	windows   map[wkey]schemas.Window // highest revision per key
 	forecasts []schemas.Forecast
 	decisions []schemas.ScaleDecision
+	inference []schemas.InferenceDecision
+	others    int // decisions of other kinds
 	actions   []schemas.Action
 	dead      int
 	bad       int
@@ -158,16 +160,24 @@ func (t *tap) add(base string, m *sarama.ConsumerMessage) {
 			}
 		}
 	case schemas.TopicDecisions:
-		// Only scale decisions are summarised; other kinds are counted.
-		if kafkax.HeaderValue(m.Headers, "ce_type") != (schemas.ScaleDecision{}).EventType() {
-			return
-		}
-		var d schemas.ScaleDecision
-		if d, err = schemas.Decode[schemas.ScaleDecision](m.Value); err == nil {
-			t.decisions = append(t.decisions, d)
-			if d.AtMs >= t.last(d.Entity).decision.AtMs {
-				t.last(d.Entity).decision = d
+		// Scale decisions are summarised per service, inference decisions
+		// listed; other kinds are counted.
+		switch kafkax.HeaderValue(m.Headers, "ce_type") {
+		case schemas.ScaleDecision{}.EventType():
+			var d schemas.ScaleDecision
+			if d, err = schemas.Decode[schemas.ScaleDecision](m.Value); err == nil {
+				t.decisions = append(t.decisions, d)
+				if d.AtMs >= t.last(d.Entity).decision.AtMs {
+					t.last(d.Entity).decision = d
+				}
 			}
+		case schemas.InferenceDecision{}.EventType():
+			var d schemas.InferenceDecision
+			if d, err = schemas.Decode[schemas.InferenceDecision](m.Value); err == nil {
+				t.inference = append(t.inference, d)
+			}
+		default:
+			t.others++
 		}
 	case schemas.TopicActions:
 		var a schemas.Action
@@ -226,12 +236,13 @@ func (t *tap) newestWindowEnd() time.Time {
 	return time.UnixMilli(t.newestWin)
 }
 
-// unactioned is how many scale decisions read so far have no action yet:
-// every decision ends as exactly one action.
+// unactioned is how many scale and inference decisions read so far have
+// no action yet: every decision of a kind the actuator handles ends as
+// exactly one action.
 func (t *tap) unactioned() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.decisions) - len(t.actions)
+	return len(t.decisions) + len(t.inference) - len(t.actions)
 }
 
 // drain waits until no message has arrived for quiet, or max passes.
@@ -253,6 +264,7 @@ type events struct {
 	Windows   []schemas.Window // sorted by entity, signal, size, start
 	Forecasts []schemas.Forecast
 	Decisions []schemas.ScaleDecision
+	Inference []schemas.InferenceDecision
 	Actions   []schemas.Action
 	Dead, Bad int
 }
@@ -264,6 +276,7 @@ func (t *tap) snapshot() events {
 		Windows:   make([]schemas.Window, 0, len(t.windows)),
 		Forecasts: append([]schemas.Forecast(nil), t.forecasts...),
 		Decisions: append([]schemas.ScaleDecision(nil), t.decisions...),
+		Inference: append([]schemas.InferenceDecision(nil), t.inference...),
 		Actions:   append([]schemas.Action(nil), t.actions...),
 		Dead:      t.dead, Bad: t.bad,
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/forecast"
 	"github.com/ebbflow/ebbflow/inference/autoscale"
+	"github.com/ebbflow/ebbflow/inference/servers"
 	"github.com/ebbflow/ebbflow/ingest"
 	"github.com/ebbflow/ebbflow/ingest/window"
 	"github.com/ebbflow/ebbflow/internal/history"
@@ -32,6 +33,10 @@ type Env struct {
 	// whose configuration needs one (a real clientset in a subcommand, the
 	// simulated cluster's fake clientset in dev).
 	Kube func() (kubernetes.Interface, error)
+	// KubeAs returns a client acting as another identity (impersonation),
+	// for handlers with a least-privilege identity of their own; nil uses
+	// Kube (dev's fake clientset has no identities).
+	KubeAs func(user string) (kubernetes.Interface, error)
 	// JetStream publishes decisions and alerts; nil when nats.url is empty.
 	JetStream jetstream.JetStream
 	Log       *slog.Logger
@@ -59,7 +64,7 @@ type Component struct {
 // dev` runs them all and each subcommand runs its own. A new component (a
 // decider, a processor) is one entry here, its section in Config and a
 // subcommand calling Serve with it.
-var Components = []Component{Ingest, Window, Forecast, Autoscale, Mixing, Actuate}
+var Components = []Component{Ingest, Window, Forecast, Autoscale, Mixing, Servers, Actuate}
 
 // Lookup returns the component named name.
 func Lookup(name string) (Component, bool) {
@@ -166,10 +171,8 @@ var Actuate = Component{Name: "actuate", Run: func(ctx context.Context, e *Env) 
 	})
 	deps := actuators.Deps{Kafka: e.Cfg.Kafka, Cluster: e.Cfg.Kubernetes.Cluster, Kube: cs,
 		JetStream: e.JetStream, Clock: clock, Log: e.Log, Registerer: e.Reg}
-	if e.Cfg.Mixing.Actuator.Enabled {
-		if deps.Handlers, deps.Leading, err = nodeActuator(ctx, e, cs, clock); err != nil {
-			return err
-		}
+	if deps.Handlers, deps.Leading, err = Handlers(ctx, e, cs, clock); err != nil {
+		return err
 	}
 	return actuators.Run(ctx, e.Cfg.Actuate, deps)
 }}
@@ -184,4 +187,20 @@ var Mixing = Component{Name: "mixing", Run: func(ctx context.Context, e *Env) er
 	}
 	return mixing.Run(ctx, e.Cfg.Mixing, mixing.Deps{Kafka: e.Cfg.Kafka, Cluster: e.Cfg.Kubernetes.Cluster, Kube: cs,
 		JetStream: e.JetStream, Log: e.Log, Registerer: e.Reg})
+}}
+
+// Servers watches the model store and decides to launch, update and
+// retire model servers.
+var Servers = Component{Name: "servers", Run: func(ctx context.Context, e *Env) error {
+	fsys, err := history.Open(ctx, e.Cfg.History)
+	if err != nil {
+		return err
+	}
+	defer history.Close(fsys)
+	deps := servers.Deps{Store: fsys, Kafka: e.Cfg.Kafka, JetStream: e.JetStream, Cluster: e.Cfg.Kubernetes.Cluster,
+		Log: e.Log, Registerer: e.Reg}
+	if e.Clock != nil {
+		deps.Clock = e.Clock.Now
+	}
+	return servers.Run(ctx, e.Cfg.Servers, deps)
 }}

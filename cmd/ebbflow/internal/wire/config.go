@@ -6,6 +6,7 @@ import (
 	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/forecast"
 	"github.com/ebbflow/ebbflow/inference/autoscale"
+	"github.com/ebbflow/ebbflow/inference/servers"
 	"github.com/ebbflow/ebbflow/ingest"
 	"github.com/ebbflow/ebbflow/ingest/window"
 	"github.com/ebbflow/ebbflow/internal/config"
@@ -15,6 +16,7 @@ import (
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/training/mixing"
+	"github.com/ebbflow/ebbflow/training/scheduler"
 )
 
 // Config is the whole configuration file. Each component receives its own
@@ -32,6 +34,8 @@ type Config struct {
 	Autoscale  autoscale.Config `yaml:"autoscale"`
 	Actuate    actuators.Config `yaml:"actuate"`
 	Mixing     mixing.Config    `yaml:"mixing"`
+	Servers    servers.Config   `yaml:"servers"`
+	Training   scheduler.Config `yaml:"training"`
 	Dev        DevConfig        `yaml:"dev"`
 }
 
@@ -49,6 +53,8 @@ func Default() Config {
 		Autoscale:  autoscale.DefaultConfig(),
 		Actuate:    actuators.DefaultConfig(),
 		Mixing:     mixing.DefaultConfig(),
+		Servers:    servers.DefaultConfig(),
+		Training:   scheduler.DefaultConfig(),
 		Dev:        DefaultDevConfig(),
 	}
 }

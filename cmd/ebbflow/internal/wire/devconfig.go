@@ -53,6 +53,15 @@ type DevConfig struct {
 	// MaxLag is how far (simulated time) the simulation may run ahead of the
 	// newest window the pipeline produced before it waits for it.
 	MaxLag time.Duration `yaml:"max_lag"`
+	// LaunchAfter registers a model serving spec (a Triton server, see
+	// docs/servers.md) in the dev model store this long (simulated time)
+	// after the start: the servers decider decides to launch it, the
+	// actuator applies it, the simulated cluster runs its pods (serving
+	// Triton metrics) and the autoscaler scales it. 0: no launch.
+	LaunchAfter time.Duration `yaml:"launch_after"`
+	// LaunchLoad is the launched server's offered load, in multiples of
+	// capacity_rps (so it needs more than one replica).
+	LaunchLoad float64 `yaml:"launch_load"`
 }
 
 // DefaultDevConfig returns the documented defaults (`ebbflow config defaults`).
@@ -78,6 +87,8 @@ func DefaultDevConfig() DevConfig {
 		Seed:            1,
 		StartHour:       9,
 		MaxLag:          3 * time.Minute,
+		LaunchAfter:     10 * time.Minute,
+		LaunchLoad:      2.5,
 	}
 }
 
@@ -110,6 +121,10 @@ func (c DevConfig) Validate() error {
 		return errors.New("initial_replicas: must be 0 (sized to the starting load) or lie within min_replicas..max_replicas")
 	case c.PeakUtilisation <= 0 || c.PeakUtilisation > 2:
 		return errors.New("peak_utilisation: must be in (0, 2]")
+	case c.LaunchAfter < 0:
+		return errors.New("launch_after: must not be negative (0 launches nothing)")
+	case c.LaunchAfter > 0 && c.LaunchLoad <= 0:
+		return errors.New("launch_load: must be positive")
 	case c.StartupDelay < 0:
 		return errors.New("startup_delay: must not be negative")
 	case c.Step < time.Second:

@@ -14,26 +14,26 @@ import (
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
-// nodeActuator builds the actuator's handler registry with the nodes
-// handler (mixing.actuator) beside the default ones, and the Leading
+// nodeActuator registers the nodes handler (mixing.actuator) in r and
+// returns the Leading
 // callback that runs its handover reconciler while this replica leads, so
 // one replica evicts and relabels. The reconciler's steps go to the
 // actions topic; each decision's own action is the framework's.
-func nodeActuator(ctx context.Context, e *Env, cs kubernetes.Interface, clock actuators.Clock) (*actuators.Registry, func(bool), error) {
+func nodeActuator(ctx context.Context, e *Env, cs kubernetes.Interface, clock actuators.Clock, r *actuators.Registry) (func(bool), error) {
 	m := e.Cfg.Mixing
 	h, err := nodes.New(cs, nodes.Config{GroupLabel: m.GroupLabel, DrainGrace: m.Policy.DrainGrace,
 		MaxNodesPerDecision: m.Actuator.MaxNodesPerDecision, MaxTrainingEvictionsPerHour: m.Actuator.MaxTrainingEvictionsPerHour,
 		Identity: e.Cfg.Actuate.Identity, Cluster: e.Cfg.Kubernetes.Cluster}, clock, e.Log.With("handler", "nodes"), e.Reg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	sc, err := e.Cfg.Kafka.IdempotentProducer()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	prod, err := sarama.NewSyncProducer(e.Cfg.Kafka.Brokers, sc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("actuate: node steps producer to %v: %w", e.Cfg.Kafka.Brokers, err)
+		return nil, fmt.Errorf("actuate: node steps producer to %v: %w", e.Cfg.Kafka.Brokers, err)
 	}
 	go func() { <-ctx.Done(); prod.Close() }()
 	topic := e.Cfg.Kafka.Topics().Name(schemas.TopicActions)
@@ -46,7 +46,6 @@ func nodeActuator(ctx context.Context, e *Env, cs kubernetes.Interface, clock ac
 			e.Log.Warn("publish node handover step", "action", a.ID, "err", err)
 		}
 	})
-	r := actuators.DefaultRegistry(cs, e.Cfg.Actuate)
 	h.Register(r)
 	var (
 		mu     sync.Mutex
@@ -71,5 +70,5 @@ func nodeActuator(ctx context.Context, e *Env, cs kubernetes.Interface, clock ac
 			cancel = nil
 		}
 	}
-	return r, leading, nil
+	return leading, nil
 }

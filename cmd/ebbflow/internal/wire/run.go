@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/ebbflow/ebbflow/actuators/inference"
 
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
@@ -16,9 +21,9 @@ import (
 // Serve is the one process lifecycle of every component subcommand.
 //
 // Start, in this order: the logger, registry and readiness; the NATS
-// connection (when nats.url is set); the telemetry server (/metrics,
-// /healthz, /readyz — /readyz fails until the components' checks pass);
-// then the components, each with its own log component.
+// connection (when nats.url is set); then Run: the telemetry server
+// (/metrics, /healthz, /readyz — /readyz fails until the components'
+// checks pass) and the components, each with its own log component.
 //
 // Stop, in the reverse order: when ctx ends, a component returns or the
 // telemetry server fails, every component is cancelled and awaited; then
@@ -28,7 +33,7 @@ import (
 func Serve(ctx context.Context, cfg Config, stderr io.Writer, comps ...Component) error {
 	log := telemetry.NewLogger(cfg.Telemetry, stderr)
 	reg := telemetry.NewRegistry()
-	e := &Env{Cfg: cfg, Log: log, Reg: reg, Ready: &telemetry.Readiness{}, Kube: lazyKube(cfg)}
+	e := &Env{Cfg: cfg, Log: log, Reg: reg, Ready: &telemetry.Readiness{}, Kube: lazyKube(cfg), KubeAs: kubeAs(cfg)}
 	if cfg.NATS.URL != "" {
 		name := "ebbflow"
 		if len(comps) == 1 {
@@ -41,22 +46,80 @@ func Serve(ctx context.Context, cfg Config, stderr io.Writer, comps ...Component
 		defer nc.Close()
 		e.JetStream = js
 	}
+	return Run(ctx, e, reg, RunOptions{}, comps...)
+}
 
-	compCtx, stopComps := context.WithCancel(ctx)
-	defer stopComps()
+// RunOptions are the parts of a process that embeds the components
+// (`ebbflow dev`) beyond what Serve starts.
+type RunOptions struct {
+	// Telemetry is the telemetry server's listener, opened by the caller
+	// (dev prints its address first); nil: Run listens on
+	// telemetry.listen ("" = no server).
+	Telemetry net.Listener
+	// Foreground, when set, runs beside the components once they are
+	// started (dev: the simulated clock and the view); its return ends the
+	// process. It is stopped first: its ctx ends when ctx does or a
+	// component or the telemetry server ends.
+	Foreground func(ctx context.Context) error
+}
+
+// Run is the shared part of the lifecycle, after the connections: it
+// starts the telemetry server (serving reg and e.Ready), then the
+// components (RunAll), then the foreground; it stops when ctx ends, a
+// component returns, the telemetry server fails or the foreground
+// returns, in the reverse order: the foreground (cancelled, awaited), the
+// components (cancelled, awaited), the telemetry server. Every error is
+// returned, joined; an end caused by ctx is not an error.
+func Run(ctx context.Context, e *Env, reg *prometheus.Registry, o RunOptions, comps ...Component) error {
+	ln := o.Telemetry
+	if ln == nil && e.Cfg.Telemetry.Listen != "" {
+		var err error
+		if ln, err = net.Listen("tcp", e.Cfg.Telemetry.Listen); err != nil {
+			return fmt.Errorf("telemetry: listen on %s: %w", e.Cfg.Telemetry.Listen, err)
+		}
+	}
 	telCtx, stopTel := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopTel()
-	telErr := make(chan error, 1)
-	go func() {
-		err := telemetry.Serve(telCtx, cfg.Telemetry.Listen, telemetry.Handler(reg, e.Ready), log)
-		if err != nil {
-			stopComps()
-		}
-		telErr <- err
-	}()
-	err := RunAll(compCtx, e, comps...)
+	telDone := make(chan error, 1)
+	go func() { telDone <- telemetry.ServeListener(telCtx, ln, telemetry.Handler(reg, e.Ready), e.Log) }()
+
+	compCtx, stopComps := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopComps()
+	compDone := make(chan error, 1)
+	go func() { compDone <- RunAll(compCtx, e, comps...) }()
+
+	fgCtx, stopFg := context.WithCancel(ctx)
+	defer stopFg()
+	var fgDone chan error // nil: no foreground, never ready
+	if o.Foreground != nil {
+		fgDone = make(chan error, 1)
+		go func() { fgDone <- o.Foreground(fgCtx) }()
+	}
+
+	var fgErr, compErr, telErr error
+	fgOver, compOver, telOver := o.Foreground == nil, false, false
+	select {
+	case <-ctx.Done():
+	case fgErr = <-fgDone:
+		fgOver = true
+	case compErr = <-compDone:
+		compOver = true
+	case telErr = <-telDone:
+		telOver = true
+	}
+	stopFg()
+	if !fgOver {
+		fgErr = <-fgDone
+	}
+	stopComps()
+	if !compOver {
+		compErr = <-compDone
+	}
 	stopTel()
-	err = errors.Join(err, <-telErr)
+	if !telOver {
+		telErr = <-telDone
+	}
+	err := errors.Join(fgErr, compErr, telErr)
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -107,5 +170,17 @@ func lazyKube(cfg Config) func() (kubernetes.Interface, error) {
 	return func() (kubernetes.Interface, error) {
 		once.Do(func() { cs, err = cfg.Kubernetes.Clientset() })
 		return cs, err
+	}
+}
+
+// kubeAs builds clients acting as another identity from the configured
+// connection.
+func kubeAs(cfg Config) func(user string) (kubernetes.Interface, error) {
+	return func(user string) (kubernetes.Interface, error) {
+		rc, err := cfg.Kubernetes.RESTConfig()
+		if err != nil {
+			return nil, err
+		}
+		return inference.Client(rc, user)
 	}
 }

@@ -1,4 +1,9 @@
-package actuators
+// Package scale is the actuator handler of scale decisions
+// (schemas.ScaleDecision, CloudEvents type io.ebbflow.decision.scale.v1):
+// it sets the replicas of a Deployment or StatefulSet through the scale
+// subresource. It plugs into the actuators framework as an
+// actuators.Handler; the list of handlers is in cmd/ebbflow/internal/wire.
+package scale
 
 import (
 	"context"
@@ -11,13 +16,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
-// ScaleHandler applies scale decisions to Deployments and StatefulSets
+// Handler applies scale decisions to Deployments and StatefulSets
 // through the scale subresource, and records the decision id and sequence
 // on the object with a merge patch. Safe for concurrent use.
-type ScaleHandler struct {
+type Handler struct {
 	kube kubernetes.Interface
 	// maxReplicas is the actuator's own safety cap.
 	maxReplicas int32
@@ -25,19 +31,19 @@ type ScaleHandler struct {
 	beforeUpdate func(ctx context.Context, t schemas.Target)
 }
 
-// NewScaleHandler returns the scale handler. maxReplicas caps every
-// decision (0 = no cap).
-func NewScaleHandler(kube kubernetes.Interface, maxReplicas int32) *ScaleHandler {
-	return &ScaleHandler{kube: kube, maxReplicas: maxReplicas}
+// NewHandler returns the scale handler. maxReplicas caps every decision
+// (0 = no cap).
+func NewHandler(kube kubernetes.Interface, maxReplicas int32) *Handler {
+	return &Handler{kube: kube, maxReplicas: maxReplicas}
 }
 
-// Decode implements Handler.
-func (h *ScaleHandler) Decode(body []byte) (Decision, error) {
+// Decode implements actuators.Handler.
+func (h *Handler) Decode(body []byte) (actuators.Decision, error) {
 	sd, err := schemas.Decode[schemas.ScaleDecision](body)
 	if err != nil {
-		return Decision{}, err
+		return actuators.Decision{}, err
 	}
-	return Decision{Kind: sd.Kind, ID: sd.ID, Seq: sd.Seq, Target: sd.Target, AtMs: sd.AtMs,
+	return actuators.Decision{Kind: sd.Kind, ID: sd.ID, Seq: sd.Seq, Target: sd.Target, AtMs: sd.AtMs,
 		ExpiresMs: sd.ExpiresMs, DryRun: sd.DryRun, Event: sd}, nil
 }
 
@@ -47,7 +53,7 @@ type object struct {
 	max *int32
 }
 
-func (h *ScaleHandler) get(ctx context.Context, t schemas.Target) (object, error) {
+func (h *Handler) get(ctx context.Context, t schemas.Target) (object, error) {
 	var m metav1.ObjectMeta
 	switch t.Kind {
 	case "Deployment":
@@ -77,21 +83,21 @@ func (h *ScaleHandler) get(ctx context.Context, t schemas.Target) (object, error
 	return o, nil
 }
 
-func (h *ScaleHandler) getScale(ctx context.Context, t schemas.Target) (*autoscalingv1.Scale, error) {
+func (h *Handler) getScale(ctx context.Context, t schemas.Target) (*autoscalingv1.Scale, error) {
 	if t.Kind == "StatefulSet" {
 		return h.kube.AppsV1().StatefulSets(t.Namespace).GetScale(ctx, t.Name, metav1.GetOptions{})
 	}
 	return h.kube.AppsV1().Deployments(t.Namespace).GetScale(ctx, t.Name, metav1.GetOptions{})
 }
 
-func (h *ScaleHandler) updateScale(ctx context.Context, t schemas.Target, s *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+func (h *Handler) updateScale(ctx context.Context, t schemas.Target, s *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
 	if t.Kind == "StatefulSet" {
 		return h.kube.AppsV1().StatefulSets(t.Namespace).UpdateScale(ctx, t.Name, s, metav1.UpdateOptions{})
 	}
 	return h.kube.AppsV1().Deployments(t.Namespace).UpdateScale(ctx, t.Name, s, metav1.UpdateOptions{})
 }
 
-func (h *ScaleHandler) annotate(ctx context.Context, t schemas.Target, ann map[string]string) error {
+func (h *Handler) annotate(ctx context.Context, t schemas.Target, ann map[string]string) error {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
 	if err != nil {
 		return err
@@ -104,12 +110,12 @@ func (h *ScaleHandler) annotate(ctx context.Context, t schemas.Target, ann map[s
 	return err
 }
 
-// Apply implements Handler: skip a duplicate or stale decision, clamp to
+// Apply implements actuators.Handler: skip a duplicate or stale decision, clamp to
 // the object's own ebbflow.io/min-replicas and max-replicas annotations
 // and the actuator's cap, update the scale subresource (optimistic
 // concurrency: a concurrent change is a conflict, retried by the
 // framework), then record the decision on the object.
-func (h *ScaleHandler) Apply(ctx context.Context, d Decision) (schemas.Action, error) {
+func (h *Handler) Apply(ctx context.Context, d actuators.Decision) (schemas.Action, error) {
 	sd, ok := d.Event.(schemas.ScaleDecision)
 	if !ok {
 		return schemas.Action{}, fmt.Errorf("scale handler got %T", d.Event)
@@ -119,8 +125,8 @@ func (h *ScaleHandler) Apply(ctx context.Context, d Decision) (schemas.Action, e
 	if err != nil {
 		return schemas.Action{}, fmt.Errorf("get %s: %w", t.Key(), err)
 	}
-	if why := idempotencyCheck(d, obj.ann); why != "" {
-		return skipped(d, why), nil
+	if why := actuators.IdempotencyCheck(d, obj.ann); why != "" {
+		return actuators.Skipped(d, why), nil
 	}
 	sc, err := h.getScale(ctx, t)
 	if err != nil {
@@ -155,11 +161,7 @@ func (h *ScaleHandler) Apply(ctx context.Context, d Decision) (schemas.Action, e
 	}
 	after := to
 	act.After = &after
-	if err := h.annotate(ctx, t, map[string]string{
-		AnnotationLastDecisionID:  d.ID,
-		AnnotationLastDecisionSeq: strconv.FormatInt(d.Seq, 10),
-		AnnotationLastAction:      fmt.Sprintf("scale %d→%d at %d", before, to, sd.AtMs),
-	}); err != nil {
+	if err := h.annotate(ctx, t, actuators.DecisionAnnotations(d, fmt.Sprintf("scale %d→%d at %d", before, to, sd.AtMs))); err != nil {
 		return schemas.Action{}, fmt.Errorf("annotate %s with decision %s: %w", t.Key(), d.ID, err)
 	}
 	act.Outcome = schemas.OutcomeApplied

@@ -1,6 +1,6 @@
 //go:build integration
 
-package actuators
+package scale
 
 import (
 	"bytes"
@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
+	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -55,7 +56,7 @@ func kubeClients(t *testing.T) (admin, actuator kubernetes.Interface) {
 	}
 	admin = mk(mustEnv(t, "EBBFLOW_TEST_KUBE_ADMIN_TOKEN"))
 	actuator = mk(mustEnv(t, "EBBFLOW_TEST_KUBE_ACTUATOR_TOKEN"))
-	if err := ApplyManifests(context.Background(), admin, "../deploy/rbac"); err != nil {
+	if err := ApplyManifests(context.Background(), admin, "../../deploy/rbac"); err != nil {
 		t.Fatalf("apply deploy/rbac: %v", err)
 	}
 	return admin, actuator
@@ -203,7 +204,7 @@ func TestKubeScaleAsActuatorIdentity(t *testing.T) {
 		{"newer applied", kubeDecision(ns, "web", now+2000, 2), now + 2000, schemas.OutcomeApplied, "scaled 4 → 2", 2},
 	}
 	for _, s := range steps {
-		a, err := NewActuator(DefaultConfig(), "it", "it-actuator", actClient, nil, ClockFunc(func() time.Time { return time.UnixMilli(s.clock) }), quiet, nil)
+		a, err := actuators.NewActuator(actuators.DefaultConfig(), "it", "it-actuator", actClient, registry(actClient, actuators.DefaultConfig()), actuators.ClockFunc(func() time.Time { return time.UnixMilli(s.clock) }), quiet, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +219,7 @@ func TestKubeScaleAsActuatorIdentity(t *testing.T) {
 		if n != s.replicas {
 			t.Fatalf("%s: replicas %d, want %d", s.name, n, s.replicas)
 		}
-		if s.outcome == schemas.OutcomeApplied && (ann[AnnotationLastDecisionID] != s.dec.ID || ann[AnnotationLastDecisionSeq] != fmt.Sprint(s.dec.Seq)) {
+		if s.outcome == schemas.OutcomeApplied && (ann[actuators.AnnotationLastDecisionID] != s.dec.ID || ann[actuators.AnnotationLastDecisionSeq] != fmt.Sprint(s.dec.Seq)) {
 			t.Fatalf("%s: annotations %v", s.name, ann)
 		}
 	}
@@ -253,7 +254,7 @@ func TestKubeStatefulSetScale(t *testing.T) {
 	}
 	d := kubeDecision(ns, "db", time.Now().UnixMilli(), 3)
 	d.Target.Kind = "StatefulSet"
-	a, err := NewActuator(DefaultConfig(), "it", "it-actuator", actClient, nil, nil, quiet, nil)
+	a, err := actuators.NewActuator(actuators.DefaultConfig(), "it", "it-actuator", actClient, registry(actClient, actuators.DefaultConfig()), nil, quiet, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,7 @@ func TestKubeStatefulSetScale(t *testing.T) {
 		t.Fatalf("%+v %v", act, err)
 	}
 	st, err := admin.AppsV1().StatefulSets(ns).Get(context.Background(), "db", metav1.GetOptions{})
-	if err != nil || *st.Spec.Replicas != 3 || st.Annotations[AnnotationLastDecisionID] != d.ID {
+	if err != nil || *st.Spec.Replicas != 3 || st.Annotations[actuators.AnnotationLastDecisionID] != d.ID {
 		t.Fatalf("statefulset %v %v", st.Spec.Replicas, err)
 	}
 }
@@ -271,11 +272,7 @@ func TestKubeConflictIsRetried(t *testing.T) {
 	admin, actClient := kubeClients(t)
 	ns := testNamespace(t, admin)
 	createDeployment(t, admin, ns, "web", 1)
-	a, err := NewActuator(DefaultConfig(), "it", "it-actuator", actClient, nil, nil, quiet, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sh := NewScaleHandler(actClient, 100)
+	sh := NewHandler(actClient, 100)
 	var bumped atomic.Int32
 	sh.beforeUpdate = func(ctx context.Context, tg schemas.Target) {
 		// Another writer changes the Deployment between our read and write.
@@ -287,7 +284,12 @@ func TestKubeConflictIsRetried(t *testing.T) {
 			}
 		}
 	}
-	a.reg.Register(schemas.ScaleDecision{}.EventType(), sh)
+	reg := actuators.NewRegistry()
+	reg.Register(schemas.ScaleDecision{}.EventType(), sh)
+	a, err := actuators.NewActuator(actuators.DefaultConfig(), "it", "it-actuator", actClient, reg, nil, quiet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	d := kubeDecision(ns, "web", time.Now().UnixMilli(), 5)
 	act, _, err := a.Process(context.Background(), d.EventType(), mustMarshal(t, d))
 	if err != nil {
@@ -365,7 +367,7 @@ func TestKubeActuatorRefusedOutsideItsRole(t *testing.T) {
 // the leader stops the other takes over.
 func TestKubeLeaderElectionOneActive(t *testing.T) {
 	_, actClient := kubeClients(t)
-	le := LeaderElectionConfig{Enabled: true, Namespace: "ebbflow", LeaseName: fmt.Sprintf("it-lease-%d", time.Now().UnixNano()%1_000_000),
+	le := actuators.LeaderElectionConfig{Enabled: true, Namespace: "ebbflow", LeaseName: fmt.Sprintf("it-lease-%d", time.Now().UnixNano()%1_000_000),
 		LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 300 * time.Millisecond}
 	var active, maxActive atomic.Int32
 	var mu sync.Mutex
@@ -398,7 +400,7 @@ func TestKubeLeaderElectionOneActive(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := LeadAndRun(x.ctx, actClient, le, x.id, quiet, run(x.id)); err != nil {
+			if err := actuators.LeadAndRun(x.ctx, actClient, le, x.id, quiet, run(x.id)); err != nil {
 				t.Errorf("%s: %v", x.id, err)
 			}
 		}()

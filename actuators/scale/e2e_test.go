@@ -1,4 +1,4 @@
-package actuators
+package scale
 
 import (
 	"context"

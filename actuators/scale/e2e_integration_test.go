@@ -1,6 +1,6 @@
 //go:build integration
 
-package actuators
+package scale
 
 import (
 	"strings"

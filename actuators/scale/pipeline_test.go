@@ -1,4 +1,4 @@
-package actuators
+package scale
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/forecast"
 	"github.com/ebbflow/ebbflow/inference/autoscale"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
@@ -80,7 +81,7 @@ func (p pipeline) run(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acfg := DefaultConfig()
+	acfg := actuators.DefaultConfig()
 	acfg.InitialOffset = "oldest"
 	acfg.ConsumerGroup = kc.TopicPrefix + "-actuate"
 	acfg.Identity = "e2e-actuator"
@@ -108,7 +109,7 @@ func (p pipeline) run(t *testing.T) {
 	}()
 	go func() {
 		defer wg.Done()
-		errs <- Run(ctx, acfg, Deps{Kafka: kc, Cluster: p.cluster, Kube: p.kube, JetStream: js, Log: quiet})
+		errs <- actuators.Run(ctx, acfg, actuators.Deps{Kafka: kc, Cluster: p.cluster, Kube: p.kube, Handlers: registry(p.kube, acfg), JetStream: js, Log: quiet})
 	}()
 	defer func() {
 		cancel()

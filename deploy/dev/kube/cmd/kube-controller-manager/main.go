@@ -1,0 +1,21 @@
+// Command kube-controller-manager is the upstream kube-controller-manager, built from the
+// k8s.io/kubernetes module for ebbflow's integration tests (deploy/dev/kube.sh). It mirrors
+// k8s.io/kubernetes/cmd/kube-controller-manager/controller-manager.go.
+package main
+
+import (
+	"os"
+	_ "time/tzdata" // CronJob time zone support
+
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"          // JSON log format registration
+	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client-go prometheus plugins
+	_ "k8s.io/component-base/metrics/prometheus/version"  // version metric registration
+	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
+)
+
+func main() {
+	command := app.NewControllerManagerCommand()
+	code := cli.Run(command)
+	os.Exit(code)
+}

@@ -1,0 +1,32 @@
+package kueue
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the refresh loop's Prometheus metrics.
+type Metrics struct {
+	PriorityUpdates  *prometheus.CounterVec
+	GuardProtections *prometheus.CounterVec
+	Preemptions      prometheus.Counter
+	Waiting          prometheus.Gauge
+	Admitted         prometheus.Gauge
+}
+
+// NewMetrics registers the metrics with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		PriorityUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_training_priority_updates_total",
+			Help: "Workload priorities written, by decision action (admit) and quota standing."}, []string{"standing"}),
+		GuardProtections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_training_guard_protections_total",
+			Help: "Running borrowers given the protected priority, by the guard that protected them (min_runtime, kill_budget)."}, []string{"guard"}),
+		Preemptions: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_training_preemptions_total",
+			Help: "Kueue pre-emptions of training Workloads seen and charged to the kill budget."}),
+		Waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_training_waiting_workloads",
+			Help: "Training Workloads waiting for quota at the last refresh."}),
+		Admitted: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_training_admitted_workloads",
+			Help: "Training Workloads holding quota at the last refresh."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.PriorityUpdates, m.GuardProtections, m.Preemptions, m.Waiting, m.Admitted)
+	}
+	return m
+}
