@@ -55,6 +55,9 @@ type Config struct {
 	// Rebuild is how far back (in event time) the history is read back
 	// from metrics.windows when partitions are assigned.
 	Rebuild time.Duration `yaml:"rebuild"`
+	// Retrain schedules training on the deployment's own history (off by
+	// default).
+	Retrain RetrainConfig `yaml:"retrain"`
 }
 
 // DefaultConfig returns the documented defaults (`ebbflow config defaults`, docs/forecast.md).
@@ -71,6 +74,7 @@ func DefaultConfig() Config {
 		HistorySteps:    7*1440 + 16,
 		MinHistorySteps: 5,
 		Rebuild:         7*24*time.Hour + time.Hour,
+		Retrain:         DefaultRetrainConfig(),
 	}
 }
 
@@ -96,5 +100,5 @@ func (c Config) Validate() error {
 	case c.Rebuild < 0:
 		return fmt.Errorf("rebuild: %s must not be negative", c.Rebuild)
 	}
-	return nil
+	return c.Retrain.Validate()
 }

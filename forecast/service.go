@@ -34,6 +34,10 @@ type Deps struct {
 	Instance string
 	// Ready, when set, is called once the consumer group has joined.
 	Ready func()
+	// HistoryFS and HistoryRoot are the metric history scheduled retrains
+	// read (cfg.Retrain.Interval > 0).
+	HistoryFS   history.FS
+	HistoryRoot string
 }
 
 type metrics struct {
@@ -85,6 +89,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			log.Warn("forecast: some models were refused at start; affected signals use baselines", "err", err)
 		}
 		go reg.Run(ctx, cfg.ReloadInterval)
+	}
+	if err := startRetrainer(ctx, cfg, deps, reg, log); err != nil {
+		return err
 	}
 	topics := deps.Kafka.Topics()
 	in, out, dl := topics.Name(schemas.TopicMetricsWindows), topics.Name(schemas.TopicForecasts), topics.Name(schemas.TopicDeadLetter)

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
-
+	"github.com/ebbflow/ebbflow/forecast"
 	"github.com/ebbflow/ebbflow/forecast/features"
 	"github.com/ebbflow/ebbflow/forecast/model"
 	"github.com/ebbflow/ebbflow/forecast/train"
@@ -26,14 +26,14 @@ func init() { subcommands = append(subcommands, newForecastCmd) }
 
 func newForecastCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "forecast", Short: "Forecast each service's load 1–5 steps ahead: serve, train, evaluate"}
-	cmd.AddCommand(newForecastServeCmd(g), newForecastTrainCmd(g), newForecastEvaluateCmd(g), newForecastSynthCmd(g))
+	cmd.AddCommand(newForecastServeCmd(g), newForecastTrainCmd(g), newForecastEvaluateCmd(g), newForecastSynthCmd(g), newForecastCompareCmd(g))
 	return cmd
 }
 
 func newForecastServeCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
-		Short: "Consume metrics.windows, publish forecasts (models hot-reload from forecast.model_dir)",
+		Short: "Consume metrics.windows, publish forecasts (promoted models hot-reload from forecast.model_dir; forecast.retrain.interval retrains them on the history)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
@@ -121,23 +121,43 @@ func parseHorizons(s string) (int, error) {
 func newForecastTrainCmd(g *globals) *cobra.Command {
 	var hf historyFlags
 	var o train.Options
-	var horizons, signals string
+	var horizons, signals, candidates string
 	cmd := &cobra.Command{
 		Use:   "train",
-		Short: "Train forecast models on the history with real XGBoost (one model per signal, every horizon)",
+		Short: "Train forecast models on the history with real XGBoost, judge them on a held-out test span, publish the ones that beat last value",
 		Long: `Reads the Parquet history, builds the feature matrix with the forecaster's own
-feature builder, writes it as Parquet next to the models, and fits XGBoost with
-forecast/python/train.py (python from --python, $EBBFLOW_PYTHON or .venv/bin/python).
-The newest --val-frac of the span validates; the models' metadata report MAE and
-sMAPE per horizon against last-value and seasonal-naive baselines.`,
+feature builder, and fits XGBoost with forecast/python/train.py (python from --python,
+$EBBFLOW_PYTHON or .venv/bin/python). Time is split three ways: train, validation
+(early stopping, candidate choice) and test, the newest --test-frac of the span, which
+is only reported. On the test span each model is compared with last value, seasonal
+naive and a plain lag-only XGBoost trained on the same rows.
+
+The promotion gate: a model whose test MAE is not at most (1 − --gate-min-gain) × last
+value's at every horizon between --gate-from and --gate-to is rejected: written aside
+to <store>/rejected/<version>/ with its report, never served. A promoted model replaces
+<store>/<signal>.model.json (the forecaster hot-reloads it) and is archived under
+<store>/versions/<version>/. The store is --out, or forecast.model_dir on
+forecast.model_backend (HDFS or local).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			n, err := parseHorizons(horizons)
 			if err != nil {
 				return err
 			}
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
 			if o.Out == "" {
-				return errors.New("--out: a model directory is required")
+				o.Out = cfg.Forecast.ModelDir
+				if cfg.Forecast.ModelBackend == forecast.ModelsHistory {
+					fsys, err := history.Open(cmd.Context(), cfg.History)
+					if err != nil {
+						return err
+					}
+					defer history.Close(fsys)
+					o.Store = fsys
+				}
 			}
 			h, from, to, err := hf.read(cmd, g)
 			if err != nil {
@@ -145,6 +165,9 @@ sMAPE per horizon against last-value and seasonal-naive baselines.`,
 			}
 			o.Horizons, o.FromStep, o.ToStep, o.Progress = n, from, to, cmd.ErrOrStderr()
 			o.Signals = strings.Split(signals, ",")
+			if candidates != "" {
+				o.Candidates = strings.Split(candidates, ",")
+			}
 			if o.Version == "" {
 				o.Version = time.Now().UTC().Format("20060102T150405Z")
 			}
@@ -152,10 +175,18 @@ sMAPE per horizon against last-value and seasonal-naive baselines.`,
 			if err != nil {
 				return err
 			}
+			rejected := 0
 			for _, m := range metas {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (%d rounds)\n", m.Signal, m.ModelPath, m.Rounds)
-				printMetrics(cmd, m.Validation)
-				_ = os.Remove(filepath.Join(o.Out, m.Signal+".matrix.parquet"))
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s: %s (%s, %d rounds), test span %s to %s\n", m.Signal, m.Gate.Verdict, m.ModelPath, m.Candidate, m.Rounds,
+					time.UnixMilli(m.TestFromMs).UTC().Format(time.DateTime), time.UnixMilli(m.TestToMs).UTC().Format(time.DateTime))
+				printMetrics(cmd, m.Test)
+				fmt.Fprintf(cmd.OutOrStdout(), "  gate: %s (%s): %s\n", m.Gate.Verdict, m.Gate.Reason, m.Gate.Detail)
+				if !m.Gate.Promoted() {
+					rejected++
+				}
+			}
+			if rejected > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%d model(s) rejected by the promotion gate: the served models (or baselines) stay\n", rejected)
 			}
 			return nil
 		},
@@ -163,47 +194,66 @@ sMAPE per horizon against last-value and seasonal-naive baselines.`,
 	hf.add(cmd, 30)
 	cmd.Flags().StringVar(&horizons, "horizons", "1-5", "horizons in steps, 1-N")
 	cmd.Flags().StringVar(&signals, "signals", "qps,cpu,gpu_util", "signals to train, comma separated")
-	cmd.Flags().StringVar(&o.Out, "out", "", "output directory (<signal>.model.json, <signal>.meta.json)")
+	cmd.Flags().StringVar(&o.Out, "out", "", "model store directory, local (default: forecast.model_dir on forecast.model_backend)")
 	cmd.Flags().StringVar(&o.Python, "python", "", "python with xgboost (default $EBBFLOW_PYTHON or .venv/bin/python)")
 	cmd.Flags().StringVar(&o.Script, "script", "", "train.py (default forecast/python/train.py above the working directory)")
-	cmd.Flags().Float64Var(&o.ValFrac, "val-frac", 0.2, "newest share of the span used for validation")
-	cmd.Flags().IntVar(&o.Rounds, "rounds", 400, "maximum boosting rounds (early stopping picks the best)")
+	cmd.Flags().Float64Var(&o.ValFrac, "val-frac", 0.15, "share of the span, before the test span, used for validation (early stopping, candidate choice)")
+	cmd.Flags().Float64Var(&o.TestFrac, "test-frac", 0.15, "newest share of the span held out as the test span (reported and gated on only)")
+	cmd.Flags().StringVar(&o.Features, "features", train.DefaultFeatures, "feature set: v1, lags, lags+stats or all (see docs/forecast.md)")
+	cmd.Flags().StringVar(&candidates, "candidates", "", "train.py candidate configurations validation chooses from (default: abs-w; see forecast/python/train.py)")
+	cmd.Flags().IntVar(&o.Rounds, "rounds", 300, "maximum boosting rounds (early stopping on validation picks the best)")
 	cmd.Flags().IntVar(&o.MaxDepth, "max-depth", 5, "tree depth")
+	cmd.Flags().IntVar(&o.Threads, "threads", 1, "XGBoost threads")
+	cmd.Flags().DurationVar(&o.Gate.From, "gate-from", model.DefaultGate().From, "shortest lead time the promotion gate checks")
+	cmd.Flags().DurationVar(&o.Gate.To, "gate-to", model.DefaultGate().To, "longest lead time the promotion gate checks")
+	cmd.Flags().Float64Var(&o.Gate.MinGain, "gate-min-gain", model.DefaultGate().MinGain, "margin by which the model must beat last value at every gate horizon")
+	cmd.Flags().IntVar(&o.Gate.MinRows, "gate-min-rows", model.DefaultGate().MinRows, "fewest test rows per gate horizon")
 	cmd.Flags().StringVar(&o.Version, "version", "", "model version (default: the training time)")
 	return cmd
 }
 
 func printMetrics(cmd *cobra.Command, hs []train.HorizonMetric) {
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "  %-3s %8s %12s %12s %12s %8s %8s %8s\n", "h", "n", "MAE", "MAE last", "MAE seas.", "×last", "×seas.", "sMAPE%")
+	fmt.Fprintf(w, "  %-3s %8s %12s %12s %12s %12s %8s %8s %8s %8s\n", "h", "n", "MAE", "MAE last", "MAE seas.", "MAE plain", "×last", "×seas.", "×plain", "sMAPE%")
 	for _, h := range hs {
-		fmt.Fprintf(w, "  %-3d %8d %12.5g %12.5g %12.5g %8.3f %8.3f %8.2f\n", h.Horizon, h.N, h.MAE, h.MAELast, h.MAESeasonal, h.RatioLast, h.RatioSeasonal, h.SMAPE)
+		plain, rp := "—", "—"
+		if h.MAEPlain != 0 {
+			plain, rp = fmt.Sprintf("%.5g", h.MAEPlain), fmt.Sprintf("%.3f", h.RatioPlain)
+		}
+		fmt.Fprintf(w, "  %-3d %8d %12.5g %12.5g %12.5g %12s %8.3f %8.3f %8s %8.2f\n", h.Horizon, h.N, h.MAE, h.MAELast, h.MAESeasonal, plain, h.RatioLast, h.RatioSeasonal, rp, h.SMAPE)
 	}
 }
 
 func newForecastEvaluateCmd(g *globals) *cobra.Command {
 	var hf historyFlags
-	var models, out string
+	var models, out, span string
 	var plotSteps int
 	cmd := &cobra.Command{
 		Use:   "evaluate",
-		Short: "Rolling-origin backtest of models on history: MAE, sMAPE and ratios to baselines (JSON + PNG plots)",
-		Args:  cobra.NoArgs,
+		Short: "Backtest models on history, on their held-out test span: MAE, sMAPE and ratios to baselines (JSON + PNG plots)",
+		Long: `Forecasts every origin of the span from the history up to it, exactly as the
+forecaster would, and compares with last value and seasonal naive. --span test (the
+default) evaluates each model on the test span its trainer held out (never used to fit
+or choose) and also prints the trainer's figures there, with the plain lag XGBoost;
+--span days evaluates on the newest --days of the history (or up to --until), which
+may overlap the model's training data. Models are read from --models whether or not
+the promotion gate promoted them (the verdict is printed); forecast serve loads only
+promoted ones.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if models == "" {
 				return errors.New("--models: a model directory is required")
+			}
+			if span != "test" && span != "days" {
+				return fmt.Errorf("--span %q: want test or days", span)
 			}
 			h, from, to, err := hf.read(cmd, g)
 			if err != nil {
 				return err
 			}
-			reg := model.NewRegistry(history.LocalFS{}, models, nil, nil)
-			if err := reg.Reload(cmd.Context()); err != nil {
+			ms, err := loadModelDir(models)
+			if err != nil {
 				return err
-			}
-			set := reg.Current()
-			if len(set.BySignal) == 0 {
-				return fmt.Errorf("--models %s: no *.model.json files", models)
 			}
 			if out != "" {
 				if err := os.MkdirAll(out, 0o755); err != nil {
@@ -211,17 +261,33 @@ func newForecastEvaluateCmd(g *globals) *cobra.Command {
 				}
 			}
 			var evs []*train.Evaluation
-			for sig, m := range set.BySignal {
+			for _, m := range ms {
+				sig := m.Signal()
 				if !anyEntityHas(h, sig) {
 					continue
 				}
-				ev, err := train.Evaluate(h, m, from, to, plotSteps)
+				f, t := from, to
+				if span == "test" {
+					if m.TestFromMs == 0 {
+						return fmt.Errorf("model %s has no test span (trained before the three-way split): use --span days", m.Name)
+					}
+					f, t = features.Step(m.TestFromMs, h.StepS), features.Step(m.TestToMs, h.StepS)
+				}
+				ev, err := train.Evaluate(h, m, f, t, plotSteps)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: model %s %s, origins %s to %s\n", sig, m.ID, m.Version,
+				verdict := m.Gate.Verdict
+				if m.GateErr != nil {
+					verdict = string(m.GateReason)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: model %s %s (%s; gate: %s), origins %s to %s\n", sig, m.ID, m.Version, m.Name, verdict,
 					time.UnixMilli(ev.FromMs).UTC().Format(time.DateTime), time.UnixMilli(ev.ToMs).UTC().Format(time.DateTime))
 				printMetrics(cmd, ev.Horizons)
+				if span == "test" && len(m.Test) > 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "  the trainer's figures on the same test span (with the plain lag XGBoost):")
+					printMetrics(cmd, m.Test)
+				}
 				if out != "" {
 					paths, err := ev.WritePlots(out)
 					if err != nil {
@@ -242,11 +308,41 @@ func newForecastEvaluateCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	hf.add(cmd, 7)
-	cmd.Flags().StringVar(&models, "models", "", "model directory")
+	hf.add(cmd, 0)
+	cmd.Flags().StringVar(&models, "models", "", "model directory (*.model.json, *.model.json.gz)")
+	cmd.Flags().StringVar(&span, "span", "test", "test: each model's held-out test span; days: the newest --days (or up to --until)")
 	cmd.Flags().StringVar(&out, "out", "", "directory for evaluation.json and <signal>_h<k>.png")
 	cmd.Flags().IntVar(&plotSteps, "plot-steps", 1440, "steps of the newest origins plotted")
 	return cmd
+}
+
+// loadModelDir loads every model file of a local directory, promoted or
+// not.
+func loadModelDir(dir string) ([]*model.Model, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--models: %w", err)
+	}
+	var ms []*model.Model
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || !(strings.HasSuffix(n, model.Suffix) || strings.HasSuffix(n, model.SuffixGz)) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		m, err := model.LoadBytes(b, n)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	if len(ms) == 0 {
+		return nil, fmt.Errorf("--models %s: no *.model.json files", dir)
+	}
+	return ms, nil
 }
 
 // sanitize replaces NaN ratios (a zero baseline error) so the JSON encodes.
@@ -302,5 +398,57 @@ func newForecastSynthCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&services, "services", 8, "number of services")
 	cmd.Flags().IntVar(&days, "days", 21, "days of traffic")
 	cmd.Flags().Uint64Var(&seed, "seed", 42, "random seed")
+	return cmd
+}
+
+func newForecastCompareCmd(_ *globals) *cobra.Command {
+	var o train.CompareOptions
+	var traces, variants string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "compare",
+		Short: "Compare learner variants (objectives, feature sets, per-horizon vs multi-output) on the test spans of the shared traces",
+		Long: `Builds one feature matrix per trace and feature set with the forecaster's own
+feature builder, then fits every variant with real XGBoost (forecast/python/compare.py):
+train, validation (early stopping) and test spans, rolling-origin folds where a trace
+is long enough. Prints the MAE ratio to last value per horizon on the test spans,
+beside seasonal naive and a plain lag-only XGBoost trained on the same rows.
+Results are cached under --work: a rerun only fits what is missing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if traces != "" {
+				o.Traces = strings.Split(traces, ",")
+			}
+			if variants != "" {
+				o.Variants = strings.Split(variants, ",")
+			}
+			o.Progress = cmd.ErrOrStderr()
+			c, err := train.Compare(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				b, err := json.MarshalIndent(c, "", "  ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), string(b))
+				return nil
+			}
+			names := o.Variants
+			if len(names) == 0 {
+				names = train.CompareVariants
+			}
+			c.Markdown(cmd.OutOrStdout(), names)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.TracesDir, "traces", "../shared/traces", "directory of the shared traces (SOURCES.md)")
+	cmd.Flags().StringVar(&o.Work, "work", ".cache/forecast-compare", "directory for matrices and cached results")
+	cmd.Flags().StringVar(&traces, "trace", "", "comma-separated trace names (default: all)")
+	cmd.Flags().StringVar(&variants, "variants", "", "comma-separated variants (default: all)")
+	cmd.Flags().StringVar(&o.Python, "python", "", "python with xgboost (default $EBBFLOW_PYTHON or .venv/bin/python)")
+	cmd.Flags().StringVar(&o.Script, "script", "", "forecast/python/train.py (compare.py is beside it)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the figures as JSON")
 	return cmd
 }

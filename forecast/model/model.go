@@ -7,13 +7,23 @@ package model
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ebbflow/ebbflow/forecast/features"
 	"github.com/ebbflow/ebbflow/forecast/xgb"
+)
+
+// Attributes train.py writes besides the feature spec's (see features).
+const (
+	AttrTest     = "ebbflow_test"
+	AttrTestFrom = "ebbflow_test_from_ms"
+	AttrTestTo   = "ebbflow_test_to_ms"
 )
 
 // File suffixes of model files in a model directory.
@@ -32,6 +42,16 @@ type Model struct {
 	Version string
 	// Name is the file the model came from.
 	Name string
+	// Gate is the promotion verdict the model carries (attribute
+	// ebbflow_gate); GateReason says why it is missing or unreadable.
+	Gate       Verdict
+	GateReason Reason
+	GateErr    error
+	// TestFromMs and TestToMs are the trainer's test span (origins; 0 when
+	// the model does not say) and Test its figures there, with the
+	// baselines.
+	TestFromMs, TestToMs int64
+	Test                 []HorizonMetric
 }
 
 // Signal is the signal the model forecasts.
@@ -83,7 +103,19 @@ func FromXGB(x *xgb.Model, name string) (*Model, error) {
 	if id == "" {
 		id = strings.TrimSuffix(strings.TrimSuffix(name, ".gz"), Suffix)
 	}
-	return &Model{XGB: x, Spec: spec, ID: id, Version: ver, Name: name}, nil
+	m := &Model{XGB: x, Spec: spec, ID: id, Version: ver, Name: name}
+	raw, present := x.Attribute(AttrGate)
+	m.Gate, m.GateReason, m.GateErr = ParseVerdict(raw, present)
+	if v, ok := x.Attribute(AttrTestFrom); ok {
+		m.TestFromMs, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := x.Attribute(AttrTestTo); ok {
+		m.TestToMs, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := x.Attribute(AttrTest); ok {
+		_ = json.Unmarshal([]byte(v), &m.Test) // informative only
+	}
+	return m, nil
 }
 
 // Predictor scores rows of one model with its own builder. It is not safe
@@ -116,4 +148,34 @@ func (p *Predictor) Forecast(src features.Source, origin int64, dst []float64) (
 		dst[k] = r.Value(v)
 	}
 	return r, nil
+}
+
+// SetAttributes returns an XGBoost JSON model with attrs added to (or
+// replacing those in) learner.attributes, the map booster.set_attr writes;
+// an empty value removes the attribute. Numbers keep their exact text, so
+// the trees are unchanged.
+func SetAttributes(raw []byte, attrs map[string]string) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("model: not XGBoost JSON: %w", err)
+	}
+	learner, ok := doc["learner"].(map[string]any)
+	if !ok {
+		return nil, errors.New("model: not XGBoost JSON: no learner object")
+	}
+	a, _ := learner["attributes"].(map[string]any)
+	if a == nil {
+		a = map[string]any{}
+		learner["attributes"] = a
+	}
+	for k, v := range attrs {
+		if v == "" {
+			delete(a, k)
+			continue
+		}
+		a[k] = v
+	}
+	return json.Marshal(doc)
 }

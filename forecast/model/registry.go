@@ -34,9 +34,11 @@ func (s *Set) For(signal string) *Model {
 
 // Registry keeps the current model Set and reloads it from a directory of
 // a history.FS (HDFS or local). A reload reads every new or changed
-// *.model.json(.gz), refuses broken ones (logged, counted, the previous
-// model of that signal keeps serving), and swaps the whole Set atomically.
-// It is safe for concurrent use.
+// *.model.json(.gz) at the top of the directory (never its subdirectories,
+// where rejected/ and versions/ live), refuses broken ones and ones the
+// promotion gate did not promote (logged, counted, the previous model of
+// that signal keeps serving, or the baseline), and swaps the whole Set
+// atomically. It is safe for concurrent use.
 type Registry struct {
 	fsys history.FS
 	dir  string
@@ -46,10 +48,13 @@ type Registry struct {
 	mu     sync.Mutex // serialises reloads
 	stamps map[string]string
 	byFile map[string]*Model
+	seen   map[string]bool // signals any model file was for
 
 	loads, errors prometheus.Counter
 	loaded        prometheus.Gauge
 	errorsByFile  *prometheus.CounterVec
+	rejected      *prometheus.CounterVec
+	promoted      *prometheus.GaugeVec
 }
 
 // NewRegistry returns a registry over dir of fsys. Call Reload once (or
@@ -58,13 +63,15 @@ func NewRegistry(fsys history.FS, dir string, log *slog.Logger, reg prometheus.R
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Registry{fsys: fsys, dir: dir, log: log, stamps: map[string]string{}, byFile: map[string]*Model{}}
+	r := &Registry{fsys: fsys, dir: dir, log: log, stamps: map[string]string{}, byFile: map[string]*Model{}, seen: map[string]bool{}}
 	r.loads = prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_forecast_model_loads_total", Help: "Model files loaded successfully."})
 	r.errors = prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_forecast_model_load_errors_total", Help: "Model files refused (unreadable, not XGBoost JSON, unsupported feature spec); the previous model keeps serving."})
 	r.errorsByFile = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_forecast_model_file_errors_total", Help: "Refused model files by file name."}, []string{"file"})
 	r.loaded = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_forecast_models", Help: "Models in use."})
+	r.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_forecast_models_rejected_total", Help: "Model files the registry refused because the promotion gate did not promote them (verdict rejected, or no verdict), by signal and reason."}, []string{"signal", "reason"})
+	r.promoted = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ebbflow_forecast_model_promoted", Help: "1 when the signal is served by a model the promotion gate promoted, 0 when it falls back to a baseline."}, []string{"signal"})
 	if reg != nil {
-		reg.MustRegister(r.loads, r.errors, r.errorsByFile, r.loaded)
+		reg.MustRegister(r.loads, r.errors, r.errorsByFile, r.loaded, r.rejected, r.promoted)
 	}
 	r.cur.Store(&Set{BySignal: map[string]*Model{}})
 	return r
@@ -100,6 +107,16 @@ func (r *Registry) Reload(ctx context.Context) error {
 		}
 		m, err := r.load(path.Join(r.dir, name), name, fi)
 		r.stamps[name] = stamp // a broken file is not retried until it changes
+		if err == nil && !m.Gate.Promoted() {
+			reason := m.GateReason
+			if m.GateErr == nil {
+				err = fmt.Errorf("model %s: refused: the promotion gate rejected it (%s: %s)", name, m.Gate.Reason, m.Gate.Detail)
+			} else {
+				err = fmt.Errorf("model %s: refused: %w", name, m.GateErr)
+			}
+			r.rejected.WithLabelValues(m.Signal(), string(reason)).Inc()
+			r.seen[m.Signal()] = true
+		}
 		if err != nil {
 			r.errors.Inc()
 			r.errorsByFile.WithLabelValues(name).Inc()
@@ -130,6 +147,16 @@ func (r *Registry) Reload(ctx context.Context) error {
 		set.BySignal[r.byFile[n].Signal()] = r.byFile[n]
 	}
 	r.loaded.Set(float64(len(set.BySignal)))
+	for _, m := range r.byFile {
+		r.seen[m.Signal()] = true
+	}
+	for sig := range r.seen {
+		v := 0.0
+		if set.BySignal[sig] != nil {
+			v = 1
+		}
+		r.promoted.WithLabelValues(sig).Set(v)
+	}
 	r.cur.Store(set)
 	return firstErr
 }

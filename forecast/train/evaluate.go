@@ -122,6 +122,41 @@ func smape(f, a float64) float64 {
 	return 2 * math.Abs(f-a) / d
 }
 
+// timeTicks labels an axis of Unix seconds with the UTC clock: the time
+// within a day, the date and time beyond.
+func timeTicks(fromMs, toMs int64) plot.TimeTicks {
+	format := "01-02 15:04"
+	if toMs-fromMs <= 86400_000 {
+		format = "15:04"
+	}
+	return plot.TimeTicks{Format: format, Time: plot.UnixTimeIn(time.UTC), Ticker: clockTicker{}}
+}
+
+// clockTicker puts labelled ticks on round UTC clock times (every 10, 15
+// or 30 minutes, or 1, 2, 3, 6, 12, 24 or 48 hours; at most about 8
+// labels) and unlabelled ones between them.
+type clockTicker struct{}
+
+// Ticks implements plot.Ticker for an axis of Unix seconds.
+func (clockTicker) Ticks(lo, hi float64) []plot.Tick {
+	steps := []float64{600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800}
+	step := steps[len(steps)-1]
+	for _, s := range steps {
+		if (hi-lo)/s <= 8 {
+			step = s
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: "x"}) // TimeTicks formats labelled ticks
+		if mid := v + step/2; mid <= hi {
+			ticks = append(ticks, plot.Tick{Value: mid})
+		}
+	}
+	return ticks
+}
+
 // WritePlots writes one PNG per horizon, <dir>/<signal>_h<k>.png, of the
 // actual and forecast values, and returns the paths.
 func (ev *Evaluation) WritePlots(dir string) ([]string, error) {
@@ -132,13 +167,13 @@ func (ev *Evaluation) WritePlots(dir string) ([]string, error) {
 		}
 		p := plot.New()
 		p.Title.Text = fmt.Sprintf("%s, %d step(s) ahead (%s %s)", ev.Signal, k+1, ev.ModelID, ev.Version)
-		p.X.Label.Text = "hours from the plot start"
+		p.X.Label.Text = "time of the forecast target (UTC)"
+		p.X.Tick.Marker = timeTicks(pts[0].AtMs, pts[len(pts)-1].AtMs)
 		p.Y.Label.Text = ev.Signal
 		act := make(plotter.XYs, len(pts))
 		fc := make(plotter.XYs, len(pts))
-		t0 := pts[0].AtMs
 		for i, pt := range pts {
-			x := float64(pt.AtMs-t0) / 3.6e6
+			x := float64(pt.AtMs) / 1000 // Unix seconds: TimeTicks' unit
 			act[i] = plotter.XY{X: x, Y: pt.Actual}
 			fc[i] = plotter.XY{X: x, Y: pt.Forecast}
 		}

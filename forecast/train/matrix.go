@@ -36,7 +36,15 @@ type Matrix struct {
 	// Future[h-1][row] is y at origin+h (NaN when missing); Label the same
 	// as a scaled change; Seasonal the seasonal-naive baseline y[origin+h−day].
 	Future, Label, Seasonal [][]float64
+	// Raw[k][row] is y at origin−k, unscaled: the inputs of the plain
+	// lag-only XGBoost baseline trained beside the model (never a model
+	// input; the feature builder alone makes those).
+	Raw [][]float64
 }
+
+// RawLags is how many raw past values (origin included) the matrix carries
+// for the plain lag-only XGBoost baseline.
+const RawLags = 30
 
 // Rows is the number of rows.
 func (m *Matrix) Rows() int { return len(m.OriginMs) }
@@ -63,6 +71,7 @@ func BuildMatrix(h *features.History, spec features.Spec, fromStep, toStep int64
 	m.Future = make([][]float64, spec.Horizons)
 	m.Label = make([][]float64, spec.Horizons)
 	m.Seasonal = make([][]float64, spec.Horizons)
+	m.Raw = make([][]float64, RawLags)
 	row := make([]float64, nf)
 	fromStep, toStep = max(fromStep, h.First), min(toStep, h.Last)
 	for _, ent := range h.EntityNames() {
@@ -82,6 +91,9 @@ func BuildMatrix(h *features.History, spec features.Spec, fromStep, toStep int64
 			m.Scale = append(m.Scale, r.Scale)
 			for j, v := range row {
 				m.X[j] = append(m.X[j], v)
+			}
+			for k := range RawLags {
+				m.Raw[k] = append(m.Raw[k], y.At(t-int64(k)))
 			}
 			for k := 1; k <= spec.Horizons; k++ {
 				f := y.At(t + int64(k))
@@ -106,6 +118,7 @@ const (
 	colFuture   = "future_h"
 	colLabel    = "label_h"
 	colSeasonal = "seasonal_h"
+	colRaw      = "r:lag"
 )
 
 // FutureCol, LabelCol and SeasonalCol name the per-horizon columns.
@@ -113,8 +126,12 @@ func FutureCol(h int) string   { return colFuture + strconv.Itoa(h) }
 func LabelCol(h int) string    { return colLabel + strconv.Itoa(h) }
 func SeasonalCol(h int) string { return colSeasonal + strconv.Itoa(h) }
 
+// RawCol names the raw value k steps before the origin.
+func RawCol(k int) string { return colRaw + strconv.Itoa(k) }
+
 // WriteParquet writes the matrix: entity, origin_ms, current, scale, the
-// features by name ("f:" prefixed), then future_h*, label_h*, seasonal_h*.
+// features by name ("f:" prefixed), then future_h*, label_h*, seasonal_h*
+// and the raw lags r:lag0..r:lag29 of the plain baseline.
 // NaN (not null) marks a missing value, as XGBoost expects.
 func WriteParquet(w io.Writer, m *Matrix) error {
 	fields := []arrow.Field{
@@ -131,7 +148,7 @@ func WriteParquet(w io.Writer, m *Matrix) error {
 	for _, g := range []struct {
 		name func(int) string
 		v    [][]float64
-	}{{FutureCol, m.Future}, {LabelCol, m.Label}, {SeasonalCol, m.Seasonal}} {
+	}{{FutureCol, m.Future}, {LabelCol, m.Label}, {SeasonalCol, m.Seasonal}, {func(i int) string { return RawCol(i - 1) }, m.Raw}} {
 		for k := range g.v {
 			fields = append(fields, arrow.Field{Name: g.name(k + 1), Type: arrow.PrimitiveTypes.Float64})
 			cols = append(cols, g.v[k])

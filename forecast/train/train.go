@@ -3,6 +3,7 @@ package train
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,13 +11,16 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ebbflow/ebbflow/forecast/features"
+	"github.com/ebbflow/ebbflow/forecast/model"
+	"github.com/ebbflow/ebbflow/internal/history"
 )
 
 // Options configure one training run.
@@ -27,57 +31,74 @@ type Options struct {
 	// Script is forecast/python/train.py; empty: found from the working
 	// directory upwards.
 	Script string
-	// Out is the directory models are written to (<signal>.model.json and
-	// <signal>.meta.json).
-	Out string
+	// Out is the model store directory on Store (nil: the local
+	// filesystem): promoted models replace <Out>/<signal>.model.json and
+	// are archived under <Out>/versions/<version>/; rejected ones are
+	// written aside to <Out>/rejected/<version>/ with their report.
+	Out   string
+	Store history.FS
+	// Work is a local scratch directory for the matrix (empty: a
+	// temporary directory, removed afterwards).
+	Work string
 	// Signals to train (each one model for every horizon).
 	Signals []string
+	// Features names the feature set (empty: DefaultFeatures).
+	Features string
 	// Horizons is the number of steps ahead (5 = 1..5).
 	Horizons int
 	// FromStep and ToStep bound the origins used (inclusive).
 	FromStep, ToStep int64
-	// ValFrac is the share of the latest origins kept for validation.
-	ValFrac float64
+	// ValFrac and TestFrac are the shares of the origins, newest last,
+	// kept for validation (early stopping, candidate choice) and test
+	// (reported and gated on, never used to choose).
+	ValFrac, TestFrac float64
+	// Candidates are train.py's candidate configurations; validation picks
+	// one (empty: train.py's default).
+	Candidates []string
+	// Gate is the promotion rule (zero: model.DefaultGate()).
+	Gate model.Gate
 	// Rounds, MaxDepth and Eta are XGBoost's n_estimators, max_depth and
-	// learning_rate.
+	// learning_rate (0: train.py's defaults).
 	Rounds, MaxDepth int
 	Eta              float64
+	// Threads is XGBoost's nthread (0: 1).
+	Threads int
 	// Version labels the models (e.g. a date); ModelPrefix starts their id.
 	Version, ModelPrefix string
 	// Progress receives the trainer's progress lines (nil: discarded).
 	Progress io.Writer
 }
 
-// Meta is what train.py reports for one model (also <signal>.meta.json).
+// Meta is what train.py reports for one model, with the gate's verdict
+// (also <signal>.meta.json beside the model).
 type Meta struct {
 	ModelID     string          `json:"model_id"`
 	Version     string          `json:"version"`
 	Signal      string          `json:"signal"`
 	Spec        features.Spec   `json:"feature_spec"`
 	Rounds      int             `json:"rounds"`
+	Candidate   string          `json:"candidate"`
+	Params      map[string]any  `json:"params"`
+	Candidates  []any           `json:"candidates"`
 	TrainFromMs int64           `json:"train_from_ms"`
 	TrainToMs   int64           `json:"train_to_ms"`
 	ValFromMs   int64           `json:"validation_from_ms"`
 	ValToMs     int64           `json:"validation_to_ms"`
+	TestFromMs  int64           `json:"test_from_ms"`
+	TestToMs    int64           `json:"test_to_ms"`
 	Validation  []HorizonMetric `json:"validation"`
-	// ModelPath is where the model was written (not from Python).
-	ModelPath string `json:"-"`
+	// Test are the figures on the test span, with the plain lag XGBoost.
+	Test          []HorizonMetric `json:"test"`
+	PlainBaseline string          `json:"plain_baseline"`
+	// Gate is the promotion verdict.
+	Gate model.Verdict `json:"gate"`
+	// ModelPath is where the model was written (promoted: the served
+	// file; rejected: under rejected/).
+	ModelPath string `json:"model_path,omitempty"`
 }
 
-// HorizonMetric is one horizon's accuracy with both baselines on the same
-// rows (those where the actual and the seasonal-naive value exist).
-type HorizonMetric struct {
-	Horizon       int     `json:"horizon"`
-	N             int     `json:"n"`
-	MAE           float64 `json:"mae"`
-	SMAPE         float64 `json:"smape"`
-	MAELast       float64 `json:"mae_last"`
-	SMAPELast     float64 `json:"smape_last"`
-	MAESeasonal   float64 `json:"mae_seasonal"`
-	SMAPESeasonal float64 `json:"smape_seasonal"`
-	RatioLast     float64 `json:"ratio_last"`
-	RatioSeasonal float64 `json:"ratio_seasonal"`
-}
+// HorizonMetric is one horizon's accuracy with the baselines.
+type HorizonMetric = model.HorizonMetric
 
 // PythonPath resolves the interpreter: explicit, $EBBFLOW_PYTHON, then
 // .venv/bin/python from the working directory upwards.
@@ -125,8 +146,9 @@ func findUp(rel string) (string, error) {
 }
 
 // Train fits one model per signal of o.Signals on h: it builds the matrix
-// with the feature builder, writes it as Parquet next to the models, and
-// runs train.py on it.
+// with the feature builder, writes it as Parquet, runs train.py on it,
+// judges the model with the promotion gate on its test figures, and
+// publishes it to the model store (promoted) or beside it (rejected).
 func Train(ctx context.Context, h *features.History, o Options) ([]Meta, error) {
 	py, err := PythonPath(o.Python)
 	if err != nil {
@@ -136,7 +158,26 @@ func Train(ctx context.Context, h *features.History, o Options) ([]Meta, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+	if o.Out == "" {
+		return nil, errors.New("train: no model store directory (Options.Out)")
+	}
+	if o.Gate == (model.Gate{}) {
+		o.Gate = model.DefaultGate()
+	}
+	if err := o.Gate.Validate(); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	store := o.Store
+	if store == nil {
+		store = history.LocalFS{}
+	}
+	work := o.Work
+	if work == "" {
+		if work, err = os.MkdirTemp("", "ebbflow-train-"); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		defer os.RemoveAll(work)
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	progress := o.Progress
@@ -147,50 +188,60 @@ func Train(ctx context.Context, h *features.History, o Options) ([]Meta, error) 
 		o.Horizons = 5
 	}
 	if o.ValFrac == 0 {
-		o.ValFrac = 0.2
+		o.ValFrac = 0.15
+	}
+	if o.TestFrac == 0 {
+		o.TestFrac = 0.15
+	}
+	if o.Threads == 0 {
+		o.Threads = 1
+	}
+	prefix := o.ModelPrefix
+	if prefix == "" {
+		prefix = "ebbflow"
+	}
+	version := o.Version
+	if version == "" {
+		version = "dev"
 	}
 	var metas []Meta
 	for _, sig := range o.Signals {
+		if !anyHas(h, sig) {
+			fmt.Fprintf(progress, "train: %s: no history of this signal; skipped\n", sig)
+			continue
+		}
 		var others []string
 		for _, s := range []string{"qps", "cpu", "gpu_util"} {
 			if s != sig && anyHas(h, s) {
 				others = append(others, s)
 			}
 		}
-		spec := features.DefaultSpec(sig, h.StepS, o.Horizons, others)
+		spec, err := SpecFor(cmp.Or(o.Features, DefaultFeatures), sig, h.StepS, o.Horizons, others)
+		if err != nil {
+			return metas, err
+		}
+		gate := o.Gate.Horizons(h.StepS, o.Horizons)
 		fmt.Fprintf(progress, "train: %s: building features (%d entities, %d features)\n", sig, len(h.Entities), spec.NumFeatures())
 		m, err := BuildMatrix(h, spec, o.FromStep, o.ToStep)
 		if err != nil {
 			return metas, err
 		}
-		matPath := filepath.Join(o.Out, sig+".matrix.parquet")
-		f, err := os.Create(matPath)
-		if err != nil {
+		matPath := filepath.Join(work, sig+".matrix.parquet")
+		if err := writeMatrixFile(matPath, m); err != nil {
 			return metas, fmt.Errorf("train: %w", err)
 		}
-		if err := WriteParquet(f, m); err != nil {
-			f.Close()
-			return metas, fmt.Errorf("train: %s: %w", matPath, err)
-		}
-		if err := f.Close(); err != nil {
-			return metas, fmt.Errorf("train: %s: %w", matPath, err)
-		}
-		specPath := filepath.Join(o.Out, sig+".spec.json")
+		specPath := filepath.Join(work, sig+".spec.json")
 		if err := os.WriteFile(specPath, []byte(spec.JSON()), 0o644); err != nil {
 			return metas, fmt.Errorf("train: %w", err)
 		}
 		fmt.Fprintf(progress, "train: %s: %d rows written to %s; fitting XGBoost\n", sig, m.Rows(), matPath)
-		prefix := o.ModelPrefix
-		if prefix == "" {
-			prefix = "ebbflow"
+		args := []string{script, "--matrix", matPath, "--spec", specPath, "--out", filepath.Join(work, sig),
+			"--model-id", prefix + "-" + sig, "--version", version,
+			"--val-frac", strconv.FormatFloat(o.ValFrac, 'f', -1, 64), "--test-frac", strconv.FormatFloat(o.TestFrac, 'f', -1, 64),
+			"--gate-horizons", joinInts(gate), "--threads", strconv.Itoa(o.Threads)}
+		if len(o.Candidates) > 0 {
+			args = append(args, "--candidates", strings.Join(o.Candidates, ","))
 		}
-		version := o.Version
-		if version == "" {
-			version = "dev"
-		}
-		args := []string{script, "--matrix", matPath, "--spec", specPath, "--out", filepath.Join(o.Out, sig),
-			"--model-id", prefix + "-" + sig, "--version", version, "--val-frac", strconv.FormatFloat(o.ValFrac, 'f', -1, 64),
-			"--threads", strconv.Itoa(runtime.NumCPU())}
 		if o.Rounds > 0 {
 			args = append(args, "--rounds", strconv.Itoa(o.Rounds))
 		}
@@ -204,11 +255,101 @@ func Train(ctx context.Context, h *features.History, o Options) ([]Meta, error) 
 		if err != nil {
 			return metas, fmt.Errorf("train: signal %s: %w", sig, err)
 		}
-		_ = os.Remove(specPath)
-		meta.ModelPath = filepath.Join(o.Out, sig+".model.json")
+		meta.Gate = o.Gate.Judge(h.StepS, o.Horizons, meta.Test)
+		meta.Gate.JudgedAt = time.Now().UTC().Format(time.RFC3339)
+		fmt.Fprintf(progress, "train: %s: gate: %s (%s): %s\n", sig, meta.Gate.Verdict, meta.Gate.Reason, meta.Gate.Detail)
+		if err := Publish(store, o.Out, &meta, filepath.Join(work, sig+".model.json")); err != nil {
+			return metas, err
+		}
 		metas = append(metas, meta)
 	}
 	return metas, nil
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+// Publish writes a judged model into the model store dir on fsys. The
+// verdict goes into the model (attribute ebbflow_gate) and its meta. A
+// promoted model replaces <dir>/<signal>.model.json atomically (written
+// to a temporary name, then renamed; a bundled <signal>.model.json.gz is
+// removed so the new model is the one served) and is archived under
+// <dir>/versions/<version>/. A rejected model is written aside to
+// <dir>/rejected/<version>/ with its meta (its report); the served model,
+// or the baseline, stays.
+func Publish(fsys history.FS, dir string, meta *Meta, localModel string) error {
+	raw, err := os.ReadFile(localModel)
+	if err != nil {
+		return fmt.Errorf("train: publish %s: %w", meta.Signal, err)
+	}
+	verdict, err := json.Marshal(meta.Gate)
+	if err != nil {
+		return fmt.Errorf("train: publish %s: %w", meta.Signal, err)
+	}
+	raw, err = model.SetAttributes(raw, map[string]string{model.AttrGate: string(verdict)})
+	if err != nil {
+		return fmt.Errorf("train: publish %s: %w", meta.Signal, err)
+	}
+	name := meta.Signal + model.Suffix
+	metaName := meta.Signal + ".meta.json"
+	var targets []string
+	if meta.Gate.Promoted() {
+		targets = []string{dir, path.Join(dir, "versions", meta.Version)}
+	} else {
+		targets = []string{path.Join(dir, "rejected", meta.Version)}
+	}
+	meta.ModelPath = path.Join(targets[0], name)
+	mb, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return fmt.Errorf("train: publish %s: meta: %w", meta.Signal, err)
+	}
+	for _, d := range targets {
+		if err := fsys.MkdirAll(d); err != nil {
+			return fmt.Errorf("train: publish %s: %w", d, err)
+		}
+		// The meta first: a reader that sees the model sees its report.
+		if err := writeAtomic(fsys, path.Join(d, metaName), append(mb, '\n')); err != nil {
+			return err
+		}
+		if err := writeAtomic(fsys, path.Join(d, name), raw); err != nil {
+			return err
+		}
+	}
+	if meta.Gate.Promoted() {
+		gz := path.Join(dir, meta.Signal+model.SuffixGz)
+		if _, err := fsys.Stat(gz); err == nil {
+			if err := fsys.Remove(gz); err != nil {
+				return fmt.Errorf("train: publish: remove the older %s: %w", gz, err)
+			}
+		}
+	}
+	return nil
+}
+
+// writeAtomic writes a file under a temporary name (not matching the
+// registry's suffixes) and renames it into place.
+func writeAtomic(fsys history.FS, name string, b []byte) error {
+	tmp := path.Join(path.Dir(name), "."+path.Base(name)+".tmp")
+	w, err := fsys.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("train: write %s: %w", name, err)
+	}
+	if _, err := w.Write(b); err != nil {
+		w.Close()
+		return fmt.Errorf("train: write %s: %w", name, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("train: write %s: %w", name, err)
+	}
+	if err := fsys.Rename(tmp, name); err != nil {
+		return fmt.Errorf("train: rename %s: %w", name, err)
+	}
+	return nil
 }
 
 func anyHas(h *features.History, signal string) bool {

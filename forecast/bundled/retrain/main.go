@@ -68,6 +68,9 @@ func run(ctx context.Context, out, py string, rounds, depth int) error {
 		return err
 	}
 	for _, m := range metas {
+		if !m.Gate.Promoted() {
+			return fmt.Errorf("%s: the promotion gate rejected the model (%s: %s): a bundled model must beat last value", m.Signal, m.Gate.Reason, m.Gate.Detail)
+		}
 		raw, err := os.ReadFile(m.ModelPath)
 		if err != nil {
 			return err

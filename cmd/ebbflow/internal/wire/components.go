@@ -117,6 +117,14 @@ var Forecast = Component{Name: "forecast", Run: func(ctx context.Context, e *Env
 		defer history.Close(fsys)
 		deps.ModelFS = fsys
 	}
+	if e.Cfg.Forecast.Retrain.Interval > 0 {
+		hfs, err := history.Open(ctx, e.Cfg.History)
+		if err != nil {
+			return err
+		}
+		defer history.Close(hfs)
+		deps.HistoryFS, deps.HistoryRoot = hfs, e.Cfg.History.Root
+	}
 	return forecast.Run(ctx, e.Cfg.Forecast, deps)
 }}
 
