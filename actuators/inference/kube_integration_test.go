@@ -440,6 +440,23 @@ func TestForeignObjectUntouchedOnTheAPIServer(t *testing.T) {
 	if _, err := c.admin.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// kube-controller-manager's deployment controller writes its revision
+	// annotation and status once; wait for that so the fingerprint sees only
+	// what ebbflow might change.
+	settle := time.Now().Add(60 * time.Second)
+	for {
+		d, err := c.admin.AppsV1().Deployments(ns).Get(ctx, model, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status.ObservedGeneration >= d.Generation && d.Annotations["deployment.kubernetes.io/revision"] != "" {
+			break
+		}
+		if time.Now().After(settle) {
+			t.Fatalf("the deployment controller never synced the foreign Deployment (observed generation %d of %d)", d.Status.ObservedGeneration, d.Generation)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	before := fingerprint(t, c.admin, ns, model)
 	seq := time.Now().UnixMilli()
 	for i, d := range []actuators.Decision{
