@@ -41,6 +41,9 @@ type Client struct {
 	gvr    GVRs
 	budget *killbudget.Budget
 	seen   map[string]bool // evictions already charged to the budget
+	// shares are the configured quotas, by which SyncQuota shares the
+	// mixed pool (taken at the first sync; Cfg then holds the live quota).
+	shares map[string]map[string]int
 }
 
 // NewClient checks the configuration's Kueue API version.
@@ -325,13 +328,17 @@ func (c *Client) SetPriority(ctx context.Context, ns, name string, p int32) erro
 	return nil
 }
 
-// Refresh is one pass of the score loop: every waiting Workload of a
+// Refresh is one pass of the score loop: first the mixed flavors' nominal
+// quota follows the mixed pool (SyncQuota); then every waiting Workload of a
 // training Job gets its current score as priority; every admitted one that
 // borrows (Borrowers) gets the protected priority while the guard protects it (younger
 // than min_runtime, or kill budget spent) and the borrowing base otherwise;
 // evictions by pre-emption are charged to the kill budget and reported.
 // It returns the decisions it made.
 func (c *Client) Refresh(ctx context.Context, now time.Time) ([]schemas.TrainingDecision, error) {
+	if _, _, err := c.SyncQuota(ctx, now); err != nil {
+		return nil, err
+	}
 	wls, err := c.ListWorkloads(ctx)
 	if err != nil {
 		return nil, err

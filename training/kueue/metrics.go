@@ -9,6 +9,8 @@ type Metrics struct {
 	Preemptions      prometheus.Counter
 	Waiting          prometheus.Gauge
 	Admitted         prometheus.Gauge
+	QuotaUpdates     *prometheus.CounterVec
+	MixedGPUs        *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -24,9 +26,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Training Workloads waiting for quota at the last refresh."}),
 		Admitted: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_training_admitted_workloads",
 			Help: "Training Workloads holding quota at the last refresh."}),
+		QuotaUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_training_quota_updates_total",
+			Help: "ClusterQueue nominal GPU quotas of mixed-pool flavors rewritten to follow the mixed pool, by flavor."}, []string{"flavor"}),
+		MixedGPUs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ebbflow_training_mixed_pool_gpus",
+			Help: "GPUs on mixed-pool nodes not in handover at the last quota sync, by flavor (GPU model)."}, []string{"flavor"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.PriorityUpdates, m.GuardProtections, m.Preemptions, m.Waiting, m.Admitted)
+		reg.MustRegister(m.PriorityUpdates, m.GuardProtections, m.Preemptions, m.Waiting, m.Admitted, m.QuotaUpdates, m.MixedGPUs)
 	}
 	return m
 }

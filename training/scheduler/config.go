@@ -140,6 +140,26 @@ type PoolConfig struct {
 	GPUModelLabel string `yaml:"gpu_model_label"`
 	// GPUResource is the extended resource of a GPU ("nvidia.com/gpu").
 	GPUResource string `yaml:"gpu_resource"`
+	// MixedFlavors are the GPU models (ResourceFlavors) whose nodes are in
+	// the mixed pool: their nominal GPU quota follows the GPUs node mixing
+	// has handed to training (nodes in the mixed pool, not in handover),
+	// shared among the departments in proportion to their configured quota
+	// of the model. Empty: every quota stays as configured. The other
+	// flavors (the fixed pool's) are never touched.
+	MixedFlavors []string `yaml:"mixed_flavors"`
+	// NodeSelector is an extra label selector on the nodes counted for the
+	// mixed pool's capacity ("" = every node with the pool label).
+	NodeSelector string `yaml:"node_selector"`
+}
+
+// IsMixedFlavor reports whether a GPU model's quota follows the mixed pool.
+func (p PoolConfig) IsMixedFlavor(model string) bool {
+	for _, m := range p.MixedFlavors {
+		if m == model {
+			return true
+		}
+	}
+	return false
 }
 
 // KueueConfig names the Kueue objects.
@@ -264,6 +284,11 @@ func (c Config) Validate() error {
 		{"gpu_model_label", p.GPUModelLabel}, {"gpu_resource", p.GPUResource}} {
 		if f.v == "" {
 			return fmt.Errorf("pools.%s: must not be empty", f.name)
+		}
+	}
+	for i, m := range p.MixedFlavors {
+		if !models[m] {
+			return fmt.Errorf("pools.mixed_flavors[%d]: %q is not a GPU model (known: %v)", i, m, c.ModelNames())
 		}
 	}
 	k := c.Kueue
