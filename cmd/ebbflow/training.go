@@ -316,7 +316,10 @@ func newTrainingRefreshCmd(g *globals) *cobra.Command {
 training Workload's current score (wait credit grows) as its spec.priority, gives
 running borrowers the guard protects (younger than min_runtime, or kill budget
 spent) a priority above every score so Kueue's reclaim passes them over, and
-charges Kueue's pre-emptions to the kill budget. Each change is a training
+charges Kueue's pre-emptions to the kill budget. With pools.mixed_flavors, it
+first sets those flavors' nominal GPU quota in every department's ClusterQueue
+to the department's share of the GPUs on mixed-pool nodes not in handover, and
+again whenever such a node changes. Each change is a training
 decision, printed and, with --publish, sent to Kafka.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -340,6 +343,11 @@ decision, printed and, with --publish, sent to Kafka.`,
 			}
 			t := time.NewTicker(c.Training.Kueue.RefreshInterval)
 			defer t.Stop()
+			// Node changes re-sync the mixed pool's quota between refreshes.
+			nodes := make(chan struct{}, 1)
+			if !once && len(c.Training.Pools.MixedFlavors) > 0 {
+				go func() { _ = kc.WatchMixedNodes(ctx, nodes) }()
+			}
 			for {
 				ds, err := kc.Refresh(ctx, time.Now())
 				if err != nil {
@@ -360,10 +368,17 @@ decision, printed and, with --publish, sent to Kafka.`,
 				if once {
 					return nil
 				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-t.C:
+				for tick := false; !tick; {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-t.C:
+						tick = true
+					case <-nodes:
+						if _, _, err := kc.SyncQuota(ctx, time.Now()); err != nil {
+							return err
+						}
+					}
 				}
 			}
 		},

@@ -292,3 +292,60 @@ func (c *Client) event(ctx context.Context, obj *unstructured.Unstructured, reas
 		c.Log.Warn("training quota event", "cluster_queue", obj.GetName(), "err", err)
 	}
 }
+
+// WatchMixedNodes signals on changed (without blocking; one pending signal
+// is enough) whenever a node carrying the pool label is added, deleted, or
+// has its labels or taints changed, so the caller re-syncs the quota
+// between refreshes. It returns when ctx ends; a closed watch is reopened.
+func (c *Client) WatchMixedNodes(ctx context.Context, changed chan<- struct{}) error {
+	sel := c.Cfg.Pools.Label
+	if s := strings.TrimSpace(c.Cfg.Pools.NodeSelector); s != "" {
+		sel += "," + s
+	}
+	seen := map[string]string{} // node → labels and taints it was last seen with
+	key := func(n *corev1.Node) string {
+		b, _ := json.Marshal([]any{n.Labels, n.Spec.Taints})
+		return string(b)
+	}
+	signal := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	for ctx.Err() == nil {
+		l, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			c.Log.Warn("training quota: list nodes", "selector", sel, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+			}
+			continue
+		}
+		for i := range l.Items {
+			seen[l.Items[i].Name] = key(&l.Items[i])
+		}
+		w, err := c.Kube.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: l.ResourceVersion})
+		if err != nil {
+			c.Log.Warn("training quota: watch nodes", "selector", sel, "err", err)
+			continue
+		}
+		for ev := range w.ResultChan() {
+			n, ok := ev.Object.(*corev1.Node)
+			if !ok {
+				continue
+			}
+			k := key(n)
+			if ev.Type == "DELETED" {
+				delete(seen, n.Name)
+				signal()
+			} else if seen[n.Name] != k {
+				seen[n.Name] = k
+				signal()
+			}
+		}
+		w.Stop()
+	}
+	return nil
+}

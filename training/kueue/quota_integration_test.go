@@ -134,6 +134,28 @@ func TestMixedPoolQuotaFollowsOfflineNodesOnKueue(t *testing.T) {
 	if d, _ := c.Cfg.Department(research); d.Quota[a100] != 5 || d.Quota[t4] != 3 {
 		t.Errorf("client's research quota %v, want a100 5 and t4 3", d.Quota)
 	}
+	// A node change is signalled by the watch, and a sync between refreshes
+	// follows it: the first node comes back offline.
+	changed := make(chan struct{}, 1)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = c.WatchMixedNodes(wctx, changed) }()
+	time.Sleep(500 * time.Millisecond) // let the watch open; a change before it is listed anyway
+	patch = fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, cluster.LabelPool, cluster.PoolOffline)
+	if _, err := s.Kube.CoreV1().Nodes().Patch(ctx, nodes[0].Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no node-change signal 30 s after relabelling a node offline")
+	}
+	if _, ch, err := c.SyncQuota(ctx, time.Now()); err != nil || len(ch) != 2 {
+		t.Fatalf("sync after the node change: %v changes, err %v", ch, err)
+	}
+	if r, p := nominalGPUs(t, c, research), nominalGPUs(t, c, product); r[a100] != 11 || p[a100] != 5 {
+		t.Errorf("after the node came back offline (16 GPUs), quota research %d product %d, want 11 and 5", r[a100], p[a100])
+	}
 	// Each change left an Event on the ClusterQueue.
 	evs, err := s.Kube.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + research})
 	if err != nil {
@@ -145,7 +167,7 @@ func TestMixedPoolQuotaFollowsOfflineNodesOnKueue(t *testing.T) {
 			got++
 		}
 	}
-	if got != 3 {
-		t.Errorf("%d MixedPoolQuota events on ClusterQueue %s, want 3 (one per change)", got, research)
+	if got != 4 {
+		t.Errorf("%d MixedPoolQuota events on ClusterQueue %s, want 4 (one per change)", got, research)
 	}
 }

@@ -3,6 +3,7 @@ package kueue
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -176,5 +177,17 @@ func TestQuotaPatchOnlyMixedNominalQuota(t *testing.T) {
 	cq = clusterQueue("research", map[string]any{"a100": "16", "v100": int64(6)})
 	if ops, ch := quotaPatch(cq, "nvidia.com/gpu", map[string]int{"a100": 16}); len(ops) != 0 || len(ch) != 0 {
 		t.Errorf("unchanged quota patched: %v %v", ops, ch)
+	}
+}
+
+func TestMixedFlavorsMustBeGPUModels(t *testing.T) {
+	cfg := quotaConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Pools.MixedFlavors = []string{"a100", "h100"}
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "pools.mixed_flavors[1]") {
+		t.Errorf("unknown mixed flavor: error %v, want one naming pools.mixed_flavors[1]", err)
 	}
 }
