@@ -128,4 +128,3 @@ func (d TrainingDecision) EventTime() time.Time { return time.UnixMilli(d.AtMs).
 
 // EventKey implements Event.
 func (d TrainingDecision) EventKey() string { return d.Target.Key() }
-
