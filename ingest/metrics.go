@@ -22,7 +22,7 @@ type Metrics struct {
 	// ScrapeFailures counts failed scrapes by reason (the Scrape* reason
 	// constants); each attempt's detail is logged at debug only.
 	ScrapeFailures *prometheus.CounterVec
-	Targets          prometheus.Gauge
+	Targets        prometheus.Gauge
 	// DuplicateRequests counts remote_write requests recognised as resends
 	// of a committed request and acknowledged without writing again.
 	DuplicateRequests prometheus.Counter

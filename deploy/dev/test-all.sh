@@ -17,6 +17,7 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go vet -tags integration ./...
+go vet -tags 'integration crashpoints' ./...
 
 cleanup() {
   stamp "stopping services"
@@ -32,7 +33,7 @@ stamp "services up"
 
 export EBBFLOW_PYTHON="$EBBFLOW_TEST_PYTHON"
 stamp "running unit and integration tests"
-go test -count=1 -tags integration -timeout 60m ./... 2>&1 | tee .dev/test.log
+go test -count=1 -tags 'integration crashpoints' -timeout 60m ./... 2>&1 | tee .dev/test.log
 status=${PIPESTATUS[0]}
 stamp "tests finished with status $status"
 grep -E '^(ok|FAIL|---)' .dev/test.log | grep -v '^--- PASS' | tail -n 60 || true
