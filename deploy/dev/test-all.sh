@@ -33,8 +33,9 @@ stamp "services up"
 
 export EBBFLOW_PYTHON="$EBBFLOW_TEST_PYTHON"
 stamp "running unit and integration tests"
-go test -count=1 -tags 'integration crashpoints' -timeout 60m ./... 2>&1 | tee .dev/test.log
-status=${PIPESTATUS[0]}
+# run-tests.sh prints the summary (the FAIL lines) and exits with go test's
+# status; the EXIT trap then stops the services.
+status=0
+bash deploy/dev/run-tests.sh .dev/test.log go test -count=1 -tags 'integration crashpoints' -timeout 60m ./... || status=$?
 stamp "tests finished with status $status"
-grep -E '^(ok|FAIL|---)' .dev/test.log | grep -v '^--- PASS' | tail -n 60 || true
 exit "$status"
