@@ -126,3 +126,28 @@ func TestHungDownloadNamesTheStep(t *testing.T) {
 		}
 	}
 }
+
+// TestTestAllRunsNativeParity: make test compiles and runs the xgbnative
+// tests (TestNativeParity) with EBBFLOW_XGBOOST_LIB set, and vets them.
+func TestTestAllRunsNativeParity(t *testing.T) {
+	b, err := os.ReadFile("test-all.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	if !strings.Contains(s, "export EBBFLOW_XGBOOST_LIB") {
+		t.Error("test-all.sh does not export EBBFLOW_XGBOOST_LIB")
+	}
+	var run, vet bool
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, "go test ") && strings.Contains(line, "xgbnative") && strings.Contains(line, "integration") {
+			run = true
+		}
+		if strings.HasPrefix(line, "go vet ") && strings.Contains(line, "xgbnative") {
+			vet = true
+		}
+	}
+	if !run || !vet {
+		t.Errorf("test-all.sh: go test with xgbnative %v, go vet with xgbnative %v; want both", run, vet)
+	}
+}

@@ -17,7 +17,7 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go vet -tags integration ./...
-go vet -tags 'integration crashpoints' ./...
+go vet -tags 'integration crashpoints xgbnative' ./...
 
 cleanup() {
   stamp "stopping services"
@@ -32,10 +32,13 @@ source .dev/services.env
 stamp "services up"
 
 export EBBFLOW_PYTHON="$EBBFLOW_TEST_PYTHON"
+# TestNativeParity (-tags xgbnative) loads the venv's libxgboost in process.
+EBBFLOW_XGBOOST_LIB="$(bash deploy/dev/xgboost-lib.sh "$EBBFLOW_TEST_PYTHON")"
+export EBBFLOW_XGBOOST_LIB
 stamp "running unit and integration tests"
 # run-tests.sh prints the summary (the FAIL lines) and exits with go test's
 # status; the EXIT trap then stops the services.
 status=0
-bash deploy/dev/run-tests.sh .dev/test.log go test -count=1 -tags 'integration crashpoints' -timeout 60m ./... || status=$?
+bash deploy/dev/run-tests.sh .dev/test.log go test -count=1 -tags 'integration crashpoints xgbnative' -timeout 60m ./... || status=$?
 stamp "tests finished with status $status"
 exit "$status"
