@@ -27,7 +27,8 @@ unit:
 
 ## integration: unit + integration tests against already running services (deploy/dev/services.sh up).
 integration:
-	source .dev/services.env && $(GO) test -count=1 -tags integration -timeout 45m ./...
+	source .dev/services.env && export EBBFLOW_XGBOOST_LIB="$$(bash deploy/dev/xgboost-lib.sh)" && \
+		$(GO) test -count=1 -tags 'integration crashpoints xgbnative' -timeout 45m ./...
 
 ## bench: Go benchmarks of every component, with their in-run baselines.
 bench: venv
@@ -36,6 +37,7 @@ bench: venv
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+	$(GO) vet -tags 'integration crashpoints xgbnative' ./...
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')

@@ -19,7 +19,10 @@ type Metrics struct {
 	ScrapeDuration   *prometheus.GaugeVec
 	ScrapeSamples    *prometheus.GaugeVec
 	Scrapes          *prometheus.CounterVec
-	Targets          prometheus.Gauge
+	// ScrapeFailures counts failed scrapes by reason (the Scrape* reason
+	// constants); each attempt's detail is logged at debug only.
+	ScrapeFailures *prometheus.CounterVec
+	Targets        prometheus.Gauge
 	// DuplicateRequests counts remote_write requests recognised as resends
 	// of a committed request and acknowledged without writing again.
 	DuplicateRequests prometheus.Counter
@@ -59,6 +62,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Samples the target exposed in its last scrape."}, []string{"target"}),
 		Scrapes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_scrapes_total",
 			Help: "Scrapes, by result (ok, error)."}, []string{"result"}),
+		ScrapeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_scrape_failures_total",
+			Help: "Failed scrapes, by reason (timeout, connection, http_status, body_too_large, read_body, parse)."}, []string{"reason"}),
 		Targets: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_ingest_targets",
 			Help: "Scrape targets currently active (static and discovered)."}),
 		DuplicateRequests: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_duplicate_requests_total",
@@ -69,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.SamplesReceived, m.SamplesPublished, m.SamplesDropped, m.RecordsPublished, m.PublishErrors,
 			m.PublishLatency, m.BufferBytes, m.BufferCapacity, m.Requests, m.TargetUp, m.ScrapeDuration,
-			m.ScrapeSamples, m.Scrapes, m.Targets, m.DuplicateRequests, m.CommitsResolved)
+			m.ScrapeSamples, m.Scrapes, m.ScrapeFailures, m.Targets, m.DuplicateRequests, m.CommitsResolved)
 	}
 	return m
 }

@@ -46,7 +46,22 @@ func TestKafkaOutagePrometheusRetries(t *testing.T) {
 	sc.Producer.Transaction.Retry.Max = 8 // EndTxn retried ~2 s, shorter than the outages
 	newProd := func() (sarama.AsyncProducer, error) { return newAsyncProducer(kc.Brokers, sc) }
 	newClient := func() (sarama.Client, error) { return sarama.NewClient(kc.Brokers, sc) }
-	u := startIngest(t, Deps{NewProducer: newProd, NewClient: newClient}, func(c *Config) { c.Publish = pc })
+	// The hooks are fixed when ingest starts; these pointers arm them.
+	var beforeCommitHook atomic.Pointer[func()]
+	var commitFailedHook atomic.Pointer[func(error)]
+	hooks := PublishHooks{
+		BeforeCommit: func() {
+			if h := beforeCommitHook.Load(); h != nil {
+				(*h)()
+			}
+		},
+		CommitFailed: func(err error) {
+			if h := commitFailedHook.Load(); h != nil {
+				(*h)(err)
+			}
+		},
+	}
+	u := startIngest(t, Deps{NewProducer: newProd, NewClient: newClient, PublishHooks: hooks}, func(c *Config) { c.Publish = pc })
 	instance := strings.TrimPrefix(target.URL, "http://")
 	startPrometheus(t, instance, u.url)
 
@@ -90,7 +105,6 @@ func TestKafkaOutagePrometheusRetries(t *testing.T) {
 		}
 	}
 	commitFailedHook.Store(&onCommitFailed)
-	defer commitFailedHook.Store(nil)
 	received := func(c <-chan struct{}) func() bool {
 		return func() bool {
 			select {

@@ -109,6 +109,7 @@ type Publisher struct {
 	closing   chan struct{}
 	// prodClosed: replace gave up at Close with no producer attached.
 	prodClosed bool
+	hooks      PublishHooks
 }
 
 type txnJob struct {
@@ -137,7 +138,7 @@ type msgMeta struct {
 // Close. When prod is transactional (see PublishConfig.Transactional),
 // newProd must be able to build a replacement: a transactional producer
 // that hit a fatal error cannot be used again.
-func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m *Metrics, log *slog.Logger, newProd func() (sarama.AsyncProducer, error)) *Publisher {
+func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m *Metrics, log *slog.Logger, newProd func() (sarama.AsyncProducer, error), opts ...PublisherOption) *Publisher {
 	p := &Publisher{
 		topic: topic, m: m, log: log,
 		sem: semaphore.NewWeighted(cfg.MaxBufferBytes), capBytes: cfg.MaxBufferBytes,
@@ -146,6 +147,9 @@ func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m 
 	}
 	if p.txn && cfg.DedupRequests > 0 {
 		p.dedup = newDedupSet(cfg.DedupRequests, cfg.DedupMaxAge)
+	}
+	for _, o := range opts {
+		o(p)
 	}
 	p.encs.New = func() any { return schemas.NewRawEncoder() }
 	m.BufferCapacity.Set(float64(cfg.MaxBufferBytes))
@@ -177,13 +181,24 @@ func (p *Publisher) attach(prod sarama.AsyncProducer) {
 	}()
 }
 
-// beforeCommitHook, set by tests, runs between the last produce
-// acknowledgement of a transaction and its EndTxn.
-var beforeCommitHook atomic.Pointer[func()]
+// PublishHooks let a caller (fault-injection tests) act at points of a
+// transaction. Nil fields do nothing. They are given to NewPublisher
+// (WithHooks) or Run (Deps.PublishHooks) and fixed for the publisher's
+// life.
+type PublishHooks struct {
+	// BeforeCommit runs between the last produce acknowledgement of a
+	// transaction and its EndTxn.
+	BeforeCommit func()
+	// CommitFailed runs when a transaction's commit failed (its outcome
+	// unknown), before its requests are answered.
+	CommitFailed func(error)
+}
 
-// commitFailedHook, set by tests, runs when a transaction's commit failed
-// (its outcome unknown), before its requests are answered.
-var commitFailedHook atomic.Pointer[func(error)]
+// PublisherOption configures NewPublisher.
+type PublisherOption func(*Publisher)
+
+// WithHooks installs hooks on the publisher.
+func WithHooks(h PublishHooks) PublisherOption { return func(p *Publisher) { p.hooks = h } }
 
 // maxGroupRecords bounds how many records one transaction carries.
 const maxGroupRecords = 4096
@@ -266,8 +281,8 @@ func (p *Publisher) writeTxn(group []*txnJob, n int, answer func(error)) error {
 		p.recover(err)
 		return err
 	}
-	if h := beforeCommitHook.Load(); h != nil {
-		(*h)()
+	if h := p.hooks.BeforeCommit; h != nil {
+		h()
 	}
 	err := p.prod.CommitTxn()
 	if err == nil {
@@ -275,8 +290,8 @@ func (p *Publisher) writeTxn(group []*txnJob, n int, answer func(error)) error {
 		return nil
 	}
 	err = fmt.Errorf("ingest: commit transaction on %s: %w", p.topic, err)
-	if h := commitFailedHook.Load(); h != nil {
-		(*h)(err)
+	if h := p.hooks.CommitFailed; h != nil {
+		h(err)
 	}
 	// The EndTxn may have reached the coordinator: the outcome is unknown.
 	// A new producer's InitProducerID completes or aborts the transaction;

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func TestDedupSetBounds(t *testing.T) {
 
 // publisherOnKfake returns a transactional publisher on kfake whose
 // connections go through a cuttable dialer, with a fetch resolver.
-func publisherOnKfake(t *testing.T) (*Publisher, *Metrics, *cuttableDialer, []string, string) {
+func publisherOnKfake(t *testing.T, hooks PublishHooks) (*Publisher, *Metrics, *cuttableDialer, []string, string) {
 	t.Helper()
 	kc := kafkax.DefaultConfig()
 	topic := kc.Topics().Name(schemas.TopicMetricsRaw)
@@ -103,7 +104,7 @@ func publisherOnKfake(t *testing.T) (*Publisher, *Metrics, *cuttableDialer, []st
 		t.Fatal(err)
 	}
 	m := NewMetrics(nil)
-	p := NewPublisher(prod, topic, pc, m, quietLog(), newProd)
+	p := NewPublisher(prod, topic, pc, m, quietLog(), newProd, WithHooks(hooks))
 	res, closeRes := LazyFetchResolver(func() (sarama.Client, error) { return sarama.NewClient(kc.Brokers, sc) })
 	p.ResolveWith(res)
 	t.Cleanup(func() { p.Close(); closeRes() })
@@ -171,7 +172,12 @@ func batchKeys(b *Batch, into map[string]bool) {
 // without being written again. A cut before the EndTxn is sent aborts,
 // and the resend is written once.
 func TestLostCommitAnswerResolved(t *testing.T) {
-	p, m, d, brokers, topic := publisherOnKfake(t)
+	var beforeCommit atomic.Pointer[func()]
+	p, m, d, brokers, topic := publisherOnKfake(t, PublishHooks{BeforeCommit: func() {
+		if h := beforeCommit.Load(); h != nil {
+			(*h)()
+		}
+	}})
 	want := map[string]bool{}
 
 	// Committed, answer lost.
@@ -213,8 +219,8 @@ func TestLostCommitAnswerResolved(t *testing.T) {
 			go func() { time.Sleep(time.Second); d.Restore() }()
 		}
 	}
-	beforeCommitHook.Store(&hook)
-	defer beforeCommitHook.Store(nil)
+	beforeCommit.Store(&hook)
+	defer beforeCommit.Store(nil)
 	if err := p.Publish(context.Background(), b2, -1); err == nil {
 		t.Fatal("a transaction cut before its EndTxn was acknowledged")
 	}

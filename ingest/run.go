@@ -45,6 +45,9 @@ type Deps struct {
 	Cluster string
 	// Readiness, when set, gets a check that fails while Kafka is failing.
 	Readiness *telemetry.Readiness
+	// PublishHooks, for fault-injection tests, act at points of each
+	// Kafka transaction (see PublishHooks); zero does nothing.
+	PublishHooks PublishHooks
 	// OnListen, when set, is called with the receiver's address once it
 	// listens (useful with port 0).
 	OnListen func(addr string)
@@ -83,7 +86,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return err
 	}
 	m := NewMetrics(deps.Registerer)
-	pub := NewPublisher(prod, topic, cfg.Publish, m, log, newProd)
+	pub := NewPublisher(prod, topic, cfg.Publish, m, log, newProd, WithHooks(deps.PublishHooks))
 	newClient := deps.NewClient
 	if newClient == nil {
 		newClient = func() (sarama.Client, error) {

@@ -81,6 +81,82 @@ type scrapeLoop struct {
 	t      Target
 	name   string
 	cancel context.CancelFunc
+	health targetHealth
+}
+
+// targetHealth follows one target's up/down state so that only its
+// changes are logged, not every failed attempt.
+type targetHealth struct {
+	down      bool
+	downSince time.Time
+	failed    int // failed attempts since the target went down
+}
+
+// healthChange is what one scrape result changed.
+type healthChange int
+
+const (
+	healthSame healthChange = iota
+	healthWentDown
+	healthCameUp
+)
+
+// observe records one scrape result at now and says whether the target's
+// state changed. A target whose first scrape fails counts as going down.
+// On healthCameUp, failed and downFor describe the outage just ended.
+func (h *targetHealth) observe(now time.Time, ok bool) (c healthChange, failed int, downFor time.Duration) {
+	wasDown := h.down
+	if !ok {
+		h.failed++
+		if !wasDown {
+			h.down, h.downSince = true, now
+			return healthWentDown, h.failed, 0
+		}
+		return healthSame, h.failed, now.Sub(h.downSince)
+	}
+	if wasDown {
+		failed, downFor = h.failed, now.Sub(h.downSince)
+		h.down, h.failed = false, 0
+		return healthCameUp, failed, downFor
+	}
+	return healthSame, 0, 0
+}
+
+// Reasons of ebbflow_ingest_scrape_failures_total.
+const (
+	ScrapeTimeout      = "timeout"
+	ScrapeConnection   = "connection"
+	ScrapeHTTPStatus   = "http_status"
+	ScrapeBodyTooLarge = "body_too_large"
+	ScrapeReadBody     = "read_body"
+	ScrapeParse        = "parse"
+)
+
+var (
+	errHTTPStatus = errors.New("unexpected HTTP status")
+	errBodyTooBig = errors.New("body too large")
+	errReadBody   = errors.New("read body")
+)
+
+// scrapeReason classifies a fetch error for the failures counter.
+func scrapeReason(err error) string {
+	switch {
+	case errors.Is(err, errParse):
+		return ScrapeParse
+	case errors.Is(err, errHTTPStatus):
+		return ScrapeHTTPStatus
+	case errors.Is(err, errBodyTooBig):
+		return ScrapeBodyTooLarge
+	case errors.Is(err, errReadBody):
+		return ScrapeReadBody
+	case errors.Is(err, context.DeadlineExceeded):
+		return ScrapeTimeout
+	}
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return ScrapeTimeout
+	}
+	return ScrapeConnection
 }
 
 // NewScraper returns a scraper; it scrapes nothing until Run.
@@ -219,16 +295,25 @@ func (s *Scraper) scrapeOnce(ctx context.Context, l *scrapeLoop, batch *Batch) {
 		return
 	}
 	up := 1.0
+	change, failed, downFor := l.health.observe(start, err == nil)
 	if err != nil {
 		up = 0
+		reason := scrapeReason(err)
 		s.m.Scrapes.WithLabelValues("error").Inc()
-		s.log.Warn("scrape failed", "target", l.name, "err", err)
+		s.m.ScrapeFailures.WithLabelValues(reason).Inc()
+		s.log.Debug("scrape failed", "target", l.name, "reason", reason, "failed_attempts", failed, "err", err)
+		if change == healthWentDown {
+			s.log.Warn("scrape target down", "target", l.name, "reason", reason, "err", err)
+		}
 		if errors.Is(err, errParse) {
 			s.m.SamplesDropped.WithLabelValues(DropScrapeParse).Inc()
 		}
 		series = series[:0]
 	} else {
 		s.m.Scrapes.WithLabelValues("ok").Inc()
+		if change == healthCameUp {
+			s.log.Info("scrape target up", "target", l.name, "failed_attempts", failed, "down_for", downFor.Round(time.Millisecond))
+		}
 	}
 	s.m.TargetUp.WithLabelValues(l.name).Set(up)
 	s.m.ScrapeDuration.WithLabelValues(l.name).Set(dur.Seconds())
@@ -281,14 +366,14 @@ func (s *Scraper) fetch(ctx context.Context, t Target, start time.Time) ([]Serie
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("scrape %s: HTTP %s", t.URL, resp.Status)
+		return nil, fmt.Errorf("scrape %s: %w: HTTP %s", t.URL, errHTTPStatus, resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxBodyBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("scrape %s: read body: %w", t.URL, err)
+		return nil, fmt.Errorf("scrape %s: %w: %w", t.URL, errReadBody, err)
 	}
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
-		return nil, fmt.Errorf("scrape %s: body larger than %d bytes", t.URL, s.cfg.MaxBodyBytes)
+		return nil, fmt.Errorf("scrape %s: %w: over %d bytes", t.URL, errBodyTooBig, s.cfg.MaxBodyBytes)
 	}
 	series, err := ParseExposition(body, expfmt.ResponseFormat(resp.Header), t.Labels, s.cfg.HonorLabels, start.UnixMilli())
 	if err != nil {

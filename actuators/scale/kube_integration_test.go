@@ -273,9 +273,8 @@ func TestKubeConflictIsRetried(t *testing.T) {
 	admin, actClient := kubeClients(t)
 	ns := testNamespace(t, admin)
 	createDeployment(t, admin, ns, "web", 1)
-	sh := NewHandler(actClient, 100)
 	var bumped atomic.Int32
-	sh.beforeUpdate = func(ctx context.Context, tg schemas.Target) {
+	sh := NewHandler(actClient, 100, WithBeforeUpdate(func(ctx context.Context, tg schemas.Target) {
 		// Another writer changes the Deployment between our read and write.
 		if bumped.Add(1) == 1 {
 			_, err := admin.AppsV1().Deployments(tg.Namespace).Patch(ctx, tg.Name, types.MergePatchType,
@@ -284,7 +283,7 @@ func TestKubeConflictIsRetried(t *testing.T) {
 				t.Errorf("concurrent patch: %v", err)
 			}
 		}
-	}
+	}))
 	reg := actuators.NewRegistry()
 	reg.Register(schemas.ScaleDecision{}.EventType(), sh)
 	a, err := actuators.NewActuator(actuators.DefaultConfig(), "it", "it-actuator", actClient, reg, nil, quiet, nil)

@@ -27,14 +27,28 @@ type Handler struct {
 	kube kubernetes.Interface
 	// maxReplicas is the actuator's own safety cap.
 	maxReplicas int32
-	// beforeUpdate, when set (tests), runs between GetScale and UpdateScale.
+	// beforeUpdate, when set (WithBeforeUpdate), runs between GetScale
+	// and UpdateScale.
 	beforeUpdate func(ctx context.Context, t schemas.Target)
+}
+
+// Option configures NewHandler.
+type Option func(*Handler)
+
+// WithBeforeUpdate runs f between each GetScale and its UpdateScale (for
+// tests that make another writer race the handler).
+func WithBeforeUpdate(f func(ctx context.Context, t schemas.Target)) Option {
+	return func(h *Handler) { h.beforeUpdate = f }
 }
 
 // NewHandler returns the scale handler. maxReplicas caps every decision
 // (0 = no cap).
-func NewHandler(kube kubernetes.Interface, maxReplicas int32) *Handler {
-	return &Handler{kube: kube, maxReplicas: maxReplicas}
+func NewHandler(kube kubernetes.Interface, maxReplicas int32, opts ...Option) *Handler {
+	h := &Handler{kube: kube, maxReplicas: maxReplicas}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 // Decode implements actuators.Handler.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 	"math"
 	"os"
 	"path/filepath"
@@ -422,6 +423,13 @@ Results are cached under --work: a rerun only fits what is missing.`,
 			if variants != "" {
 				o.Variants = strings.Split(variants, ",")
 			}
+			if o.TracesDir == "" {
+				d, err := trace.Dir()
+				if err != nil {
+					return fmt.Errorf("--traces: %w", err)
+				}
+				o.TracesDir = d
+			}
 			o.Progress = cmd.ErrOrStderr()
 			c, err := train.Compare(cmd.Context(), o)
 			if err != nil {
@@ -443,7 +451,7 @@ Results are cached under --work: a rerun only fits what is missing.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&o.TracesDir, "traces", "../shared/traces", "directory of the shared traces (SOURCES.md)")
+	cmd.Flags().StringVar(&o.TracesDir, "traces", "", "directory of the shared traces (SOURCES.md; default $"+trace.EnvDir+", else the first shared/traces above the working directory)")
 	cmd.Flags().StringVar(&o.Work, "work", ".cache/forecast-compare", "directory for matrices and cached results")
 	cmd.Flags().StringVar(&traces, "trace", "", "comma-separated trace names (default: all)")
 	cmd.Flags().StringVar(&variants, "variants", "", "comma-separated variants (default: all)")

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 	"io"
 	"strings"
 	"time"
@@ -53,6 +54,13 @@ share that completed, the kill rate, flips per hour, minutes inference pods were
 			if traces == "all" {
 				names = []string{"nasa", "elb", "vm_cpu"}
 			}
+			if dir == "" {
+				d, err := trace.Dir()
+				if err != nil {
+					return fmt.Errorf("--traces-dir: %w", err)
+				}
+				dir = d
+			}
 			var results []mixing.BacktestResult
 			for _, n := range names {
 				cfg := base
@@ -80,7 +88,7 @@ share that completed, the kill rate, flips per hour, minutes inference pods were
 	}
 	f := cmd.Flags()
 	f.StringVar(&traces, "trace", "all", "inference traces, comma-separated: nasa, elb, vm_cpu, or all")
-	f.StringVar(&dir, "traces-dir", "../shared/traces", "directory of the shared traces")
+	f.StringVar(&dir, "traces-dir", "", "directory of the shared traces (default $"+trace.EnvDir+", else the first shared/traces above the working directory)")
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
 	f.BoolVar(&xgb, "xgb", false, "add the ebbflow-xgb policy: XGBoost trained on the warm-up days (needs Python with xgboost: --python, $EBBFLOW_PYTHON or .venv)")
 	f.StringVar(&python, "python", "", "Python interpreter with xgboost for --xgb")

@@ -55,7 +55,7 @@ func TestTrainingSubmitNamesTheBadField(t *testing.T) {
 }
 
 func TestTrainingBacktestJSON(t *testing.T) {
-	out, err := runRoot(t, "training", "backtest", "--trace", "../../../shared/traces/philly_node_sequence.csv", "--json",
+	out, err := runRoot(t, "training", "backtest", "--trace", sharedTrace(t, "philly_node_sequence.csv"), "--json",
 		"--minutes", "2880", "--warmup-minutes", "720")
 	if err != nil {
 		t.Fatal(err, out)

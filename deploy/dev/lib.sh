@@ -112,8 +112,13 @@ mvn_jars() {
 				log "fetching $name jars from Maven Central (cached in $dest)"
 				tmp="$dest.tmp.$$"
 				rm -rf "$tmp"
-				if ! mvn -q -B -f "$pomdir/pom.xml" dependency:copy-dependencies \
-					-DincludeScope=runtime -DoutputDirectory="$tmp" >"$CACHE/jars/$name.mvn.log" 2>&1; then
+				local rc=0
+				timeout "$DOWNLOAD_TIMEOUT" mvn -q -B -f "$pomdir/pom.xml" dependency:copy-dependencies \
+					-DincludeScope=runtime -DoutputDirectory="$tmp" >"$CACHE/jars/$name.mvn.log" 2>&1 || rc=$?
+				if ((rc == 124)); then
+					dump_log "$CACHE/jars/$name.mvn.log"
+					die "fetching the $name jars: 'mvn dependency:copy-dependencies' for $pomdir/pom.xml did not finish within ${DOWNLOAD_TIMEOUT}s (Maven Central or network hung; EBBFLOW_DEV_DOWNLOAD_TIMEOUT raises the bound)"
+				elif ((rc != 0)); then
 					dump_log "$CACHE/jars/$name.mvn.log"
 					die "maven could not fetch the $name jars"
 				fi
@@ -134,8 +139,9 @@ mod_version() {
 	echo "$v"
 }
 
-# Bounds on the one-time Go builds (seconds). A step that runs past its bound fails and says
-# which step hung: the module download (network, proxy) or the compile/link (machine overloaded).
+# Bounds on the one-time downloads and Go builds (seconds). A step that runs past its bound fails
+# and says which step hung: a download (Maven jars, pip, Go modules: network, proxy) or the
+# compile/link (machine overloaded).
 DOWNLOAD_TIMEOUT="${EBBFLOW_DEV_DOWNLOAD_TIMEOUT:-900}"
 BUILD_TIMEOUT="${EBBFLOW_DEV_BUILD_TIMEOUT:-3600}"
 

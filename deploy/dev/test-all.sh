@@ -17,6 +17,7 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go vet -tags integration ./...
+go vet -tags 'integration crashpoints xgbnative' ./...
 
 cleanup() {
   stamp "stopping services"
@@ -31,9 +32,13 @@ source .dev/services.env
 stamp "services up"
 
 export EBBFLOW_PYTHON="$EBBFLOW_TEST_PYTHON"
+# TestNativeParity (-tags xgbnative) loads the venv's libxgboost in process.
+EBBFLOW_XGBOOST_LIB="$(bash deploy/dev/xgboost-lib.sh "$EBBFLOW_TEST_PYTHON")"
+export EBBFLOW_XGBOOST_LIB
 stamp "running unit and integration tests"
-go test -count=1 -tags integration -timeout 60m ./... 2>&1 | tee .dev/test.log
-status=${PIPESTATUS[0]}
+# run-tests.sh prints the summary (the FAIL lines) and exits with go test's
+# status; the EXIT trap then stops the services.
+status=0
+bash deploy/dev/run-tests.sh .dev/test.log go test -count=1 -tags 'integration crashpoints xgbnative' -timeout 60m ./... || status=$?
 stamp "tests finished with status $status"
-grep -E '^(ok|FAIL|---)' .dev/test.log | grep -v '^--- PASS' | tail -n 60 || true
 exit "$status"

@@ -19,7 +19,12 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 log "installing $REQ"
 mkdir -p "$RUN"
-if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQ" >"$RUN/venv-pip.log" 2>&1; then
+rc=0
+timeout "$DOWNLOAD_TIMEOUT" "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQ" >"$RUN/venv-pip.log" 2>&1 || rc=$?
+if ((rc == 124)); then
+	dump_log "$RUN/venv-pip.log"
+	die "pip install -r $REQ did not finish within ${DOWNLOAD_TIMEOUT}s (PyPI or network hung; EBBFLOW_DEV_DOWNLOAD_TIMEOUT raises the bound)"
+elif ((rc != 0)); then
 	dump_log "$RUN/venv-pip.log"
 	die "pip install -r $REQ failed"
 fi

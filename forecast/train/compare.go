@@ -42,7 +42,11 @@ var SharedTraces = []SharedTrace{
 // ReadSharedTrace reads one shared trace as the history of one entity with
 // signal qps.
 func ReadSharedTrace(dir string, tc SharedTrace) (*features.History, error) {
-	f, err := os.Open(filepath.Join(dir, tc.File))
+	p, err := trace.InDir(dir, tc.File)
+	if err != nil {
+		return nil, fmt.Errorf("trace %s: %w", tc.Name, err)
+	}
+	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("trace %s: %w", tc.Name, err)
 	}
@@ -97,7 +101,7 @@ func FeatureSets(stepS int64, horizons int) map[string]features.Spec {
 // CompareOptions configure a learner comparison.
 type CompareOptions struct {
 	Python, Script string
-	// TracesDir is ../shared/traces; Work holds the matrices, the job file
+	// TracesDir holds the shared traces (trace.Dir); Work holds the matrices, the job file
 	// and the result cache (reused between runs).
 	TracesDir, Work string
 	// Traces limits the traces by name (empty: all).

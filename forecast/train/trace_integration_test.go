@@ -47,7 +47,11 @@ func TestTracesBeatLastValue(t *testing.T) {
 	}
 	for _, tc := range traceCases {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := os.Open(filepath.Join("..", "..", "..", "shared", "traces", tc.file))
+			p, err := trace.SharedPath(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(p)
 			if err != nil {
 				t.Fatalf("open trace: %v", err)
 			}

@@ -14,11 +14,18 @@ import (
 	"github.com/ebbflow/ebbflow/internal/sim/trace"
 )
 
-const tracesDir = "../../../shared/traces"
+func tracesDir(t testing.TB) string {
+	t.Helper()
+	d, err := trace.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
 
 func nasa(t testing.TB) *Series {
 	t.Helper()
-	s, err := ReadTraceFile(filepath.Join(tracesDir, "nasa_requests_per_minute.csv"), "nasa", trace.Options{ValueCol: "number_of_requests"})
+	s, err := ReadTraceFile(filepath.Join(tracesDir(t), "nasa_requests_per_minute.csv"), "nasa", trace.Options{ValueCol: "number_of_requests"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +145,7 @@ func TestBadInput(t *testing.T) {
 	if _, err := ParsePolicies("hpa,hpa"); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("repeated policy: %v", err)
 	}
-	if _, err := ReadTraceFile(filepath.Join(tracesDir, "no_such_trace.csv"), "x", trace.Options{}); err == nil || !strings.Contains(err.Error(), "no_such_trace.csv") {
+	if _, err := ReadTraceFile(filepath.Join(tracesDir(t), "no_such_trace.csv"), "x", trace.Options{}); err == nil || !strings.Contains(err.Error(), "no_such_trace.csv") {
 		t.Errorf("missing trace: %v, want an error naming the file", err)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.csv")
@@ -149,7 +156,7 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("unparsable row: %v, want an error naming the file and line", err)
 	}
 	// A model of one-minute windows on a five-minute trace.
-	elb, err := ReadTraceFile(filepath.Join(tracesDir, "elb_request_count_8c0756.csv"), "elb", trace.Options{ValueCol: "value"})
+	elb, err := ReadTraceFile(filepath.Join(tracesDir(t), "elb_request_count_8c0756.csv"), "elb", trace.Options{ValueCol: "value"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -274,6 +274,9 @@ func newSpec(t *testing.T, e env, name string) (childSpec, *history.HDFS) {
 // HDFS history hold every window exactly once with the right values; then
 // pyarrow reads the history and recomputes the aggregates from the raw input.
 func TestCrashPointsExactlyOnce(t *testing.T) {
+	if !crashpoint.Enabled {
+		t.Fatal("crash points are not compiled in: run with go test -tags 'integration crashpoints' (make test does)")
+	}
 	e := realEnv(t, true)
 	s, h := newSpec(t, e, "crash")
 	recs, before := closingStream(4, 60)

@@ -31,7 +31,11 @@ const WindowsDir = "windows"
 const RowGroupBytes = 64 << 20
 
 // WindowSchema is the Arrow (and Parquet) schema of a window file: the
-// JSON field names of schemas.Window, rate nullable (null for gauges).
+// JSON field names of schemas.Window, rate nullable (null for gauges),
+// then start_time and end_time, the window bounds again as Parquet
+// TIMESTAMP(MILLIS, UTC) so that DuckDB, Spark and pyarrow see times
+// rather than int64 milliseconds. Files written before the timestamp
+// columns (the first LegacyWindowFields columns only) stay readable.
 var WindowSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "entity", Type: arrow.BinaryTypes.String},
 	{Name: "signal", Type: arrow.BinaryTypes.String},
@@ -50,7 +54,16 @@ var WindowSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "p95", Type: arrow.PrimitiveTypes.Float64},
 	{Name: "p99", Type: arrow.PrimitiveTypes.Float64},
 	{Name: "rate", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	{Name: "start_time", Type: TimestampType},
+	{Name: "end_time", Type: TimestampType},
 }, nil)
+
+// TimestampType is the type of the start_time and end_time columns.
+var TimestampType = &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}
+
+// LegacyWindowFields is the number of columns of window files written
+// before start_time and end_time were added (entity … rate).
+const LegacyWindowFields = 17
 
 // PartitionDir returns the Hive partition directory of a window under root:
 // <root>/windows/size=<N>s/dt=YYYY-MM-DD/hour=HH (UTC, from the window start).
@@ -193,6 +206,8 @@ func appendWindows(b *array.RecordBuilder, ws []schemas.Window) {
 		} else {
 			f64(16).AppendNull()
 		}
+		b.Field(17).(*array.TimestampBuilder).Append(arrow.Timestamp(w.StartMs))
+		b.Field(18).(*array.TimestampBuilder).Append(arrow.Timestamp(w.EndMs))
 	}
 }
 
@@ -426,11 +441,13 @@ func ReadFile(ctx context.Context, fsys FS, name string) ([]schemas.Window, erro
 	return out, nil
 }
 
+// sameFields accepts the current layout and the legacy one (without
+// start_time and end_time), comparing names and types.
 func sameFields(s *arrow.Schema) error {
-	if s.NumFields() != WindowSchema.NumFields() {
-		return fmt.Errorf("schema has %d fields, want %d (%s)", s.NumFields(), WindowSchema.NumFields(), WindowSchema)
+	if s.NumFields() != WindowSchema.NumFields() && s.NumFields() != LegacyWindowFields {
+		return fmt.Errorf("schema has %d fields, want %d or the legacy %d (%s)", s.NumFields(), WindowSchema.NumFields(), LegacyWindowFields, WindowSchema)
 	}
-	for i, f := range WindowSchema.Fields() {
+	for i, f := range WindowSchema.Fields()[:s.NumFields()] {
 		g := s.Field(i)
 		if g.Name != f.Name || !arrow.TypeEqual(g.Type, f.Type) {
 			return fmt.Errorf("column %d is %s %s, want %s %s", i, g.Name, g.Type, f.Name, f.Type)

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 	"math"
 	"net/http"
 	"testing"
@@ -309,7 +310,11 @@ func TestLoadRealTraces(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.file+"/"+c.wantColumn, func(t *testing.T) {
-			tr, err := LoadTrace("../../../shared/traces/"+c.file, c.column)
+			p, err := trace.SharedPath(c.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, err := LoadTrace(p, c.column)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,21 +1,23 @@
 package backtest
 
 import (
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 	"math"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
 )
 
-var tracePath = filepath.Join("..", "..", "..", "shared", "traces", "philly_node_sequence.csv")
-
 func readTrace(t *testing.T) Curve {
 	t.Helper()
+	tracePath, err := trace.SharedPath("philly_node_sequence.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := ReadCurve(tracePath)
 	if err != nil {
-		t.Fatalf("the Philly trace is read from ../shared/traces: %v", err)
+		t.Fatalf("read %s: %v", tracePath, err)
 	}
 	return c
 }

@@ -10,7 +10,7 @@ import (
 
 // BacktestConfig describes one offline replay.
 type BacktestConfig struct {
-	// TracesDir holds the shared traces (../shared/traces).
+	// TracesDir holds the shared traces (trace.Dir: $EBBFLOW_TRACES_DIR or ../shared/traces).
 	TracesDir string
 	// Inference names the inference trace (a key of InferenceTraces).
 	Inference string

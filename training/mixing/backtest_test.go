@@ -1,6 +1,7 @@
 package mixing
 
 import (
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 	"reflect"
 	"strings"
 	"testing"
@@ -8,7 +9,14 @@ import (
 
 // tracesDir is the shared traces directory (../shared/traces beside the
 // repository), read in place.
-const tracesDir = "../../../shared/traces"
+func tracesDir(t testing.TB) string {
+	t.Helper()
+	d, err := trace.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
 
 // The targets on every inference trace at the default settings:
 // ≥ 65 % of the jobs that ran on mixed nodes complete, a kill rate of at
@@ -16,7 +24,7 @@ const tracesDir = "../../../shared/traces"
 func TestBacktestTargets(t *testing.T) {
 	for _, name := range []string{"nasa", "elb", "vm_cpu"} {
 		t.Run(name, func(t *testing.T) {
-			res, err := Backtest(DefaultBacktest(tracesDir, name))
+			res, err := Backtest(DefaultBacktest(tracesDir(t), name))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +54,7 @@ func TestBacktestTargets(t *testing.T) {
 // On a trace with a deep daily pattern mixing happens at all: nodes go
 // offline and training runs on them under both policies.
 func TestBacktestMixes(t *testing.T) {
-	cfg := DefaultBacktest(tracesDir, "nasa")
+	cfg := DefaultBacktest(tracesDir(t), "nasa")
 	cfg.Days = 2
 	res, err := Backtest(cfg)
 	if err != nil {
@@ -74,13 +82,13 @@ func TestBacktestRefusesBadConfig(t *testing.T) {
 		"min_rate":   func(c *BacktestConfig) { c.Policy.MinRate = 0.9 },
 	}
 	for field, edit := range cases {
-		cfg := DefaultBacktest(tracesDir, "nasa")
+		cfg := DefaultBacktest(tracesDir(t), "nasa")
 		edit(&cfg)
 		if _, err := Backtest(cfg); err == nil || !strings.Contains(err.Error(), field) {
 			t.Fatalf("%s: got %v, want an error naming it", field, err)
 		}
 	}
-	cfg := DefaultBacktest(tracesDir, "elb")
+	cfg := DefaultBacktest(tracesDir(t), "elb")
 	cfg.Days = 30
 	if _, err := Backtest(cfg); err == nil || !strings.Contains(err.Error(), "exceed") {
 		t.Fatalf("a span past the trace's end: got %v", err)

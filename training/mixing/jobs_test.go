@@ -10,7 +10,7 @@ import (
 // jobs and has a heavy duration tail, and the same seed gives the same
 // stream.
 func TestGenerateJobsFollowsPhilly(t *testing.T) {
-	tr, _, err := ReadTrace(tracesDir, "philly", TrainingTrace)
+	tr, _, err := ReadTrace(tracesDir(t), "philly", TrainingTrace)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,10 @@ package mixing
 import (
 	"bufio"
 	"fmt"
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +49,10 @@ type TraceSpec struct {
 // between rows are filled by linear interpolation, and the count of filled
 // minutes is returned so the report can say so.
 func ReadTrace(dir, name string, spec TraceSpec) (Series, int, error) {
-	path := filepath.Join(dir, spec.File)
+	path, err := trace.InDir(dir, spec.File)
+	if err != nil {
+		return Series{}, 0, fmt.Errorf("mixing: trace %s: %w", name, err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return Series{}, 0, fmt.Errorf("mixing: trace %s: %w", name, err)

@@ -1,8 +1,5 @@
-// Package crashpoint lets crash tests kill a process at a named point.
-// When the environment variable EBBFLOW_CRASHPOINT names a point (optionally
-// with ":N", the N-th time it is reached, default 1), Hit kills the process
-// with SIGKILL there — no deferred function runs, no buffer is flushed, as in
-// a real crash. Unset, Hit costs one atomic load.
+//go:build crashpoints
+
 package crashpoint
 
 import (
@@ -14,16 +11,8 @@ import (
 	"syscall"
 )
 
-// EnvVar names the crash point to hit.
-const EnvVar = "EBBFLOW_CRASHPOINT"
-
-// Points the window processor and the history writer check.
-const (
-	MidWindow               = "mid-window"
-	MidTransaction          = "mid-transaction"
-	AfterWriteBeforeRename  = "after-write-before-rename"
-	AfterRenameBeforeCommit = "after-rename-before-commit"
-)
+// Enabled reports whether crash points are compiled in (-tags crashpoints).
+const Enabled = true
 
 var (
 	once   sync.Once

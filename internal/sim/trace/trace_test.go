@@ -142,7 +142,10 @@ func TestReadWindows(t *testing.T) {
 // TestRealTracesStep reads each shared trace with its default rules
 // (strict order, no empty cells) and infers its step.
 func TestRealTracesStep(t *testing.T) {
-	dir := filepath.Join("..", "..", "..", "..", "shared", "traces")
+	dir, err := Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		file  string
 		o     Options

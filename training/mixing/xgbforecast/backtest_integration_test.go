@@ -4,6 +4,7 @@ package xgbforecast
 
 import (
 	"context"
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 	"os"
 	"testing"
 
@@ -24,7 +25,7 @@ func TestBacktestWithXGBoost(t *testing.T) {
 	}
 	for _, name := range []string{"nasa", "elb", "vm_cpu"} {
 		t.Run(name, func(t *testing.T) {
-			cfg := mixing.DefaultBacktest("../../../../shared/traces", name)
+			cfg := mixing.DefaultBacktest(tracesDir(t), name)
 			cfg.ShortTerm = Trainer(Options{Python: py, Script: "../../../forecast/python/train.py", Progress: logWriter{t}})
 			res, err := mixing.BacktestContext(context.Background(), cfg)
 			if err != nil {
@@ -51,4 +52,13 @@ func TestBacktestWithXGBoost(t *testing.T) {
 			}
 		})
 	}
+}
+
+func tracesDir(t testing.TB) string {
+	t.Helper()
+	d, err := trace.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

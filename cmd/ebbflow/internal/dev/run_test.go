@@ -199,7 +199,7 @@ func TestDevNASATrace(t *testing.T) {
 		t.Skip("runs three simulated hours of the whole pipeline (about a minute)")
 	}
 	var cfg wire.DevConfig
-	s, _ := runDev(t, 3*time.Hour, Options{Trace: "../../../../../shared/traces/nasa_requests_per_minute.csv", TraceOffset: 8 * time.Hour},
+	s, _ := runDev(t, 3*time.Hour, Options{Trace: sharedTrace(t, "nasa_requests_per_minute.csv"), TraceOffset: 8 * time.Hour},
 		func(c *wire.DevConfig) { cfg = *c })
 	checkLoop(t, s, cfg.MinReplicas, cfg.MaxReplicas, cfg.LatencySLOMs)
 }

@@ -126,10 +126,10 @@ func TestSimConfigShapesAndTrace(t *testing.T) {
 			t.Errorf("%s starts with %d replicas", s.Name, s.InitialReplicas)
 		}
 	}
-	if _, err := simConfig(cfg, Options{Trace: "../../../../../shared/traces/philly_node_sequence.csv"}, start, time.Second); err != nil {
+	if _, err := simConfig(cfg, Options{Trace: sharedTrace(t, "philly_node_sequence.csv")}, start, time.Second); err != nil {
 		t.Errorf("philly trace: %v", err)
 	}
-	if _, err := simConfig(cfg, Options{Trace: "../../../../../shared/traces/philly_node_sequence.csv", TraceColumn: "nope"}, start, time.Second); err == nil || !strings.Contains(err.Error(), "--trace") {
+	if _, err := simConfig(cfg, Options{Trace: sharedTrace(t, "philly_node_sequence.csv"), TraceColumn: "nope"}, start, time.Second); err == nil || !strings.Contains(err.Error(), "--trace") {
 		t.Errorf("a missing column: %v", err)
 	}
 }
