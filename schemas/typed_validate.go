@@ -2,7 +2,9 @@ package schemas
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
+	"strings"
 )
 
 // SelfValidator is an event that checks its own schema constraints with
@@ -61,6 +63,31 @@ func (d ScaleDecision) Validate() error {
 		case dm.Source != "forecast" && dm.Source != "reactive" && dm.Source != "fallback":
 			return fieldErr(t, at+"/source", fmt.Sprintf("value must be one of \"forecast\", \"reactive\", \"fallback\", got %q", dm.Source))
 		}
+	}
+	return nil
+}
+
+// windowEntity is window.schema.json's entity pattern. The JSON Schema
+// validator matches it with Go's regexp too, on the string as encoded (an
+// invalid UTF-8 byte becomes U+FFFD).
+var windowEntity = regexp.MustCompile(`^(svc|node|job|pool)/[^/]+/.+$`)
+
+// Validate checks w against window.schema.json (see SelfValidator).
+func (w Window) Validate() error {
+	t := w.EventType()
+	switch {
+	case !windowEntity.MatchString(strings.ToValidUTF8(w.Entity, "\uFFFD")):
+		return fieldErr(t, "/entity", fmt.Sprintf("%q does not match pattern %q", w.Entity, windowEntity.String()))
+	case w.Signal == "":
+		return fieldErr(t, "/signal", "minLength: got 0, want 1")
+	case w.Kind != KindGauge && w.Kind != KindCounter:
+		return fieldErr(t, "/kind", fmt.Sprintf("value must be one of \"gauge\", \"counter\", got %q", w.Kind))
+	case w.SizeS < 1:
+		return fieldErr(t, "/size_s", fmt.Sprintf("minimum: got %d, want 1", w.SizeS))
+	case w.Revision < 0:
+		return fieldErr(t, "/revision", fmt.Sprintf("minimum: got %d, want 0", w.Revision))
+	case w.Count < 1:
+		return fieldErr(t, "/count", fmt.Sprintf("minimum: got %d, want 1", w.Count))
 	}
 	return nil
 }

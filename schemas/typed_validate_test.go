@@ -3,7 +3,9 @@ package schemas
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,4 +200,77 @@ func BenchmarkMarshalScaleDecision(b *testing.B) {
 	b.ReportMetric(float64(typed.Microseconds())/float64(b.N*n), "typed-us/event")
 	b.ReportMetric(float64(schema.Microseconds())/float64(b.N*n), "jsonschema-us/event")
 	b.ReportMetric(float64(typed)/float64(schema), "ratio-vs-jsonschema")
+}
+
+// genWindow draws windows around window.schema.json's boundaries,
+// including entity strings the pattern refuses (missing parts, empty
+// parts, other prefixes, line breaks, invalid UTF-8).
+func genWindow(t *rapid.T) Window {
+	w := Window{
+		Entity: pick(t, "entity", []string{"svc/c1/ns/api", "node/c1/n-1", "job/c/x", "pool/a/b/c", "svc/c/\xff", "svc/c/é", "svc/c/x/"},
+			[]string{"", "svc/c", "svc//x", "pod/c/x", "svc/c/", "svc/c/x\ny", "svc/c/\n", "xsvc/c/x", "svc/c\n/x", "SVC/c/x"}),
+		Signal:   pick(t, "signal", []string{"qps", "é"}, []string{""}),
+		Kind:     pick(t, "kind", []string{KindGauge, KindCounter}, []string{"Gauge", "histogram", ""}),
+		SizeS:    pick(t, "size", []int64{1, 60, math.MaxInt64}, []int64{0, -1, math.MinInt64}),
+		StartMs:  rapid.Int64().Draw(t, "start"),
+		EndMs:    rapid.Int64().Draw(t, "end"),
+		Revision: pick(t, "rev", []int{0, 1, math.MaxInt}, []int{-1, math.MinInt}),
+		Count:    pick(t, "count", []int64{1, 7, math.MaxInt64}, []int64{0, -1}),
+	}
+	nums := []*float64{&w.Sum, &w.Min, &w.Max, &w.Mean, &w.Last, &w.P50, &w.P95, &w.P99}
+	for i, f := range nums {
+		*f = pick(t, fmt.Sprint("num", i), []float64{0, -1.5, 1e300, 5e-324}, []float64{math.NaN(), math.Inf(-1)})
+	}
+	if rapid.Bool().Draw(t, "has-rate") {
+		r := pick(t, "rate", []float64{0, 2.5, -3}, []float64{math.NaN()})
+		w.Rate = &r
+	}
+	return w
+}
+
+// TestTypedWindowValidateMatchesSchema: Window.Validate accepts exactly
+// what window.schema.json accepts, for every window json.Marshal encodes.
+func TestTypedWindowValidateMatchesSchema(t *testing.T) {
+	var accepted, rejected int
+	for range 10 {
+		rapid.Check(t, func(t *rapid.T) {
+			w := genWindow(t)
+			doc, jerr := json.Marshal(w)
+			if jerr != nil {
+				if _, err := Marshal(w); err == nil {
+					t.Fatalf("Marshal accepted a window json.Marshal refuses (%v)", jerr)
+				}
+				return
+			}
+			schemaErr := Validate(w.EventType(), doc)
+			typedErr := w.Validate()
+			if (schemaErr == nil) != (typedErr == nil) {
+				t.Fatalf("disagree on %s\n  JSON Schema: %v\n  typed: %v", doc, schemaErr, typedErr)
+			}
+			if typedErr != nil {
+				// With several violations the schema validator lists them in
+				// no fixed order: the typed check's field must be among them.
+				var ve *ValidationError
+				if !errors.As(typedErr, &ve) || !namesField(schemaErr.(*ValidationError), ve.Field) {
+					t.Fatalf("typed error %v names a field JSON Schema error %v does not", typedErr, schemaErr)
+				}
+				rejected++
+			} else {
+				accepted++
+			}
+		})
+	}
+	t.Logf("accepted %d, rejected %d", accepted, rejected)
+	if accepted == 0 || rejected == 0 {
+		t.Errorf("generator covered accepted %d, rejected %d: both must occur", accepted, rejected)
+	}
+}
+
+func namesField(e *ValidationError, field string) bool {
+	for _, a := range e.All {
+		if strings.HasPrefix(a, field+": ") {
+			return true
+		}
+	}
+	return false
 }
