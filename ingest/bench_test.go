@@ -13,6 +13,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -25,6 +26,34 @@ const benchSeries, benchLabels = 1000, 20
 func benchRequest() (compressed []byte, samples int) {
 	series := genSeries(benchSeries, benchLabels, 1_700_000_000_000)
 	return snappy.Encode(nil, AppendWriteRequestV1(nil, series)), len(series)
+}
+
+// benchBodies returns k distinct requests of the same series: request i
+// carries timestamps 15 s × i later and new values, as Prometheus' next
+// scrapes would, so no request is a resend of another (the receiver would
+// acknowledge a resend without writing it: see assertNoDuplicates).
+func benchBodies(k int) (bodies [][]byte, samples int) {
+	series := genSeries(benchSeries, benchLabels, 1_700_000_000_000)
+	bodies = make([][]byte, k)
+	var raw []byte
+	for i := range bodies {
+		for j := range series {
+			series[j].Samples[0].TimestampMs = 1_700_000_000_000 + int64(i)*15_000
+			series[j].Samples[0].Value = float64(j)*1.5 + float64(i)*0.25
+		}
+		raw = AppendWriteRequestV1(raw[:0], series)
+		bodies[i] = snappy.Encode(nil, raw)
+	}
+	return bodies, len(series)
+}
+
+// assertNoDuplicates fails the benchmark if the receiver counted any
+// request as a resend: the figure would then measure the dedup path.
+func assertNoDuplicates(b *testing.B, m *Metrics) {
+	b.Helper()
+	if d := testutil.ToFloat64(m.DuplicateRequests); d != 0 {
+		b.Fatalf("ebbflow_ingest_duplicate_requests_total = %v, want 0: the benchmark measured the dedup path", d)
+	}
 }
 
 func reportRate(b *testing.B, samples int) {
@@ -81,7 +110,7 @@ func BenchmarkRemoteWriteDecodeMapEncode(b *testing.B) {
 
 // kfakeReceiver returns a receiver publishing through a real Publisher
 // (transactional, as by default) to an in-process kfake cluster.
-func kfakeReceiver(b *testing.B) (*Receiver, func()) {
+func kfakeReceiver(b *testing.B) (*Receiver, *Metrics, func()) {
 	kc := kafkax.DefaultConfig()
 	topic := kc.Topics().Name(schemas.TopicMetricsRaw)
 	emb, err := kafkax.StartEmbedded(0, 8, topic)
@@ -99,23 +128,23 @@ func kfakeReceiver(b *testing.B) (*Receiver, func()) {
 	m := NewMetrics(nil)
 	pub := NewPublisher(prod, topic, cfg.Publish, m, quietLog(), newProd)
 	mp, _ := NewMapper(DefaultRules(), "c1", UnmatchedDrop)
-	return NewReceiver(mp, pub, cfg.RemoteWrite, m, quietLog(), nil), func() { pub.Close(); emb.Close() }
+	return NewReceiver(mp, pub, cfg.RemoteWrite, m, quietLog(), nil), m, func() { pub.Close(); emb.Close() }
 }
 
-// sendRequests pushes n requests through rc from workers goroutines (as
+// sendRequests pushes bodies through rc from workers goroutines (as
 // Prometheus' shards do); each must be acknowledged.
-func sendRequests(b *testing.B, rc *Receiver, body []byte, n, workers int) {
+func sendRequests(b *testing.B, rc *Receiver, bodies [][]byte, workers int) {
 	var wg sync.WaitGroup
-	next := make(chan struct{}, n)
-	for i := 0; i < n; i++ {
-		next <- struct{}{}
+	next := make(chan []byte, len(bodies))
+	for _, body := range bodies {
+		next <- body
 	}
 	close(next)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range next {
+			for body := range next {
 				req := httptest.NewRequestWithContext(context.Background(), "POST", "/api/v1/write", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/x-protobuf")
 				req.Header.Set("Content-Encoding", "snappy")
@@ -135,14 +164,15 @@ func sendRequests(b *testing.B, rc *Receiver, body []byte, n, workers int) {
 // Kafka (kfake in process, transactions on: its CPU counts against
 // ingest's).
 func BenchmarkRemoteWriteEndToEndKfake(b *testing.B) {
-	rc, stop := kfakeReceiver(b)
+	rc, m, stop := kfakeReceiver(b)
 	defer stop()
-	body, n := benchRequest()
-	b.SetBytes(int64(len(body)))
+	bodies, n := benchBodies(b.N)
+	b.SetBytes(int64(len(bodies[0])))
 	b.ReportAllocs()
 	b.ResetTimer()
-	sendRequests(b, rc, body, b.N, 8)
+	sendRequests(b, rc, bodies, 8)
 	b.StopTimer()
+	assertNoDuplicates(b, m)
 	reportRate(b, n)
 }
 
@@ -150,18 +180,22 @@ func BenchmarkRemoteWriteEndToEndKfake(b *testing.B) {
 // end-to-end path on the same requests in the same process and reports
 // end-to-end ÷ decode-only throughput (target ≥ 0.5).
 func BenchmarkRemoteWriteRatio(b *testing.B) {
-	const requests = 100
-	body, n := benchRequest()
-	rc, stop := kfakeReceiver(b)
+	const requests, warm = 100, 10
+	// Every request of the run is distinct (built before the timer): the
+	// decode-only baseline and the end-to-end path see the same ones.
+	all, n := benchBodies(warm + requests*b.N)
+	rc, m, stop := kfakeReceiver(b)
 	defer stop()
-	sendRequests(b, rc, body, 10, 8) // warm up connections and the transaction coordinator
+	sendRequests(b, rc, all[:warm], 8) // warm up connections and the transaction coordinator
+	all = all[warm:]
 	b.ResetTimer()
 	var base, e2e time.Duration
 	for i := 0; i < b.N; i++ {
+		bodies := all[i*requests : (i+1)*requests]
 		t0 := time.Now()
 		var w WriteRequest
 		var buf []byte
-		for j := 0; j < requests; j++ {
+		for _, body := range bodies {
 			var err error
 			if buf, err = snappy.Decode(buf[:cap(buf)], body); err != nil {
 				b.Fatal(err)
@@ -172,9 +206,11 @@ func BenchmarkRemoteWriteRatio(b *testing.B) {
 		}
 		base += time.Since(t0)
 		t0 = time.Now()
-		sendRequests(b, rc, body, requests, 8)
+		sendRequests(b, rc, bodies, 8)
 		e2e += time.Since(t0)
 	}
+	b.StopTimer()
+	assertNoDuplicates(b, m)
 	b.ReportMetric(float64(base)/float64(e2e), "e2e/decode")
 	b.ReportMetric(float64(n*requests*b.N)/base.Seconds(), "decode-samples/s")
 	b.ReportMetric(float64(n*requests*b.N)/e2e.Seconds(), "e2e-samples/s")

@@ -102,6 +102,12 @@ type PublishConfig struct {
 	MaxBufferBytes int64 `yaml:"max_buffer_bytes"`
 	// MaxSamplesPerRecord splits an entity's samples into several records.
 	MaxSamplesPerRecord int `yaml:"max_samples_per_record"`
+	// MaxMessageBytes is the largest Kafka record (and produce batch)
+	// ingest writes; it must not exceed the broker's message.max.bytes
+	// (Kafka's default 1048588) or the topic's max.message.bytes. An
+	// entity's samples are split into records under it; a request with a
+	// single sample whose record would exceed it is refused with 413.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// Retries and RetryBackoff are the producer's retries per record.
 	Retries      int           `yaml:"retries"`
 	RetryBackoff time.Duration `yaml:"retry_backoff"`
@@ -147,6 +153,7 @@ func DefaultConfig() Config {
 			Compression:         "lz4",
 			MaxBufferBytes:      256 << 20,
 			MaxSamplesPerRecord: 10000,
+			MaxMessageBytes:     1_000_000,
 			Retries:             10,
 			RetryBackoff:        500 * time.Millisecond,
 			RetryAfter:          5 * time.Second,
@@ -230,6 +237,9 @@ func (c Config) Validate() error {
 	}
 	if p.MaxSamplesPerRecord < 1 {
 		return errors.New("publish.max_samples_per_record: must be at least 1")
+	}
+	if p.MaxMessageBytes < minMessageBytes {
+		return fmt.Errorf("publish.max_message_bytes: %d is below %d", p.MaxMessageBytes, minMessageBytes)
 	}
 	if p.Retries < 1 {
 		return errors.New("publish.retries: must be at least 1 (the idempotent producer needs retries)")

@@ -29,7 +29,18 @@ type Metrics struct {
 	// CommitsResolved counts transactions whose commit answer was lost,
 	// by what the read_committed check found (committed, aborted, unknown).
 	CommitsResolved *prometheus.CounterVec
+	// RejectedRequests counts remote_write requests refused for good
+	// (4xx: retrying cannot help), by reason (Reject* constants).
+	RejectedRequests *prometheus.CounterVec
 }
+
+// Reasons of ebbflow_ingest_rejected_requests_total.
+const (
+	RejectBodyTooLarge   = "body_too_large"   // over remote_write.max_request_bytes
+	RejectBufferTooLarge = "buffer_too_large" // encoded batch over publish.max_buffer_bytes
+	RejectRecordTooLarge = "record_too_large" // one sample's record over publish.max_message_bytes
+	RejectBrokerTooLarge = "broker_too_large" // the broker refused a record or batch as too large
+)
 
 // NewMetrics creates ingest's metrics and registers them on reg (which may
 // be nil for tests that do not look at them).
@@ -70,11 +81,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "remote_write requests recognised as resends of a request already committed to Kafka, acknowledged without writing again."}),
 		CommitsResolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_commits_resolved_total",
 			Help: "Transactions whose commit outcome was lost (Kafka cut during EndTxn), by the outcome a read_committed fetch found: committed, aborted, unknown (given up at shutdown)."}, []string{"outcome"}),
+		RejectedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_rejected_requests_total",
+			Help: "remote_write requests answered 413 because they can never be written as sent, by reason: body_too_large, buffer_too_large, record_too_large, broker_too_large."}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.SamplesReceived, m.SamplesPublished, m.SamplesDropped, m.RecordsPublished, m.PublishErrors,
 			m.PublishLatency, m.BufferBytes, m.BufferCapacity, m.Requests, m.TargetUp, m.ScrapeDuration,
-			m.ScrapeSamples, m.Scrapes, m.ScrapeFailures, m.Targets, m.DuplicateRequests, m.CommitsResolved)
+			m.ScrapeSamples, m.Scrapes, m.ScrapeFailures, m.Targets, m.DuplicateRequests, m.CommitsResolved, m.RejectedRequests)
 	}
 	return m
 }

@@ -25,8 +25,22 @@ var ErrBackpressure = errors.New("ingest: publish buffer full")
 // the caller should answer 503 and retry later.
 var ErrUnavailable = errors.New("ingest: kafka unavailable")
 
-// ErrTooLarge means a batch is larger than the whole publish buffer.
+// ErrTooLarge means a request can never be written as it is: its batch is
+// larger than the whole publish buffer, or one of its samples alone makes
+// a record over publish.max_message_bytes. Retrying cannot help (413).
 var ErrTooLarge = errors.New("ingest: batch larger than the publish buffer")
+
+// ErrRecordTooLarge (an ErrTooLarge) means one sample alone encodes to a
+// record over publish.max_message_bytes.
+var ErrRecordTooLarge = fmt.Errorf("%w: record over publish.max_message_bytes", ErrTooLarge)
+
+// recordOverhead bounds what Kafka adds to a record's key and value:
+// sarama's per-record overhead (36 bytes) and the record batch header
+// (61 bytes) when the record is alone in its batch.
+const recordOverhead = 128
+
+// minMessageBytes is the smallest publish.max_message_bytes accepted.
+const minMessageBytes = 4 << 10
 
 // NewProducer returns the async producer ingest publishes with: idempotent,
 // acks=all, the configured compression, successes and errors returned.
@@ -56,7 +70,7 @@ func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) 
 	}
 	sc.Producer.Retry.Max = pc.Retries
 	sc.Producer.Retry.Backoff = pc.RetryBackoff
-	sc.Producer.MaxMessageBytes = 8 << 20
+	sc.Producer.MaxMessageBytes = pc.MaxMessageBytes
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
 	sc.Producer.Flush.Bytes = 1 << 20
 	sc.Producer.Flush.Frequency = time.Millisecond
@@ -91,6 +105,7 @@ type Publisher struct {
 	capBytes   int64
 	inflight   atomic.Int64
 	maxPer     int
+	maxMsg     int
 	retryAfter time.Duration
 	lastErr    atomic.Int64 // unix ns of the last failed record
 	lastOK     atomic.Int64 // unix ns of the last acknowledged record
@@ -142,7 +157,7 @@ func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m 
 	p := &Publisher{
 		topic: topic, m: m, log: log,
 		sem: semaphore.NewWeighted(cfg.MaxBufferBytes), capBytes: cfg.MaxBufferBytes,
-		maxPer: cfg.MaxSamplesPerRecord, retryAfter: cfg.RetryAfter,
+		maxPer: cfg.MaxSamplesPerRecord, maxMsg: cfg.MaxMessageBytes, retryAfter: cfg.RetryAfter,
 		txn: prod.IsTransactional(), newProd: newProd, closing: make(chan struct{}),
 	}
 	if p.txn && cfg.DedupRequests > 0 {
@@ -500,6 +515,33 @@ func (p *Publisher) claim(ctx context.Context, d Digest, wait time.Duration) (du
 	}
 }
 
+// encodeFitting encodes a prefix of s, up to
+// publish.max_samples_per_record samples, whose record (with key and
+// Kafka's overhead) fits in publish.max_message_bytes, and returns it and
+// how many samples it holds. It fails with ErrRecordTooLarge when even
+// one sample does not fit.
+func (p *Publisher) encodeFitting(enc *schemas.RawEncoder, entity string, s []schemas.RawSample) ([]byte, int, error) {
+	limit := p.maxMsg - recordOverhead - len(entity)
+	n := min(len(s), p.maxPer)
+	for {
+		val, err := enc.Encode(s[:n])
+		if err != nil {
+			return nil, 0, fmt.Errorf("ingest: encode entity %s: %w", entity, err)
+		}
+		if len(val) <= limit {
+			return val, n, nil
+		}
+		if n == 1 {
+			return nil, 0, fmt.Errorf("%w: one sample of entity %s (metric %q) encodes to a %d-byte record, over publish.max_message_bytes %d",
+				ErrRecordTooLarge, entity, s[0].Metric, len(val)+recordOverhead+len(entity), p.maxMsg)
+		}
+		// Shrink in proportion (records are nearly linear in samples),
+		// with a 10 % margin, by at least one sample.
+		next := int(int64(n) * int64(limit) / int64(len(val)) * 9 / 10)
+		n = max(1, min(next, n-1))
+	}
+}
+
 func (p *Publisher) publish(ctx context.Context, b *Batch, wait time.Duration, handed *bool) error {
 	if b.Len() == 0 {
 		return nil
@@ -512,11 +554,14 @@ func (p *Publisher) publish(ctx context.Context, b *Batch, wait time.Duration, h
 	var total int64
 	for _, g := range b.Groups {
 		for s := g.Samples; len(s) > 0; {
-			n := min(len(s), p.maxPer)
-			val, err := enc.Encode(s[:n])
+			val, n, err := p.encodeFitting(enc, g.Entity, s)
 			if err != nil {
-				p.encs.Put(schemas.NewRawEncoder()) // an encoder that failed may hold half a record
-				return fmt.Errorf("ingest: encode entity %s: %w", g.Entity, err)
+				if !errors.Is(err, ErrTooLarge) {
+					p.encs.Put(schemas.NewRawEncoder()) // an encoder that failed may hold half a record
+				} else {
+					p.encs.Put(enc)
+				}
+				return err
 			}
 			msgs = append(msgs, &sarama.ProducerMessage{
 				Topic: p.topic, Key: sarama.StringEncoder(g.Entity), Value: sarama.ByteEncoder(val),

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/IBM/sarama"
 	"io"
 	"log/slog"
 	"mime"
@@ -156,10 +157,14 @@ func (rc *Receiver) handle(ctx context.Context, body io.Reader, ver int, st *rwS
 		return http.StatusBadRequest, "reading body: " + err.Error(), 0
 	}
 	if int64(len(st.compressed)) > rc.maxBody {
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", rc.maxBody), 0
+		rc.m.RejectedRequests.WithLabelValues(RejectBodyTooLarge).Inc()
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than remote_write.max_request_bytes (%d bytes)", rc.maxBody), 0
 	}
 	code, msg, err = rc.decodeAndMap(ver, st)
 	if err != nil {
+		if code == http.StatusRequestEntityTooLarge {
+			rc.m.RejectedRequests.WithLabelValues(RejectBodyTooLarge).Inc()
+		}
 		return code, msg, 0
 	}
 	n := st.req.NumSamples()
@@ -169,9 +174,21 @@ func (rc *Receiver) handle(ctx context.Context, body io.Reader, ver int, st *rwS
 		case errors.Is(err, ErrBackpressure):
 			rc.m.SamplesDropped.WithLabelValues(DropBackpressure).Add(float64(st.batch.Len()))
 			return http.StatusTooManyRequests, "ingest is at capacity, retry later", 0
-		case errors.Is(err, ErrTooLarge):
+		case errors.Is(err, ErrRecordTooLarge):
+			rc.m.RejectedRequests.WithLabelValues(RejectRecordTooLarge).Inc()
 			rc.m.SamplesDropped.WithLabelValues(DropPublishFailed).Add(float64(st.batch.Len()))
 			return http.StatusRequestEntityTooLarge, err.Error(), 0
+		case errors.Is(err, ErrTooLarge):
+			rc.m.RejectedRequests.WithLabelValues(RejectBufferTooLarge).Inc()
+			rc.m.SamplesDropped.WithLabelValues(DropPublishFailed).Add(float64(st.batch.Len()))
+			return http.StatusRequestEntityTooLarge, "publish.max_buffer_bytes: " + err.Error(), 0
+		case errors.Is(err, sarama.ErrMessageSizeTooLarge):
+			// Records are cut under publish.max_message_bytes, so the
+			// broker's (or topic's) limit is lower: resending cannot help.
+			rc.m.RejectedRequests.WithLabelValues(RejectBrokerTooLarge).Inc()
+			rc.m.SamplesDropped.WithLabelValues(DropPublishFailed).Add(float64(st.batch.Len()))
+			rc.log.Warn("remote_write: Kafka refused a record as too large; lower ingest.publish.max_message_bytes to the broker's message.max.bytes", "err", err)
+			return http.StatusRequestEntityTooLarge, "kafka refused the records as larger than its message.max.bytes (set ingest.publish.max_message_bytes below it): " + err.Error(), 0
 		default:
 			rc.m.SamplesDropped.WithLabelValues(DropPublishFailed).Add(float64(st.batch.Len()))
 			rc.log.Warn("remote_write: publish failed; asking the sender to retry", "samples", st.batch.Len(), "err", err)
@@ -191,7 +208,7 @@ func (rc *Receiver) decodeAndMap(ver int, st *rwState) (int, string, error) {
 		return http.StatusBadRequest, "snappy: " + err.Error(), err
 	}
 	if int64(dl) > rc.maxBody {
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("decompressed body of %d bytes is larger than %d", dl, rc.maxBody), ErrTooLarge
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("decompressed body of %d bytes is larger than remote_write.max_request_bytes (%d)", dl, rc.maxBody), ErrTooLarge
 	}
 	// The decoded strings point into st.body; st returns to the pool only
 	// after Publish has encoded (copied) every sample.

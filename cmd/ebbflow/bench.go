@@ -10,10 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/klauspost/compress/snappy"
 	"github.com/spf13/cobra"
 
 	"github.com/ebbflow/ebbflow/ingest"
+	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -26,6 +28,9 @@ func newBenchCmd(*globals) *cobra.Command {
 		duration                  time.Duration
 		series, labels, conc, per int
 		v2                        bool
+		churn                     float64
+		brokers                   []string
+		topic                     string
 	)
 	ingestCmd := &cobra.Command{
 		Use:   "ingest",
@@ -34,24 +39,32 @@ func newBenchCmd(*globals) *cobra.Command {
 Triton/cAdvisor/DCGM metric names spread over 40 pods) from --concurrency
 workers for --duration, and reports the samples acknowledged with 2xx per
 second, plus how many requests were pushed back (429/503) or refused.
-Works against any remote_write receiver, not only ebbflow's.`,
+Works against any remote_write receiver, not only ebbflow's.
+
+Every request is distinct, as a real Prometheus' are: each worker is a
+shard with its own series (its own pods), every request carries new
+timestamps (strictly increasing per series) and new values, and after
+every request a --churn fraction of the worker's series is replaced by
+series of new pods (rollouts). A receiver that deduplicates resends
+therefore writes every request; the figure is ingest, not its dedup path.
+
+With --brokers, it also reads back (read_committed) every record written
+to --topic during the run and reports the samples delivered there (rows
+after ingest's mapping; anything else writing to the topic meanwhile is
+counted too).`,
 		Example: `  ebbflow bench ingest --url http://127.0.0.1:9201/api/v1/write --duration 30s --series 2000`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			bodies := make([][]byte, 16)
-			for i := range bodies {
-				ss := benchSeries(series, labels, per, time.Now().UnixMilli()+int64(i))
-				var raw []byte
-				if v2 {
-					raw = ingest.AppendWriteRequestV2(nil, ss)
-				} else {
-					raw = ingest.AppendWriteRequestV1(nil, ss)
-				}
-				bodies[i] = snappy.Encode(nil, raw)
-			}
 			ct := "application/x-protobuf"
 			if v2 {
 				ct += ";proto=" + ingest.ProtoMsgV2
+			}
+			var marks *topicMarks
+			if len(brokers) > 0 {
+				var err error
+				if marks, err = markTopic(brokers, topic); err != nil {
+					return err
+				}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), duration)
 			defer cancel()
@@ -63,8 +76,10 @@ Works against any remote_write receiver, not only ebbflow's.`,
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					for i := w; ctx.Err() == nil; i++ {
-						req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i%len(bodies)]))
+					gen := newRequestGen(w, series, labels, per, churn, v2)
+					for ctx.Err() == nil {
+						body := gen.next()
+						req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 						req.Header.Set("Content-Type", ct)
 						req.Header.Set("Content-Encoding", "snappy")
 						req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
@@ -92,9 +107,17 @@ Works against any remote_write receiver, not only ebbflow's.`,
 			}
 			wg.Wait()
 			el := time.Since(start).Seconds()
-			fmt.Fprintf(cmd.OutOrStdout(), "url=%s duration=%.1fs series=%d labels=%d samples/series=%d concurrency=%d\n", url, el, series, labels, per, conc)
+			fmt.Fprintf(cmd.OutOrStdout(), "url=%s duration=%.1fs series=%d labels=%d samples/series=%d concurrency=%d churn=%g distinct_requests=true\n", url, el, series, labels, per, conc, churn)
 			fmt.Fprintf(cmd.OutOrStdout(), "requests=%d acknowledged_samples=%d acknowledged_samples_per_s=%.0f pushed_back=%d failed=%d\n",
 				reqs.Load(), acked.Load(), float64(acked.Load())/el, pushedBack.Load(), failed.Load())
+			if marks != nil {
+				recs, samples, err := marks.delivered()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "topic=%s delivered_records=%d delivered_samples=%d delivered_samples_per_s=%.0f\n",
+					topic, recs, samples, float64(samples)/el)
+			}
 			if acked.Load() == 0 {
 				return fmt.Errorf("bench ingest: no request to %s was acknowledged", url)
 			}
@@ -109,8 +132,86 @@ Works against any remote_write receiver, not only ebbflow's.`,
 	f.IntVar(&per, "samples-per-series", 1, "samples per series per request")
 	f.IntVar(&conc, "concurrency", 4, "requests in flight (Prometheus shards)")
 	f.BoolVar(&v2, "v2", false, "send remote_write 2.0 requests")
+	f.StringSliceVar(&brokers, "brokers", nil, "Kafka bootstrap brokers: read back what was delivered to --topic (empty: skip)")
+	f.StringVar(&topic, "topic", kafkax.DefaultConfig().Topics().Name(schemas.TopicMetricsRaw), "metrics.raw topic to read back with --brokers")
+	f.Float64Var(&churn, "churn", 0.01, "fraction of a worker's series replaced by new pods' series after each request")
 	cmd.AddCommand(ingestCmd)
 	return cmd
+}
+
+// requestGen builds one worker's distinct requests.
+type requestGen struct {
+	ss         []ingest.Series
+	worker     int
+	per        int
+	churn      float64
+	v2         bool
+	reqs       int   // requests built so far
+	pods       int   // pods created by churn so far
+	lastTs     int64 // timestamp of the last request's first sample
+	raw, out   []byte
+	churnCarry float64
+}
+
+func newRequestGen(worker, series, labels, per int, churn float64, v2 bool) *requestGen {
+	ss := benchSeries(series, labels, per, 0)
+	for i := range ss {
+		setLabel(&ss[i], "pod", fmt.Sprintf("svc%d-w%d-7d9f8c6b5d-x2k%02d", i%40, worker, i%97))
+	}
+	return &requestGen{ss: ss, worker: worker, per: per, churn: churn, v2: v2}
+}
+
+// next returns the next request body: new timestamps (at least 1 ms after
+// the previous request's last sample, wall clock otherwise) and values,
+// and, after it, some series moved to new pods.
+func (g *requestGen) next() []byte {
+	ts := time.Now().UnixMilli()
+	if ts <= g.lastTs {
+		ts = g.lastTs + 1
+	}
+	g.lastTs = ts + int64(g.per-1)*15000
+	for i := range g.ss {
+		for k := range g.ss[i].Samples {
+			g.ss[i].Samples[k] = ingest.Sample{TimestampMs: ts + int64(k)*15000,
+				Value: float64(i) + float64(g.reqs)*0.5 + float64(k)}
+		}
+	}
+	if g.v2 {
+		g.raw = ingest.AppendWriteRequestV2(g.raw[:0], g.ss)
+	} else {
+		g.raw = ingest.AppendWriteRequestV1(g.raw[:0], g.ss)
+	}
+	g.out = snappy.Encode(g.out[:cap(g.out)], g.raw)
+	body := append([]byte(nil), g.out...) // the request may still be read after next returns
+	g.reqs++
+	g.churnCarry += g.churn * float64(len(g.ss))
+	for ; g.churnCarry >= 1; g.churnCarry-- {
+		i := (g.pods * 7919) % len(g.ss)
+		g.pods++
+		setLabel(&g.ss[i], "pod", fmt.Sprintf("svc%d-w%d-7d9f8c6b5d-%s", i%40, g.worker, podSuffix(g.pods)))
+	}
+	return body
+}
+
+// podSuffix is the n-th 5-character pod name suffix, in Kubernetes'
+// alphabet for generated names.
+func podSuffix(n int) string {
+	const alphabet = "bcdfghjklmnpqrstvwxz2456789"
+	var b [5]byte
+	for i := range b {
+		b[i] = alphabet[n%len(alphabet)]
+		n /= len(alphabet)
+	}
+	return string(b[:])
+}
+
+func setLabel(s *ingest.Series, name, value string) {
+	for j := range s.Labels {
+		if s.Labels[j].Name == name {
+			s.Labels[j].Value = value
+			return
+		}
+	}
 }
 
 // benchSeries builds series whose names the default rules map, over 40
@@ -138,4 +239,85 @@ func benchSeries(n, nLabels, per int, ts int64) []ingest.Series {
 		out[i] = s
 	}
 	return out
+}
+
+// topicMarks records the newest offset of every partition of a topic, so
+// that what was written after can be read back.
+type topicMarks struct {
+	client sarama.Client
+	topic  string
+	start  map[int32]int64
+}
+
+func markTopic(brokers []string, topic string) (*topicMarks, error) {
+	kc := kafkax.DefaultConfig()
+	kc.Brokers = brokers
+	sc, err := kc.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	client, err := sarama.NewClient(brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("bench ingest: connect to %v: %w", brokers, err)
+	}
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("bench ingest: partitions of %s: %w", topic, err)
+	}
+	m := &topicMarks{client: client, topic: topic, start: map[int32]int64{}}
+	for _, p := range parts {
+		if m.start[p], err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+			client.Close()
+			return nil, fmt.Errorf("bench ingest: offset of %s/%d: %w", topic, p, err)
+		}
+	}
+	return m, nil
+}
+
+// delivered reads, read_committed, every record written to the topic since
+// markTopic and counts the samples (rows) they hold.
+func (m *topicMarks) delivered() (records, samples int64, err error) {
+	defer m.client.Close()
+	cons, err := sarama.NewConsumerFromClient(m.client)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cons.Close()
+	var buf []schemas.RawSample
+	for p, from := range m.start {
+		end, err := m.client.GetOffset(m.topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return records, samples, fmt.Errorf("bench ingest: offset of %s/%d: %w", m.topic, p, err)
+		}
+		if end <= from {
+			continue
+		}
+		pc, err := cons.ConsumePartition(m.topic, p, from)
+		if err != nil {
+			return records, samples, fmt.Errorf("bench ingest: read %s/%d: %w", m.topic, p, err)
+		}
+		// Transaction markers and aborted records are not delivered, so
+		// the last record may sit before end-1: stop when idle.
+	read:
+		for {
+			select {
+			case msg := <-pc.Messages():
+				if buf, err = schemas.DecodeRaw(buf[:0], msg.Value); err != nil {
+					pc.Close()
+					return records, samples, fmt.Errorf("bench ingest: %s/%d@%d: %w", m.topic, p, msg.Offset, err)
+				}
+				records++
+				samples += int64(len(buf))
+				if msg.Offset >= end-1 {
+					break read
+				}
+			case <-time.After(3 * time.Second):
+				break read
+			}
+		}
+		pc.Close()
+	}
+	return records, samples, nil
 }

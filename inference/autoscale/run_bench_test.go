@@ -129,8 +129,8 @@ func BenchmarkRunOnKfake(b *testing.B) {
 	b.StopTimer()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(q(0.5), "p50_ms")
-	b.ReportMetric(q(0.99), "p99_ms")
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(float64(len(lat))/total.Seconds(), "decisions/s")
 	b.ReportMetric(q(0.99)/15000, "p99/hpa_15s")
 	// Baseline in the same run: producing the burst of windows alone.
