@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -97,6 +98,9 @@ type Config struct {
 	ScrapeInterval time.Duration
 	// Services are the simulated workloads.
 	Services []Service
+	// Mixing, when set, puts the nodes in pools of one node group and
+	// runs a stream of training jobs on the offline ones (mixing.go).
+	Mixing *Mixing
 }
 
 func (c Config) validate() error {
@@ -136,6 +140,7 @@ type Sim struct {
 	nodes    []string
 	seq      int
 	scraped  map[string]int64 // pod key → the step it was last scraped at
+	mix      *mixState        // nil without Config.Mixing
 }
 
 type service struct {
@@ -179,6 +184,7 @@ type pod struct {
 	node      string
 	created   time.Time
 	readyAt   time.Time // zero while unscheduled
+	dcgmNode  string    // set on a node's DCGM exporter pod (mixing only)
 	ready     bool
 	handler   http.Handler
 	success   float64
@@ -228,6 +234,11 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 	s := &Sim{cfg: cfg, ln: ln, now: cfg.Start, pods: map[string]*pod{}, gpusUsed: map[string]int{}, scraped: map[string]int64{}}
 	s.cs = fake.NewClientset()
 	installScaleReactors(s.cs)
+	if cfg.Mixing != nil {
+		s.mix = &mixState{cfg: *cfg.Mixing, view: map[string]nodeView{}, running: map[int]*runningJob{},
+			podJob: map[string]int{}, trainOn: map[string]int{}, pendMin: cfg.Start.Truncate(time.Minute)}
+		installEvictionReactor(s.cs, s.mix)
+	}
 	if err := s.seed(ctx); err != nil {
 		ln.Close()
 		return nil, err
@@ -280,8 +291,18 @@ func (s *Sim) seed(ctx context.Context) error {
 				Addresses:   []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
 			},
 		}
+		if s.mix != nil {
+			maps.Copy(n.Labels, s.mix.poolLabels(i))
+			s.mix.view[name] = nodeView{pool: n.Labels[LabelPool]}
+		}
 		if _, err := s.cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("sim: create node %s: %w", name, err)
+		}
+	}
+	if s.mix != nil {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: TrainingNamespace}}
+		if _, err := s.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("sim: create namespace %s: %w", TrainingNamespace, err)
 		}
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.cfg.Namespace}}
@@ -318,6 +339,19 @@ func (s *Sim) seed(ctx context.Context) error {
 	s.ksm = &pod{name: KSMName + "-" + podHash(KSMName, 10) + "-" + podHash("ksm-pod", 5), ns: KSMNamespace, created: s.now, ready: true, readyAt: s.now, node: s.nodes[0]}
 	s.ksm.handler = s.podHandler(s.ksm)
 	s.pods[s.ksm.key()] = s.ksm
+	if s.mix != nil {
+		// A DCGM exporter per node reports the GPUs no inference pod
+		// holds (the pods report their own), so a node's mean gpu_util
+		// counts its idle GPUs.
+		for _, n := range s.nodes {
+			p := &pod{name: "dcgm-exporter-" + podHash(n, 5), ns: KSMNamespace, created: s.now, ready: true, readyAt: s.now, node: n, dcgmNode: n}
+			p.handler = s.podHandler(p)
+			s.pods[p.key()] = p
+			if err := s.createPod(ctx, p); err != nil {
+				return err
+			}
+		}
+	}
 	return s.createPod(ctx, s.ksm)
 }
 
@@ -394,6 +428,9 @@ func (s *Sim) newPod(sv *service) *pod {
 func (s *Sim) schedule(p *pod) {
 	best, free := "", 0
 	for _, n := range s.nodes {
+		if !s.canServe(n) {
+			continue
+		}
 		if f := s.cfg.GPUsPerNode - s.gpusUsed[n]; f > free {
 			best, free = n, f
 		}
@@ -435,9 +472,16 @@ func (s *Sim) podObject(p *pod) *corev1.Pod {
 			o.Spec = *p.svc.template.DeepCopy()
 		}
 		o.Spec.NodeName = p.node
+		if s.mix != nil {
+			o.Labels[LabelWorkload] = "inference"
+			o.Spec.NodeSelector = map[string]string{LabelNodeGroup: s.mix.cfg.Group}
+		}
 	}
 	if s.cfg.ScrapeInterval > 0 {
 		o.Annotations[AnnotationInterval] = s.cfg.ScrapeInterval.String()
+	}
+	if p.node == "" && p.svc != nil && s.mix != nil {
+		o.Status.Conditions = append(o.Status.Conditions, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable})
 	}
 	if p.node != "" {
 		o.Status.HostIP = "127.0.0.1"
@@ -511,6 +555,11 @@ func (s *Sim) Step(ctx context.Context) error {
 	s.now = s.now.Add(s.cfg.Step)
 	s.steps++
 	var errs []error
+	if s.mix != nil {
+		if err := s.refreshMixing(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, sv := range s.services {
 		if !sv.adopted {
 			ok, err := s.adopt(ctx, sv)
@@ -531,6 +580,12 @@ func (s *Sim) Step(ctx context.Context) error {
 		if err := s.updateStatus(ctx, sv); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if s.mix != nil {
+		if err := s.stepTraining(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		s.judgePending()
 	}
 	return errors.Join(errs...)
 }

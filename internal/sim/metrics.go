@@ -50,6 +50,10 @@ type podCollector struct {
 }
 
 func (c podCollector) Describe(ch chan<- *prometheus.Desc) {
+	if c.p.dcgmNode != "" {
+		ch <- descGPUUtil
+		return
+	}
 	if c.p.svc == nil {
 		for _, d := range []*prometheus.Desc{descKSMAvailable, descKSMSpec, descKSMReplicas, descKSMPhase} {
 			ch <- d
@@ -67,6 +71,10 @@ func (c podCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.s.now
 	emit := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
 		ch <- prometheus.NewMetricWithTimestamp(now, prometheus.MustNewConstMetric(d, t, v, labels...))
+	}
+	if c.p.dcgmNode != "" {
+		c.s.collectIdleGPUs(c.p.dcgmNode, emit)
+		return
 	}
 	if c.p.svc == nil {
 		c.s.collectKSM(emit)
@@ -148,4 +156,18 @@ func (s *Sim) Steps() int64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.steps
+}
+
+// collectIdleGPUs reports the GPUs of a node that no inference pod holds,
+// as the node's DCGM exporter does for GPUs without a pod: 0 % when idle,
+// 100 % while a training job holds the node. The caller holds s.mu.
+func (s *Sim) collectIdleGPUs(node string, emit func(*prometheus.Desc, prometheus.ValueType, float64, ...string)) {
+	v := 0.0
+	if _, ok := s.mix.trainOn[node]; ok {
+		v = 100
+	}
+	for g := s.gpusUsed[node]; g < s.cfg.GPUsPerNode; g++ {
+		uuid := "GPU-" + podHash(node, 8) + "-" + podHash(fmt.Sprintf("%s/%d", node, g), 4)
+		emit(descGPUUtil, prometheus.GaugeValue, v, fmt.Sprint(g), uuid, fmt.Sprintf("nvidia%d", g), gpuModel, node, "", "", "")
+	}
 }

@@ -217,6 +217,9 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 			log.Warn("dev: no vs-HPA comparison", "service", st.Entity, "err", err)
 		}
 	}
+	if d.NodeGroup != "" {
+		s.Mixing = &MixingSummary{Group: d.NodeGroup, Flips: ev.Nodes, Sim: cluster.MixingStats()}
+	}
 	if finished || ctx.Err() != nil {
 		s.Print(out)
 	}
@@ -300,6 +303,13 @@ func simConfig(cfg wire.Config, opts Options, start time.Time, scrapeEvery time.
 	}
 	if d.LaunchAfter > 0 {
 		sc.Services = append(sc.Services, launchedService(d))
+	}
+	if d.NodeGroup != "" {
+		m, err := simMixing(d)
+		if err != nil {
+			return sc, err
+		}
+		sc.Mixing = m
 	}
 	return sc, nil
 }

@@ -62,6 +62,15 @@ func devConfig(cfg wire.Config, scrapeEvery time.Duration) wire.Config {
 	cfg.Servers.DecisionTTL = max(cfg.Servers.DecisionTTL, cfg.Autoscale.DecisionTTL)
 	// mixing: the node actuator, too, acts as the fake clientset itself.
 	cfg.Mixing.Actuator.Impersonate = ""
+	// Its loops tick on the wall clock: once per simulated minute, and
+	// the handovers advance at every scrape; the decider reads the
+	// simulated clock (wire.Env.Clock).
+	cfg.Mixing.Interval = time.Duration(float64(scrapeEvery) * float64(time.Minute) / float64(d.Step))
+	cfg.Mixing.Actuator.ReconcileInterval = scrapeEvery
+	// As for autoscale's TTL: at --speed max the newest window may lag
+	// the simulated clock by max_lag, a window and a step; a reading that
+	// old is not stale, and calling it so would reset the dwell clock.
+	cfg.Mixing.StaleAfter = max(cfg.Mixing.StaleAfter, d.MaxLag+2*d.Step+time.Minute)
 	return cfg
 }
 

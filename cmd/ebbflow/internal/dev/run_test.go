@@ -21,13 +21,22 @@ import (
 // as a library call, with a deterministic simulated start.
 func runDev(t *testing.T, d time.Duration, opts Options, tweak func(c *wire.DevConfig)) (Summary, string) {
 	t.Helper()
-	cfg := testConfig(t)
+	return runDevCfg(t, testConfig(t), d, opts, func(c *wire.Config) {
+		if tweak != nil {
+			tweak(&c.Dev)
+		}
+	})
+}
+
+// runDevCfg is runDev with the whole configuration to tweak.
+func runDevCfg(t *testing.T, cfg wire.Config, d time.Duration, opts Options, tweak func(c *wire.Config)) (Summary, string) {
+	t.Helper()
 	// One state a simulated minute keeps a run of hours within a couple
 	// of minutes of wall time on a busy machine.
 	cfg.Dev.Step = 60 * time.Second
 	cfg.Dev.StartupDelay = 90 * time.Second
 	if tweak != nil {
-		tweak(&cfg.Dev)
+		tweak(&cfg)
 	}
 	opts.Speed, opts.For, opts.Headless = "max", d, true
 	opts.Start = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC).Add(time.Duration(cfg.Dev.StartHour * float64(time.Hour)))

@@ -39,6 +39,8 @@ type Summary struct {
 	// Servers are the inference decisions (model servers launched,
 	// updated, retired) with the outcome of each, in decision order.
 	Servers []ServerEvent
+	// Mixing is the node-mixing section; nil without dev.node_group.
+	Mixing *MixingSummary
 }
 
 // ServerEvent is one inference decision and what the actuator did.
@@ -250,6 +252,9 @@ func (s Summary) Print(w io.Writer) {
 		d := e.Decision
 		fmt.Fprintf(w, "model server: %s %s v%d at +%s (%s): %s → %s\n", d.Action, d.Model.Name, d.Model.Version,
 			time.UnixMilli(d.AtMs).Sub(s.Start).Round(time.Second), d.Reason.Trigger, d.Reason.Summary, orDash(e.Outcome))
+	}
+	if s.Mixing != nil {
+		s.Mixing.print(w, s.Start)
 	}
 }
 

@@ -28,6 +28,7 @@ type tap struct {
 	forecasts []schemas.Forecast
 	decisions []schemas.ScaleDecision
 	inference []schemas.InferenceDecision
+	nodes     []schemas.NodesDecision
 	others    int // decisions of other kinds
 	actions   []schemas.Action
 	dead      int
@@ -176,6 +177,11 @@ func (t *tap) add(base string, m *sarama.ConsumerMessage) {
 			if d, err = schemas.Decode[schemas.InferenceDecision](m.Value); err == nil {
 				t.inference = append(t.inference, d)
 			}
+		case schemas.NodesDecision{}.EventType():
+			var d schemas.NodesDecision
+			if d, err = schemas.Decode[schemas.NodesDecision](m.Value); err == nil {
+				t.nodes = append(t.nodes, d)
+			}
 		default:
 			t.others++
 		}
@@ -242,7 +248,13 @@ func (t *tap) newestWindowEnd() time.Time {
 func (t *tap) unactioned() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.decisions) + len(t.inference) - len(t.actions)
+	n := len(t.decisions) + len(t.inference)
+	for _, a := range t.actions {
+		if a.DecisionKind != schemas.DecisionNodes { // node handovers report several steps
+			n--
+		}
+	}
+	return n
 }
 
 // drain waits until no message has arrived for quiet, or max passes.
@@ -265,6 +277,7 @@ type events struct {
 	Forecasts []schemas.Forecast
 	Decisions []schemas.ScaleDecision
 	Inference []schemas.InferenceDecision
+	Nodes     []schemas.NodesDecision
 	Actions   []schemas.Action
 	Dead, Bad int
 }
@@ -277,6 +290,7 @@ func (t *tap) snapshot() events {
 		Forecasts: append([]schemas.Forecast(nil), t.forecasts...),
 		Decisions: append([]schemas.ScaleDecision(nil), t.decisions...),
 		Inference: append([]schemas.InferenceDecision(nil), t.inference...),
+		Nodes:     append([]schemas.NodesDecision(nil), t.nodes...),
 		Actions:   append([]schemas.Action(nil), t.actions...),
 		Dead:      t.dead, Bad: t.bad,
 	}
@@ -297,6 +311,7 @@ func (t *tap) snapshot() events {
 		return a.StartMs < b.StartMs
 	})
 	sort.SliceStable(ev.Decisions, func(i, j int) bool { return ev.Decisions[i].AtMs < ev.Decisions[j].AtMs })
+	sort.SliceStable(ev.Nodes, func(i, j int) bool { return ev.Nodes[i].AtMs < ev.Nodes[j].AtMs })
 	sort.SliceStable(ev.Actions, func(i, j int) bool { return ev.Actions[i].AtMs < ev.Actions[j].AtMs })
 	return ev
 }

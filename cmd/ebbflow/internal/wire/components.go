@@ -185,8 +185,12 @@ var Mixing = Component{Name: "mixing", Run: func(ctx context.Context, e *Env) er
 	if err != nil {
 		return err
 	}
+	var now func() time.Time
+	if e.Clock != nil {
+		now = e.Clock.Now // dev: the simulated clock
+	}
 	return mixing.Run(ctx, e.Cfg.Mixing, mixing.Deps{Kafka: e.Cfg.Kafka, Cluster: e.Cfg.Kubernetes.Cluster, Kube: cs,
-		JetStream: e.JetStream, Log: e.Log, Registerer: e.Reg})
+		JetStream: e.JetStream, Log: e.Log, Registerer: e.Reg, Now: now})
 }}
 
 // Servers watches the model store and decides to launch, update and

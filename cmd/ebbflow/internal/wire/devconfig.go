@@ -62,6 +62,19 @@ type DevConfig struct {
 	// LaunchLoad is the launched server's offered load, in multiples of
 	// capacity_rps (so it needs more than one replica).
 	LaunchLoad float64 `yaml:"launch_load"`
+	// NodeGroup, when set, puts the simulated nodes in one node group of
+	// that name with pools (docs/mixing.md): OfflineNodes of them start
+	// offline, the rest online, and a stream of training jobs shaped by
+	// the Philly trace in TracesDir runs on the offline ones, so the
+	// mixing decider and the node actuator have nodes to move. Empty: no
+	// pools, every node serves inference.
+	NodeGroup    string `yaml:"node_group"`
+	OfflineNodes int    `yaml:"offline_nodes"`
+	// TracesDir holds philly_node_sequence.csv (relative paths are looked
+	// up from the working directory upwards).
+	TracesDir string `yaml:"traces_dir"`
+	// TrainingSeed seeds the generated training jobs.
+	TrainingSeed uint64 `yaml:"training_seed"`
 }
 
 // DefaultDevConfig returns the documented defaults (`ebbflow config defaults`).
@@ -89,6 +102,8 @@ func DefaultDevConfig() DevConfig {
 		MaxLag:          3 * time.Minute,
 		LaunchAfter:     10 * time.Minute,
 		LaunchLoad:      2.5,
+		TracesDir:       "../shared/traces",
+		TrainingSeed:    1,
 	}
 }
 
@@ -133,6 +148,10 @@ func (c DevConfig) Validate() error {
 		return errors.New("latency_slo_ms: must be positive")
 	case c.StartHour < 0 || c.StartHour >= 24:
 		return errors.New("start_hour: must be in [0, 24)")
+	case c.OfflineNodes < 0 || (c.NodeGroup != "" && c.OfflineNodes >= c.Nodes):
+		return fmt.Errorf("offline_nodes: %d is not 0..nodes-1", c.OfflineNodes)
+	case c.NodeGroup != "" && c.TracesDir == "":
+		return errors.New("traces_dir: must be set with node_group")
 	case c.MaxLag < c.Step:
 		return errors.New("max_lag: must be at least step")
 	}
