@@ -197,7 +197,16 @@ func fingerprint(t *testing.T, kube kubernetes.Interface, ns, model string) stri
 			mine = append(mine, fmt.Sprintf("%s@%v", mf.Operation, mf.Time))
 		}
 	}
-	out := fmt.Sprintf("gen %d labels %v annotations %v managed %v / svc %s", d.Generation, d.Labels, d.Annotations, mine, s.ResourceVersion)
+	// kube-controller-manager's deployment controller writes its own
+	// deployment.kubernetes.io/ annotations (the revision); they are not
+	// ebbflow's to change and may appear at any time.
+	ann := map[string]string{}
+	for k, v := range d.Annotations {
+		if !strings.HasPrefix(k, "deployment.kubernetes.io/") {
+			ann[k] = v
+		}
+	}
+	out := fmt.Sprintf("gen %d labels %v annotations %v managed %v / svc %s", d.Generation, d.Labels, ann, mine, s.ResourceVersion)
 	for _, c := range cms.Items {
 		out += "/" + c.Name + "@" + c.ResourceVersion
 	}

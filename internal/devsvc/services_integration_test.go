@@ -32,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -612,9 +613,18 @@ func TestKubeActuatorRBAC(t *testing.T) {
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
 		t.Fatalf("deployment spec.replicas = %v, want 3", d.Spec.Replicas)
 	}
-	// update (not just patch) through the scale subresource works too.
-	sc.Spec.Replicas = 2
-	if _, err := actuator.AppsV1().Deployments(ns).UpdateScale(ctx, name, sc, metav1.UpdateOptions{}); err != nil {
+	// update (not just patch) through the scale subresource works too. The
+	// deployment controller writes the object too (status, revision), so an
+	// update read before it may conflict: read again and retry, as a client must.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		sc, err := actuator.AppsV1().Deployments(ns).GetScale(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		sc.Spec.Replicas = 2
+		_, err = actuator.AppsV1().Deployments(ns).UpdateScale(ctx, name, sc, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatalf("actuator update scale: %v", err)
 	}
 
