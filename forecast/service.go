@@ -69,11 +69,12 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("forecast: %w", err)
 	}
+	// The composition root hands in a logger that already names the
+	// component; name it only on the default one.
 	log := deps.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.Default().With("component", "forecast")
 	}
-	log = log.With("component", "forecast")
 	if deps.Instance == "" {
 		h, _ := os.Hostname()
 		deps.Instance = h

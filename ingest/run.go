@@ -61,11 +61,12 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("ingest: config: %w", err)
 	}
+	// The composition root hands in a logger that already names the
+	// component; name it only on the default one.
 	log := deps.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.Default().With("component", "ingest")
 	}
-	log = log.With("component", "ingest")
 	mapper, err := NewMapper(cfg.AllRules(), deps.Cluster, cfg.Unmatched)
 	if err != nil {
 		return fmt.Errorf("ingest: rules: %w", err)
