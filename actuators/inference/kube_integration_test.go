@@ -3,7 +3,6 @@
 package inference
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,17 +14,15 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
 	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/inference/servers"
+	"github.com/ebbflow/ebbflow/internal/cluster"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -61,7 +58,7 @@ func setup(t *testing.T) clients {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"00-namespace.yaml", "actuator.yaml", "inference.yaml"} {
-		if err := applyManifest(context.Background(), admin, filepath.Join("..", "..", "deploy", "rbac", f)); err != nil {
+		if err := cluster.ApplyManifestFile(context.Background(), admin, filepath.Join("..", "..", "deploy", "rbac", f)); err != nil {
 			t.Fatalf("apply deploy/rbac/%s: %v", f, err)
 		}
 	}
@@ -87,67 +84,6 @@ func setup(t *testing.T) clients {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return clients{admin: admin, actuator: actuator, handler: handler, rc: arc}
-}
-
-// applyManifest creates or updates the objects of one deploy/rbac file.
-func applyManifest(ctx context.Context, cs kubernetes.Interface, path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	dec := scheme.Codecs.UniversalDeserializer()
-	for i, doc := range bytes.Split(b, []byte("\n---")) {
-		var lines []string
-		for _, l := range strings.Split(string(doc), "\n") {
-			if !strings.HasPrefix(strings.TrimSpace(l), "#") {
-				lines = append(lines, l)
-			}
-		}
-		if strings.TrimSpace(strings.Join(lines, "")) == "" {
-			continue
-		}
-		obj, _, err := dec.Decode(doc, nil, nil)
-		if err != nil {
-			return fmt.Errorf("doc %d: %w", i, err)
-		}
-		if err := createOrUpdate(ctx, cs, obj); err != nil {
-			return fmt.Errorf("doc %d: %w", i, err)
-		}
-	}
-	return nil
-}
-
-func createOrUpdate(ctx context.Context, cs kubernetes.Interface, obj runtime.Object) error {
-	c, u := metav1.CreateOptions{}, metav1.UpdateOptions{}
-	var err error
-	switch o := obj.(type) {
-	case *corev1.Namespace:
-		_, err = cs.CoreV1().Namespaces().Create(ctx, o, c)
-	case *corev1.ServiceAccount:
-		_, err = cs.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, c)
-	case *rbacv1.ClusterRole:
-		if _, err = cs.RbacV1().ClusterRoles().Create(ctx, o, c); apierrors.IsAlreadyExists(err) {
-			_, err = cs.RbacV1().ClusterRoles().Update(ctx, o, u)
-		}
-	case *rbacv1.ClusterRoleBinding:
-		if _, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, o, c); apierrors.IsAlreadyExists(err) {
-			_, err = cs.RbacV1().ClusterRoleBindings().Update(ctx, o, u)
-		}
-	case *rbacv1.Role:
-		if _, err = cs.RbacV1().Roles(o.Namespace).Create(ctx, o, c); apierrors.IsAlreadyExists(err) {
-			_, err = cs.RbacV1().Roles(o.Namespace).Update(ctx, o, u)
-		}
-	case *rbacv1.RoleBinding:
-		if _, err = cs.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, c); apierrors.IsAlreadyExists(err) {
-			_, err = cs.RbacV1().RoleBindings(o.Namespace).Update(ctx, o, u)
-		}
-	default:
-		return fmt.Errorf("unsupported kind %T", obj)
-	}
-	if apierrors.IsAlreadyExists(err) {
-		return nil
-	}
-	return err
 }
 
 // uniqueSpec is a testdata spec renamed to a name unique to this run.

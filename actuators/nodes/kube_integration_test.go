@@ -3,7 +3,6 @@
 package nodes
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -16,15 +15,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
+	"github.com/ebbflow/ebbflow/internal/cluster"
 	"github.com/ebbflow/ebbflow/schemas"
 	"github.com/ebbflow/ebbflow/training/mixing"
 )
@@ -85,7 +83,7 @@ func clients(t *testing.T) kubeClients {
 	// that bound the node role to ebbflow-actuator) gets this file's
 	// subjects.
 	for _, f := range []string{"00-namespace.yaml", "actuator.yaml", "node-actuator.yaml"} {
-		if err := applyFile(context.Background(), admin, filepath.Join("../../deploy/rbac", f)); err != nil {
+		if err := cluster.ApplyManifestFile(context.Background(), admin, filepath.Join("../../deploy/rbac", f)); err != nil {
 			t.Fatalf("apply %s: %v", f, err)
 		}
 	}
@@ -108,58 +106,6 @@ func clients(t *testing.T) kubeClients {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return c
-}
-
-// applyFile creates or updates the RBAC objects of one manifest file.
-func applyFile(ctx context.Context, cs kubernetes.Interface, path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	for i, doc := range bytes.Split(b, []byte("\n---")) {
-		var lines [][]byte
-		for _, l := range bytes.Split(doc, []byte("\n")) {
-			if !bytes.HasPrefix(bytes.TrimSpace(l), []byte("#")) {
-				lines = append(lines, l)
-			}
-		}
-		doc = bytes.Join(lines, []byte("\n"))
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
-		if err != nil {
-			return fmt.Errorf("doc %d: %w", i, err)
-		}
-		switch o := obj.(type) {
-		case *corev1.Namespace:
-			_, err = cs.CoreV1().Namespaces().Create(ctx, o, metav1.CreateOptions{})
-		case *corev1.ServiceAccount:
-			_, err = cs.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.ClusterRole:
-			if _, err = cs.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
-				_, err = cs.RbacV1().ClusterRoles().Update(ctx, o, metav1.UpdateOptions{})
-			}
-		case *rbacv1.ClusterRoleBinding:
-			if _, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
-				_, err = cs.RbacV1().ClusterRoleBindings().Update(ctx, o, metav1.UpdateOptions{})
-			}
-		case *rbacv1.Role:
-			if _, err = cs.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
-				_, err = cs.RbacV1().Roles(o.Namespace).Update(ctx, o, metav1.UpdateOptions{})
-			}
-		case *rbacv1.RoleBinding:
-			if _, err = cs.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
-				_, err = cs.RbacV1().RoleBindings(o.Namespace).Update(ctx, o, metav1.UpdateOptions{})
-			}
-		default:
-			return fmt.Errorf("doc %d: kind %T not handled", i, obj)
-		}
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("doc %d: %w", i, err)
-		}
-	}
-	return nil
 }
 
 // world is one test's namespace and nodes on the real API server.

@@ -3,11 +3,9 @@
 package scale
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,16 +16,14 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
 	"github.com/ebbflow/ebbflow/actuators"
+	"github.com/ebbflow/ebbflow/internal/cluster"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -57,82 +53,10 @@ func kubeClients(t *testing.T) (admin, actuator kubernetes.Interface) {
 	}
 	admin = mk(mustEnv(t, "EBBFLOW_TEST_KUBE_ADMIN_TOKEN"))
 	actuator = mk(mustEnv(t, "EBBFLOW_TEST_KUBE_ACTUATOR_TOKEN"))
-	if err := ApplyManifests(context.Background(), admin, "../../deploy/rbac"); err != nil {
+	if err := cluster.ApplyManifestDir(context.Background(), admin, "../../deploy/rbac"); err != nil {
 		t.Fatalf("apply deploy/rbac: %v", err)
 	}
 	return admin, actuator
-}
-
-// ApplyManifests creates or updates every object in dir/*.yaml (the kinds
-// deploy/rbac uses) through client-go.
-func ApplyManifests(ctx context.Context, cs kubernetes.Interface, dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no manifests in %s: %v", dir, err)
-	}
-	dec := scheme.Codecs.UniversalDeserializer()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		for i, doc := range bytes.Split(b, []byte("\n---")) {
-			if len(bytes.TrimSpace(stripComments(doc))) == 0 {
-				continue
-			}
-			obj, _, err := dec.Decode(doc, nil, nil)
-			if err != nil {
-				return fmt.Errorf("%s doc %d: %w", f, i, err)
-			}
-			if err := apply(ctx, cs, obj); err != nil {
-				return fmt.Errorf("%s doc %d: %w", f, i, err)
-			}
-		}
-	}
-	return nil
-}
-
-func stripComments(b []byte) []byte {
-	var out [][]byte
-	for _, l := range bytes.Split(b, []byte("\n")) {
-		if !bytes.HasPrefix(bytes.TrimSpace(l), []byte("#")) {
-			out = append(out, l)
-		}
-	}
-	return bytes.Join(out, []byte("\n"))
-}
-
-func apply(ctx context.Context, cs kubernetes.Interface, obj runtime.Object) error {
-	c, u := metav1.CreateOptions{}, metav1.UpdateOptions{}
-	var err error
-	switch o := obj.(type) {
-	case *corev1.Namespace:
-		_, err = cs.CoreV1().Namespaces().Create(ctx, o, c)
-	case *corev1.ServiceAccount:
-		_, err = cs.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, c)
-	case *rbacv1.ClusterRole:
-		if _, err = cs.RbacV1().ClusterRoles().Create(ctx, o, c); apierrors.IsAlreadyExists(err) {
-			_, err = cs.RbacV1().ClusterRoles().Update(ctx, o, u)
-		}
-	case *rbacv1.ClusterRoleBinding:
-		if _, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, o, c); apierrors.IsAlreadyExists(err) {
-			_, err = cs.RbacV1().ClusterRoleBindings().Update(ctx, o, u)
-		}
-	case *rbacv1.Role:
-		if _, err = cs.RbacV1().Roles(o.Namespace).Create(ctx, o, c); apierrors.IsAlreadyExists(err) {
-			_, err = cs.RbacV1().Roles(o.Namespace).Update(ctx, o, u)
-		}
-	case *rbacv1.RoleBinding:
-		if _, err = cs.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, c); apierrors.IsAlreadyExists(err) {
-			_, err = cs.RbacV1().RoleBindings(o.Namespace).Update(ctx, o, u)
-		}
-	default:
-		return fmt.Errorf("unsupported kind %T", obj)
-	}
-	if apierrors.IsAlreadyExists(err) {
-		return nil
-	}
-	return err
 }
 
 // testNamespace creates a namespace for one test and deletes it after.

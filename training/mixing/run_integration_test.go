@@ -3,7 +3,6 @@
 package mixing
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -13,14 +12,13 @@ import (
 
 	"github.com/IBM/sarama"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
+	kcluster "github.com/ebbflow/ebbflow/internal/cluster"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
 )
@@ -43,35 +41,8 @@ func deciderClient(t *testing.T) (admin, decider kubernetes.Interface) {
 		TLSClientConfig: rest.TLSClientConfig{CAFile: mustEnv(t, "EBBFLOW_TEST_KUBE_CA")}, QPS: 100, Burst: 200}
 	admin = kubernetes.NewForConfigOrDie(cfg)
 	for _, f := range []string{"00-namespace.yaml", "mixing.yaml"} {
-		b, err := os.ReadFile("../../deploy/rbac/" + f)
-		if err != nil {
+		if err := kcluster.ApplyManifestFile(context.Background(), admin, "../../deploy/rbac/"+f); err != nil {
 			t.Fatal(err)
-		}
-		for _, doc := range bytes.Split(b, []byte("\n---")) {
-			obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			ctx := context.Background()
-			switch o := obj.(type) {
-			case *corev1.Namespace:
-				_, err = admin.CoreV1().Namespaces().Create(ctx, o, metav1.CreateOptions{})
-			case *corev1.ServiceAccount:
-				_, err = admin.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			case *rbacv1.ClusterRole:
-				if _, err = admin.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
-					_, err = admin.RbacV1().ClusterRoles().Update(ctx, o, metav1.UpdateOptions{})
-				}
-			case *rbacv1.ClusterRoleBinding:
-				if _, err = admin.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
-					_, err = admin.RbacV1().ClusterRoleBindings().Update(ctx, o, metav1.UpdateOptions{})
-				}
-			default:
-				t.Fatalf("%s: unexpected %T", f, obj)
-			}
-			if err != nil && !apierrors.IsAlreadyExists(err) {
-				t.Fatalf("%s: %v", f, err)
-			}
 		}
 	}
 	imp := rest.CopyConfig(cfg)
