@@ -300,14 +300,10 @@ func (p *KafkaPublisher) Publish(ctx context.Context, ds []schemas.InferenceDeci
 		return nil
 	}
 	for _, d := range ds {
-		b, _ := schemas.Marshal(d)
-		msg := natsbus.Msg(schemas.DecisionSubject(d.Kind, d.Target.Cluster, d.Target.Namespace), p.source, d, b)
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := p.js.PublishMsg(pctx, msg)
-		cancel()
-		if err != nil {
+		subject := schemas.DecisionSubject(d.Kind, d.Target.Cluster, d.Target.Namespace)
+		if err := natsbus.Publish(ctx, p.js, subject, p.source, d); err != nil {
 			// NATS is the notification stream; Kafka is the record.
-			p.log.Warn("publish decision to NATS", "subject", msg.Subject, "id", d.ID, "err", err)
+			p.log.Warn("publish decision to NATS", "subject", subject, "id", d.ID, "err", err)
 		}
 	}
 	return nil

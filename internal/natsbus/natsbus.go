@@ -149,18 +149,23 @@ func Msg(subject, source string, ev schemas.Event, body []byte) *nats.Msg {
 	return msg
 }
 
-// PublishAlert validates an alert and publishes it to JetStream on
-// ebbflow.alerts.<severity>.<kind>, deduplicated by its id.
-func PublishAlert(ctx context.Context, js jetstream.JetStream, a schemas.Alert) error {
-	b, err := schemas.Marshal(a)
+// Publish validates an event and publishes it to JetStream on subject with
+// its CloudEvents headers, deduplicated by its id, waiting at most 5 s for
+// the acknowledgement.
+func Publish(ctx context.Context, js jetstream.JetStream, subject, source string, ev schemas.Event) error {
+	b, err := schemas.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	subject := schemas.AlertSubject(a.Severity, a.Kind)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := js.PublishMsg(pctx, Msg(subject, a.Source, a, b)); err != nil {
-		return fmt.Errorf("nats: publish %s to %s: %w", a.ID, subject, err)
+	if _, err := js.PublishMsg(pctx, Msg(subject, source, ev, b)); err != nil {
+		return fmt.Errorf("nats: publish %s to %s: %w", ev.EventID(), subject, err)
 	}
 	return nil
+}
+
+// PublishAlert publishes an alert on ebbflow.alerts.<severity>.<kind>.
+func PublishAlert(ctx context.Context, js jetstream.JetStream, a schemas.Alert) error {
+	return Publish(ctx, js, schemas.AlertSubject(a.Severity, a.Kind), a.Source, a)
 }

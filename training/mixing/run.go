@@ -323,16 +323,9 @@ func (l *loop) publish(ctx context.Context, ev schemas.NodesDecision) error {
 	if l.js == nil {
 		return nil
 	}
-	b, err := schemas.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	msg := natsbus.Msg(ev.Subject(), l.cfg.Source, ev, b)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := l.js.PublishMsg(pctx, msg); err != nil {
+	if err := natsbus.Publish(ctx, l.js, ev.Subject(), l.cfg.Source, ev); err != nil {
 		l.m.pubErrs.WithLabelValues("nats").Inc()
-		return fmt.Errorf("nats %s: %w", ev.Subject(), err)
+		return err
 	}
 	return nil
 }
