@@ -99,9 +99,11 @@ func newInferenceValidateCmd(g *globals) *cobra.Command {
 			}
 			failed := 0
 			for _, path := range args {
-				s, _, err := loadSpec(path)
+				// The web UI's model form validates with the same call.
+				var s servers.Spec
+				doc, err := os.ReadFile(path)
 				if err == nil {
-					err = s.Validate(cfg.Servers)
+					s, err = wire.ValidateServingSpec(cfg, doc)
 				}
 				if err != nil {
 					failed++

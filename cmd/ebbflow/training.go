@@ -13,11 +13,9 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
-	"github.com/ebbflow/ebbflow/internal/history"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -69,53 +67,27 @@ touching the cluster. --publish also sends the decisions to Kafka.`,
 			if err != nil {
 				return fmt.Errorf("training submit: %w", err)
 			}
-			spec, err := scheduler.Parse(f, c.Training)
+			sub, err := wire.SubmitTraining(ctx, c, f, dryRun)
 			f.Close()
 			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			now := time.Now().UTC()
-			in := scheduler.PlanInput{Now: now, DeptUtil: -1}
-			dept, _ := c.Training.Department(spec.Department)
-			if in.Runs, err = readRuns(ctx, c, dept, spec.Family, now); err != nil {
-				return err
-			}
-			in.DeptUtil = deptUtil(ctx, c, dept, now)
-			var kc *kueue.Client
-			if !dryRun {
-				if kc, err = kueueClient(c); err != nil {
-					return err
+				var se *scheduler.SpecError
+				if errors.As(err, &se) {
+					return fmt.Errorf("%s: %w", args[0], err)
 				}
-				u, err := kc.ReadUsage(ctx)
-				if err != nil {
-					return err
-				}
-				in.Used, in.Free = u.Used[spec.Department], u.Free
-			}
-			plan, err := scheduler.PlanSubmission(c.Training, cluster(c), spec, in)
-			if err != nil {
-				return err
-			}
-			job, err := kueue.RenderJob(c.Training, spec, plan, now)
-			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			printPlan(out, spec, plan)
+			printPlan(out, sub.Spec, sub.Plan)
 			if dryRun {
-				y, err := yaml.Marshal(job)
+				y, err := yaml.Marshal(sub.Job)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(out, "---\n%s", y)
 			} else {
-				if _, err := kc.Submit(ctx, job); err != nil {
-					return err
-				}
-				fmt.Fprintf(out, "created job %s/%s (Kueue queue %s)\n", job.Namespace, job.Name, job.Labels[kueue.LabelQueueName])
+				fmt.Fprintf(out, "created job %s/%s (Kueue queue %s)\n", sub.Job.Namespace, sub.Job.Name, sub.Job.Labels[kueue.LabelQueueName])
 			}
-			for _, d := range plan.Decisions {
-				d.DryRun = dryRun
+			for _, d := range sub.Decisions {
 				b, err := schemas.Marshal(d)
 				if err != nil {
 					return err
@@ -123,7 +95,7 @@ touching the cluster. --publish also sends the decisions to Kafka.`,
 				fmt.Fprintf(out, "decision %s\n", b)
 			}
 			if publish {
-				return publishDecisions(ctx, c, plan.Decisions, dryRun)
+				return publishDecisions(ctx, c, sub.Decisions, dryRun)
 			}
 			return nil
 		},
@@ -133,62 +105,9 @@ touching the cluster. --publish also sends the decisions to Kafka.`,
 	return cmd
 }
 
-func cluster(c wire.Config) string {
-	if c.Training.Cluster != "" {
-		return c.Training.Cluster
-	}
-	return c.Kubernetes.Cluster
-}
+func cluster(c wire.Config) string { return wire.TrainingCluster(c) }
 
-func readRuns(ctx context.Context, c wire.Config, dept scheduler.Department, family string, now time.Time) ([]scheduler.RunStats, error) {
-	fsys, err := history.Open(ctx, c.History)
-	if err != nil {
-		return nil, fmt.Errorf("training: history: %w", err)
-	}
-	defer history.Close(fsys)
-	return scheduler.ReadFamilyRuns(ctx, fsys, c.History.Root, c.Training.Sizing,
-		scheduler.FamilyRunsQuery{Cluster: cluster(c), Namespace: dept.Ns(), Family: family, Now: now})
-}
-
-// deptUtil reads the department's recent GPU utilisation from the history;
-// −1 (unknown, no penalty) when it cannot.
-func deptUtil(ctx context.Context, c wire.Config, dept scheduler.Department, now time.Time) float64 {
-	if c.Training.Score.UtilWindow <= 0 {
-		return -1
-	}
-	fsys, err := history.Open(ctx, c.History)
-	if err != nil {
-		return -1
-	}
-	defer history.Close(fsys)
-	u, err := scheduler.ReadDeptUtil(ctx, fsys, c.History.Root, c.Training.Sizing, cluster(c), dept.Ns(), c.Training.Score.UtilWindow, now)
-	if err != nil {
-		return -1
-	}
-	return u
-}
-
-func kueueClient(c wire.Config) (*kueue.Client, error) {
-	rc, err := c.Kubernetes.RESTConfig()
-	if err != nil {
-		return nil, err
-	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: dynamic client for %s: %w", rc.Host, err)
-	}
-	cs, err := c.Kubernetes.Clientset()
-	if err != nil {
-		return nil, err
-	}
-	log := telemetry.NewLogger(c.Telemetry, nil).With("component", "training")
-	kc, err := kueue.NewClient(dyn, cs, c.Training, cluster(c), log)
-	if err != nil {
-		return nil, err
-	}
-	kc.DeptUtil = func(ctx context.Context, d scheduler.Department) float64 { return deptUtil(ctx, c, d, time.Now()) }
-	return kc, nil
-}
+func kueueClient(c wire.Config) (*kueue.Client, error) { return wire.KueueClient(c) }
 
 func printPlan(w io.Writer, spec scheduler.JobSpec, p scheduler.Plan) {
 	fmt.Fprintf(w, "job %s/%s  department %s  family %s\n", p.Namespace, p.JobName, spec.Department, spec.Family)
@@ -264,38 +183,9 @@ func newTrainingQueueCmd(g *globals) *cobra.Command {
 func printQueue(w io.Writer, cfg scheduler.Config, wls []kueue.Workload, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tJOB\tDEPT\tGPUS\tFLAVOR\tPRIORITY\tSTATE\tSCORE TERMS\tWHY IT WAITS")
-	for _, wl := range wls {
-		state := "waiting"
-		switch {
-		case wl.Finished():
-			state = "finished"
-		case wl.Admitted():
-			state = "admitted"
-		}
-		terms := "-"
-		if d, ok := cfg.Department(wl.Department); ok && !wl.Admitted() {
-			// The terms as the refresh loop computes them now.
-			st := scheduler.Standing(d, nil, wl.Model, wl.GPUs)
-			if wl.Score != nil {
-				st = scheduler.QuotaStanding(wl.Score.Standing)
-			}
-			t := scheduler.Score(cfg.Score, scheduler.ScoreInput{Standing: st, Waited: now.Sub(wl.Submitted), DeptUtil: -1})
-			if wl.Score != nil {
-				t.UtilPenalty, t.DeptUtil = wl.Score.UtilPenalty, wl.Score.DeptUtil
-				t.Total = t.Base + t.WaitCredit - t.UtilPenalty
-			}
-			terms = t.String()
-		}
-		flavor := wl.Flavor
-		if flavor == "" {
-			flavor = wl.Model + "?"
-		}
-		why := wl.WaitReason()
-		if why == "" {
-			why = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", wl.Namespace, nonEmptyStr(wl.Job, wl.Name), nonEmptyStr(wl.Department, "-"),
-			wl.GPUs, flavor, wl.Priority, state, terms, why)
+	for _, r := range wire.QueueRows(cfg, wls, now) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", r.Namespace, r.Job, nonEmptyStr(r.Department, "-"),
+			r.GPUs, r.Flavor, r.Priority, r.State, nonEmptyStr(r.Terms, "-"), nonEmptyStr(r.Why, "-"))
 	}
 	tw.Flush()
 }

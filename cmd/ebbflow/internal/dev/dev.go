@@ -128,7 +128,8 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 	defer nc.Close()
 	kube := cluster.Clientset()
 	e := &wire.Env{Cfg: cfg, Kube: func() (kubernetes.Interface, error) { return kube, nil }, JetStream: js,
-		Log: log, Reg: reg, Ready: ready, Clock: actuators.ClockFunc(cluster.Now), Instance: "dev", InformerResync: time.Minute}
+		Log: log, Reg: reg, Ready: ready, Clock: actuators.ClockFunc(cluster.Now), Instance: "dev", InformerResync: time.Minute,
+		UIListener: p.ui}
 
 	// The components run with the same wiring and lifecycle as their
 	// subcommands (wire.Components, wire.Run: telemetry server, then the
@@ -233,6 +234,9 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 func printEndpoints(w io.Writer, ep Endpoints) {
 	b := strings.Join(ep.KafkaBrokers, ",")
 	fmt.Fprintf(w, "ebbflow dev: everything runs in this process\n")
+	if ep.UIURL != "" {
+		fmt.Fprintf(w, "  web UI          %s   (forms' token: %s)\n", ep.UIURL, ep.UIToken)
+	}
 	fmt.Fprintf(w, "  kafka (kfake)   %s   e.g. kcat -C -b %s -t %s\n", b, b, ep.Topics[schemas.TopicDecisions])
 	fmt.Fprintf(w, "  topics          %s\n", strings.Join(topicList(ep), " "))
 	fmt.Fprintf(w, "  nats            %s   e.g. nats --server %s sub 'ebbflow.decisions.>'\n", ep.NATSURL, ep.NATSURL)

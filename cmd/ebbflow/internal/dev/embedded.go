@@ -2,6 +2,8 @@ package dev
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/schemas"
+	"github.com/ebbflow/ebbflow/ui"
 )
 
 // Endpoints says where each embedded part listens.
@@ -29,6 +32,9 @@ type Endpoints struct {
 	// LogFile is where the components log while the terminal view is
 	// drawn ("" when they log to stderr).
 	LogFile string
+	// UIURL is the web UI ("" when ui.listen is empty); UIToken the token
+	// its forms need (generated for the run unless ui.token is set).
+	UIURL, UIToken string
 }
 
 // parts are the embedded infrastructure one dev run owns.
@@ -39,6 +45,8 @@ type parts struct {
 	tmpDir string
 	// telemetry is the telemetry server's listener, served by wire.Run.
 	telemetry net.Listener
+	// ui is the web UI's listener, served by the ui component.
+	ui net.Listener
 }
 
 // startParts starts embedded Kafka with every topic, nats-server with the
@@ -101,6 +109,29 @@ func startParts(ctx context.Context, cfg wire.Config) (*parts, wire.Config, erro
 		p.ep.MetricsURL = "http://" + ln.Addr().String() + "/metrics"
 		p.telemetry = ln
 	}
+	if cfg.UI.Listen != "" {
+		// The configured address, else any free port: a second dev run
+		// still gets its UI.
+		ln, err := ui.Listen(cfg.UI.Listen)
+		if err != nil {
+			ln, err = ui.Listen("127.0.0.1:0")
+		}
+		if err != nil {
+			p.close()
+			return nil, cfg, fmt.Errorf("dev: %w", err)
+		}
+		p.ui = ln
+		p.ep.UIURL = ui.URL(cfg.UI, ln)
+		if cfg.UI.Token == "" && cfg.UI.TokenFile == "" {
+			b := make([]byte, 12)
+			if _, err := rand.Read(b); err != nil {
+				p.close()
+				return nil, cfg, err
+			}
+			cfg.UI.Token = hex.EncodeToString(b)
+		}
+		p.ep.UIToken = cfg.UI.Token
+	}
 	return p, cfg, nil
 }
 
@@ -116,6 +147,9 @@ func ensureStreams(ctx context.Context, c natsbus.Config) error {
 // close stops everything started, in reverse order. (wire.Run closes the
 // telemetry listener when it serves it; closing it again is harmless.)
 func (p *parts) close() {
+	if p.ui != nil {
+		_ = p.ui.Close()
+	}
 	if p.telemetry != nil {
 		_ = p.telemetry.Close()
 	}

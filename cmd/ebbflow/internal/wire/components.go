@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,9 @@ type Env struct {
 	Instance string
 	// InformerResync is the workload informer's resync period (0: none).
 	InformerResync time.Duration
+	// UIListener is the web UI's listener when the caller opened it (dev
+	// prints its address first); nil: the UI listens on ui.listen.
+	UIListener net.Listener
 }
 
 // Component is one pipeline stage: its name (the subcommand, the config
@@ -64,7 +68,7 @@ type Component struct {
 // dev` runs them all and each subcommand runs its own. A new component (a
 // decider, a processor) is one entry here, its section in Config and a
 // subcommand calling Serve with it.
-var Components = []Component{Ingest, Window, Forecast, Autoscale, Mixing, Servers, Actuate}
+var Components = []Component{Ingest, Window, Forecast, Autoscale, Mixing, Servers, Actuate, UI}
 
 // Lookup returns the component named name.
 func Lookup(name string) (Component, bool) {

@@ -17,6 +17,7 @@ import (
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/training/mixing"
 	"github.com/ebbflow/ebbflow/training/scheduler"
+	"github.com/ebbflow/ebbflow/ui"
 )
 
 // Config is the whole configuration file. Each component receives its own
@@ -37,6 +38,7 @@ type Config struct {
 	Servers    servers.Config   `yaml:"servers"`
 	Training   scheduler.Config `yaml:"training"`
 	Dev        DevConfig        `yaml:"dev"`
+	UI         ui.Config        `yaml:"ui"`
 }
 
 // Default returns the documented defaults of every section.
@@ -56,6 +58,7 @@ func Default() Config {
 		Servers:    servers.DefaultConfig(),
 		Training:   scheduler.DefaultConfig(),
 		Dev:        DefaultDevConfig(),
+		UI:         ui.DefaultConfig(),
 	}
 }
 
