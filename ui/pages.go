@@ -196,7 +196,8 @@ func (s *Server) service(r *http.Request) (any, int, error) {
 		return nil, http.StatusBadRequest, fmt.Errorf("ui: %w", err)
 	}
 	v, known := s.store.Service(entity)
-	d := ServiceData{Entity: entity, Name: name, Namespace: ns, Cluster: c, Known: known, Decisions: v.Decisions}
+	d := ServiceData{Entity: entity, Name: name, Namespace: ns, Cluster: c, Known: known,
+		Decisions: append([]schemas.ScaleDecision(nil), v.Decisions...)}
 	reverse(d.Decisions)
 	if n := len(v.Forecasts); n > 0 {
 		d.Forecast = &v.Forecasts[n-1]
