@@ -56,11 +56,22 @@ const (
 func (c Chart) SVG() template.HTML {
 	w, h := c.Width, c.Height
 	if w <= 0 {
-		w = 760
+		w = 1080
 	}
 	if h <= 0 {
 		h = 240
 	}
+	// The legend wraps onto as many rows as it needs below the time axis.
+	legendRows, lx := 1, padLeft
+	for _, s := range c.Series {
+		sw := 30 + 7*len(s.Name)
+		if lx+sw > w-padRight && lx > padLeft {
+			legendRows++
+			lx = padLeft
+		}
+		lx += sw
+	}
+	h += 16 * (legendRows - 1)
 	var b strings.Builder
 	id := slug(c.Title)
 	fmt.Fprintf(&b, `<svg class="chart" role="img" viewBox="0 0 %d %d" width="%d" height="%d" aria-labelledby="%s-t %s-d" xmlns="http://www.w3.org/2000/svg">`, w, h, w, h, id, id)
@@ -72,7 +83,7 @@ func (c Chart) SVG() template.HTML {
 		fmt.Fprintf(&b, `<text class="empty" x="%d" y="%d">no data yet</text></svg>`, w/2-40, h/2)
 		return template.HTML(b.String())
 	}
-	pw, ph := float64(w-padLeft-padRight), float64(h-padTop-padBottom)
+	pw, ph := float64(w-padLeft-padRight), float64(h-padTop-padBottom-16*(legendRows-1))
 	x := func(t int64) float64 { return float64(padLeft) + pw*float64(t-t0)/float64(max(t1-t0, 1)) }
 	y := func(v float64) float64 { return float64(padTop) + ph*(1-(v-v0)/(v1-v0)) }
 
@@ -98,13 +109,18 @@ func (c Chart) SVG() template.HTML {
 		if len(s.Points) == 0 {
 			continue
 		}
+		pts := s.Points
+		if s.Step {
+			// A step line holds its last value to the end of the chart.
+			pts = append(append([]Point(nil), pts...), Point{t1, pts[len(pts)-1].V})
+		}
 		var p strings.Builder
-		for i, pt := range s.Points {
+		for i, pt := range pts {
 			if math.IsNaN(pt.V) || math.IsInf(pt.V, 0) {
 				continue
 			}
 			if s.Step && i > 0 {
-				fmt.Fprintf(&p, "%.1f,%.1f ", x(pt.T), y(s.Points[i-1].V))
+				fmt.Fprintf(&p, "%.1f,%.1f ", x(pt.T), y(pts[i-1].V))
 			}
 			fmt.Fprintf(&p, "%.1f,%.1f ", x(pt.T), y(pt.V))
 		}
@@ -121,11 +137,15 @@ func (c Chart) SVG() template.HTML {
 			open, m.Class, xx, xx, padTop, float64(padTop)+ph, xx, float64(padTop)+ph, esc(m.Label), closeTag)
 	}
 	// Legend.
-	lx := padLeft
+	lx, ly := padLeft, h-10-16*(legendRows-1)
 	for _, s := range c.Series {
+		sw := 30 + 7*len(s.Name)
+		if lx+sw > w-padRight && lx > padLeft {
+			lx, ly = padLeft, ly+16
+		}
 		fmt.Fprintf(&b, `<g class="legend"><line class="line %s" x1="%d" x2="%d" y1="%d" y2="%d"/><text x="%d" y="%d">%s</text></g>`,
-			s.Class, lx, lx+18, h-10, h-10, lx+22, h-6, esc(s.Name))
-		lx += 30 + 7*len(s.Name)
+			s.Class, lx, lx+18, ly, ly, lx+22, ly+4, esc(s.Name))
+		lx += sw
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())

@@ -35,6 +35,9 @@ export EBBFLOW_PYTHON="$EBBFLOW_TEST_PYTHON"
 # TestNativeParity (-tags xgbnative) loads the venv's libxgboost in process.
 EBBFLOW_XGBOOST_LIB="$(bash deploy/dev/xgboost-lib.sh "$EBBFLOW_TEST_PYTHON")"
 export EBBFLOW_XGBOOST_LIB
+# The web UI's browser test drives Debian's chromium headless.
+EBBFLOW_TEST_CHROMIUM="$(bash deploy/dev/chromium.sh)"
+export EBBFLOW_TEST_CHROMIUM
 stamp "running unit and integration tests"
 # run-tests.sh prints the summary (the FAIL lines) and exits with go test's
 # status; the EXIT trap then stops the services.
