@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -114,17 +115,42 @@ func (c Chart) SVG() template.HTML {
 			// A step line holds its last value to the end of the chart.
 			pts = append(append([]Point(nil), pts...), Point{t1, pts[len(pts)-1].V})
 		}
+		// A gap (no point for more than twice the usual spacing) breaks
+		// the line instead of drawing a slope nobody measured.
+		gap := int64(math.MaxInt64)
+		if len(pts) > 2 {
+			ds := make([]int64, 0, len(pts)-1)
+			for i := 1; i < len(pts); i++ {
+				ds = append(ds, pts[i].T-pts[i-1].T)
+			}
+			slices.Sort(ds)
+			gap = max(2*ds[len(ds)/2], 1)
+		}
+		var segs []string
 		var p strings.Builder
+		flush := func() {
+			if p.Len() > 0 {
+				segs = append(segs, strings.TrimSpace(p.String()))
+				p.Reset()
+			}
+		}
 		for i, pt := range pts {
 			if math.IsNaN(pt.V) || math.IsInf(pt.V, 0) {
+				flush()
 				continue
+			}
+			if i > 0 && !s.Step && pt.T-pts[i-1].T > gap {
+				flush()
 			}
 			if s.Step && i > 0 {
 				fmt.Fprintf(&p, "%.1f,%.1f ", x(pt.T), y(pts[i-1].V))
 			}
 			fmt.Fprintf(&p, "%.1f,%.1f ", x(pt.T), y(pt.V))
 		}
-		fmt.Fprintf(&b, `<polyline class="line %s" data-series="%s" points="%s"><title>%s</title></polyline>`, s.Class, esc(s.Name), strings.TrimSpace(p.String()), esc(s.Name))
+		flush()
+		for _, seg := range segs {
+			fmt.Fprintf(&b, `<polyline class="line %s" data-series="%s" points="%s"><title>%s</title></polyline>`, s.Class, esc(s.Name), seg, esc(s.Name))
+		}
 	}
 	// Markers.
 	for _, m := range c.Markers {

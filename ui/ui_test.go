@@ -743,3 +743,13 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestChartBreaksLineAtGap(t *testing.T) {
+	m := minute
+	c := Chart{Title: "gap", Series: []Series{{Name: "a", Class: "s1", Points: []Point{{0, 1}, {m, 2}, {2 * m, 3}, {10 * m, 4}, {11 * m, 5}}}}}
+	doc, _ := html.Parse(strings.NewReader(string(c.SVG())))
+	p := find(doc, "polyline")
+	if len(p) != 2 || len(strings.Fields(attr(p[0], "points"))) != 3 || len(strings.Fields(attr(p[1], "points"))) != 2 {
+		t.Fatalf("%d segments, want 2 (3 and 2 points)", len(p))
+	}
+}
