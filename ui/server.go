@@ -352,3 +352,10 @@ func (s *Server) checkCSRF(form, tok string) bool {
 	want := base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 	return hmac.Equal([]byte(sig), []byte(want))
 }
+
+// RegisterMetrics registers the UI's metrics (ebbflow_ui_*) on reg, as
+// Run does; for checks of dashboards against the real metric names.
+func RegisterMetrics(reg prometheus.Registerer) error {
+	_, err := newMetrics(reg)
+	return err
+}

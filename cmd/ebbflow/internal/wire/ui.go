@@ -3,7 +3,9 @@ package wire
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/ebbflow/ebbflow/training/kueue"
@@ -16,8 +18,17 @@ import (
 // servers through the CLI's code (SubmitTraining, RegisterModelServer).
 var UI = Component{Name: "ui", Run: func(ctx context.Context, e *Env) error {
 	src := UISources(e)
+	var serving atomic.Bool
+	if e.Ready != nil {
+		e.Ready.Add("ui", func() error {
+			if !serving.Load() {
+				return errors.New("ui: not serving yet")
+			}
+			return nil
+		})
+	}
 	return ui.Run(ctx, e.Cfg.UI, ui.Deps{Kafka: e.Cfg.Kafka, JetStream: e.JetStream, Sources: src, Log: e.Log,
-		Registry: e.Reg, Listener: e.UIListener})
+		Registry: e.Reg, Listener: e.UIListener, Ready: func(string) { serving.Store(true) }})
 }}
 
 // UISources wires the UI's reads and forms from an Env: nodes from the
