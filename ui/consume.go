@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,6 +22,16 @@ var readTopics = []string{schemas.TopicMetricsWindows, schemas.TopicForecasts, s
 // into the store until ctx ends. A record that does not decode is counted
 // by the store and logged; the consumer goes on.
 func Consume(ctx context.Context, kc kafkax.Config, backfill int64, store *Store, log *slog.Logger) error {
+	topics := kc.Topics()
+	names := make([]string, len(readTopics))
+	for i, b := range readTopics {
+		names[i] = topics.Name(b)
+	}
+	// The UI may start before the pipeline: with kafka.create_topics on,
+	// the topics are created as the components would create them.
+	if err := kafkax.EnsureTopics(ctx, kc, names...); err != nil {
+		return fmt.Errorf("ui: %w", err)
+	}
 	sc, err := kc.Sarama()
 	if err != nil {
 		return err
@@ -38,7 +49,6 @@ func Consume(ctx context.Context, kc kafkax.Config, backfill int64, store *Store
 		return fmt.Errorf("ui: kafka consumer: %w", err)
 	}
 	defer consumer.Close()
-	topics := kc.Topics()
 	var (
 		wg  sync.WaitGroup
 		pcs []sarama.PartitionConsumer
@@ -65,10 +75,18 @@ func Consume(ctx context.Context, kc kafkax.Config, backfill int64, store *Store
 					off = newest - backfill
 				}
 			}
-			pc, err := consumer.ConsumePartition(name, p, off)
-			if err != nil {
-				stop()
-				return fmt.Errorf("ui: consume %s/%d: %w", name, p, err)
+			// A topic just created may have no leader yet: retry a while.
+			var pc sarama.PartitionConsumer
+			for deadline := time.Now().Add(30 * time.Second); ; {
+				if pc, err = consumer.ConsumePartition(name, p, off); err == nil {
+					break
+				}
+				if time.Now().After(deadline) || ctx.Err() != nil {
+					stop()
+					return fmt.Errorf("ui: consume %s/%d: %w", name, p, err)
+				}
+				time.Sleep(500 * time.Millisecond)
+				_ = client.RefreshMetadata(name)
 			}
 			pcs = append(pcs, pc)
 			wg.Go(func() {
