@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -232,7 +233,13 @@ func TestRunPrintsEndpointsAndStops(t *testing.T) {
 	if metricsURL == "" || !strings.Contains(body, "ebbflow_forecast_forecasts_total{") {
 		t.Errorf("no forecasts within 90s (metrics at %q)", metricsURL)
 	}
-	for _, want := range []string{"ebbflow_dev_sim_steps_total", "ebbflow_dev_tap_events_total{topic=\"metrics.windows\"}", "ebbflow_ingest_", "ebbflow_autoscale_"} {
+	// The web UI's address is printed and it serves the overview.
+	if m := regexp.MustCompile(`web UI\s+(http://\S+)`).FindStringSubmatch(out.String()); m == nil {
+		t.Errorf("no web UI address printed:\n%s", out.String())
+	} else if page := get(m[1]); !strings.Contains(page, "<h1>Overview</h1>") {
+		t.Errorf("the web UI at %s does not serve the overview: %.300s", m[1], page)
+	}
+	for _, want := range []string{"ebbflow_dev_sim_steps_total", "ebbflow_dev_tap_events_total{topic=\"metrics.windows\"}", "ebbflow_ingest_", "ebbflow_autoscale_", "ebbflow_ui_event_streams"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
