@@ -121,6 +121,10 @@ func TestUIInBrowser(t *testing.T) {
 	if title, err := chromedp.Run(bctx, chromedp.Title()); err != nil || title != "Overview · ebbflow" {
 		t.Errorf("overview title %q %v", title, err)
 	}
+	overviewPNG, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := chromedp.Do(bctx,
 		chromedp.Focus(css(`tbody th a[href^="/service?entity="]`)),
 		chromedp.KeyEvent("\r"),
@@ -182,9 +186,15 @@ func TestUIInBrowser(t *testing.T) {
 	if err := os.WriteFile(shot, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "ui-overview.png"), overviewPNG, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("screenshot %s (%d bytes), %s live updates, reason %q", shot, len(png), updates, reason)
 	if p := os.Getenv("EBBFLOW_UI_SCREENSHOT"); p != "" {
 		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(strings.TrimSuffix(p, ".png")+"-overview.png", overviewPNG, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
