@@ -2,7 +2,7 @@
 // names the event kinds it shows (data-live), optionally the service it is
 // about (data-entity), and the URL of its fragment (data-fragment); on a
 // matching update the fragment is fetched again and swapped in, at most
-// once a second per region, never while focus is inside it.
+// once every two seconds per region, never while focus is inside it.
 (function () {
   "use strict";
   if (!window.EventSource) { return; }
@@ -34,7 +34,7 @@
           delete el.dataset.busy;
           if (el.dataset.again) { el.dataset.again = ""; refresh(el); }
         });
-    }, 1000);
+    }, 2000);
   }
   var es = new EventSource("/events");
   es.onopen = function () { say("live updates: on", true); };
