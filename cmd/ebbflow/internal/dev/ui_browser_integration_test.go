@@ -177,6 +177,16 @@ func TestUIInBrowser(t *testing.T) {
 	if !strings.Contains(status, "on") {
 		t.Errorf("live status %q", status)
 	}
+	// By now forecasts of the first horizon have been scored against the
+	// windows that followed them (forecast error against last value).
+	scored, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(function(){var r=document.querySelector('#h-error ~ table tbody tr');return r?r.innerText:""})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := strings.Fields(scored); len(f) < 4 || f[2] == "0" {
+		t.Errorf("no forecast scored against the actual load: %q", scored)
+	}
+	t.Logf("forecast error row: %q", scored)
 	png, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
