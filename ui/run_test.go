@@ -60,14 +60,20 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // produced to the topics after start appear on the service page.
 func TestRunServesTLSFromKafka(t *testing.T) {
 	kc := kafkax.DefaultConfig()
-	topics := kc.Topics()
-	k, err := kafkax.StartEmbedded(0, 2, topics.All()...)
+	k, err := kafkax.StartEmbedded(0, 2, kc.Topics().All()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer k.Close()
 	kc.Brokers = k.Addrs()
+	runFromKafka(t, kc)
+}
 
+// runFromKafka serves the UI over HTTPS from kc and checks that a window
+// and a decision produced after start reach the service page.
+func runFromKafka(t *testing.T, kc kafkax.Config) {
+	t.Helper()
+	topics := kc.Topics()
 	cfg := DefaultConfig()
 	certFile, keyFile, pool := selfSigned(t)
 	cfg.TLS.CertFile, cfg.TLS.KeyFile = certFile, keyFile
