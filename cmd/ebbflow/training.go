@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/internal/sim/trace"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
 	"github.com/ebbflow/ebbflow/training/backtest"
@@ -316,54 +317,63 @@ func newTrainingSetupCmd(g *globals) *cobra.Command {
 
 func newTrainingBacktestCmd() *cobra.Command {
 	o := backtest.DefaultOptions()
-	var trace string
+	var tracePath string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "backtest",
-		Short: "Replay a Philly-shaped job stream: ebbflow's scheduler vs FIFO with static quotas",
-		Long: `backtest turns a busy-nodes-per-minute curve (the Philly trace) into a seeded job
-stream whose offered GPU demand follows it, and runs ebbflow's scheduler (sizing,
-score, borrowing, fallback, guarded pre-emption) and FIFO with static quotas on
-the same simulated cluster in the same run. It reports GPU allocation
-utilisation (useful GPU-minutes ÷ capacity), mean and p95 wait, p95 wait of jobs
-within their department's quota, and pre-emptions. Assumptions: docs/training.md.`,
+		Short: "Replay job streams shaped by the shared traces: ebbflow's scheduler vs FIFO with static quotas",
+		Long: `backtest turns a cluster-occupancy curve (Philly's busy GPU nodes, the Azure VMs'
+assigned memory) into a seeded job stream whose offered GPU demand follows it, and
+runs ebbflow's scheduler (sizing, score, borrowing, fallback, guarded pre-emption),
+FIFO with static quotas, and ebbflow with oracle sizing (a bound) on the same
+simulated cluster in the same run. Without --trace it runs on every shared trace
+that records allocations and names the others it skips. It reports GPU allocation
+utilisation (used ÷ allocated GPU-time), the allocated and used shares of
+capacity, mean and p95 wait, p95 wait of jobs within their department's quota,
+and pre-emptions. Definitions and assumptions: docs/training.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if trace == "" {
-				return errors.New("--trace: required (e.g. ../shared/traces/philly_node_sequence.csv)")
-			}
-			c, err := backtest.ReadCurve(trace)
-			if err != nil {
-				return err
-			}
-			r, err := backtest.Run(c, o)
-			if err != nil {
-				return err
+			var sr backtest.SharedReport
+			if tracePath == "" {
+				dir, err := trace.Dir()
+				if err != nil {
+					return fmt.Errorf("--trace not given and %w", err)
+				}
+				if sr, err = backtest.RunShared(dir, o); err != nil {
+					return err
+				}
+			} else {
+				c, format, err := backtest.ReadTrace(tracePath)
+				if err != nil {
+					return err
+				}
+				r, err := backtest.Run(c, o)
+				if err != nil {
+					return err
+				}
+				r.Trace, r.Format = filepath.Base(tracePath), format
+				sr.Dir, sr.Reports = filepath.Dir(tracePath), []backtest.Report{r}
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(r)
+				return enc.Encode(sr)
 			}
-			fmt.Fprintf(out, "%d jobs, %d GPUs, %d measured minutes\n", r.Jobs, r.CapacityGPUs, r.MeasuredMinutes)
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "POLICY\tUTILISATION\tALLOCATED\tBUSY/ALLOC\tMEAN WAIT\tP95 WAIT\tP95 WAIT IN QUOTA\tNEVER STARTED\tPRE-EMPTIONS")
-			for _, m := range []backtest.Metrics{r.Ebbflow, r.FIFO} {
-				fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.1f min\t%.0f min\t%.0f min\t%d\t%d\n", m.Policy, m.Utilisation, m.Allocated, m.Efficiency,
-					m.MeanWaitMin, m.P95WaitMin, m.P95WaitWithinQuotaMin, m.NeverStarted, m.Preemptions)
+			for i, r := range sr.Reports {
+				if i > 0 {
+					fmt.Fprintln(out)
+				}
+				printBacktest(out, r)
 			}
-			tw.Flush()
-			met := "NOT MET"
-			if r.TargetMet {
-				met = "met"
+			for _, s := range sr.Skipped {
+				fmt.Fprintf(out, "\nskipped %s: %s\n", s.File, s.Skip)
 			}
-			fmt.Fprintf(out, "target %s: %s\n", met, r.TargetSummary)
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&trace, "trace", "", "CSV with time,active,total per minute (the Philly node sequence)")
+	f.StringVar(&tracePath, "trace", "", "one trace: time,active,total per minute (Philly) or timestamp,…,assigned_mem (Azure VMs); default: every shared trace")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.Uint64Var(&o.Gen.Seed, "seed", o.Gen.Seed, "generator seed")
 	f.IntVar(&o.Gen.StartMinute, "start-minute", o.Gen.StartMinute, "first minute of the trace replayed")
@@ -373,4 +383,20 @@ within their department's quota, and pre-emptions. Assumptions: docs/training.md
 	f.IntVar(&o.Sched.KillBudget.Max, "kill-budget", o.Sched.KillBudget.Max, "pre-emptions allowed per kill-budget window")
 	f.DurationVar(&o.Sched.MinRuntime, "min-runtime", o.Sched.MinRuntime, "minimum runtime before a borrower may be pre-empted")
 	return cmd
+}
+
+func printBacktest(out io.Writer, r backtest.Report) {
+	fmt.Fprintf(out, "%s (%s): %d jobs, %d GPUs, %d measured minutes\n", r.Trace, r.Format, r.Jobs, r.CapacityGPUs, r.MeasuredMinutes)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POLICY\tUSED/ALLOC\tALLOC/CAP\tALLOC/CAP QUEUED\tUSED/CAP\tMEAN WAIT\tP95 WAIT\tP95 WAIT IN QUOTA\tNEVER STARTED\tPRE-EMPTIONS\tSIZED FROM HISTORY")
+	for _, m := range []backtest.Metrics{r.Ebbflow, r.FIFO, r.Oracle} {
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f min\t%.0f min\t%.0f min\t%d\t%d\t%d\n", m.Policy, m.AllocUtil, m.Allocated, m.AllocatedQueued, m.Used,
+			m.MeanWaitMin, m.P95WaitMin, m.P95WaitWithinQuotaMin, m.NeverStarted, m.Preemptions, m.SizedFromHistory)
+	}
+	tw.Flush()
+	met := "NOT MET"
+	if r.TargetMet {
+		met = "met"
+	}
+	fmt.Fprintf(out, "target %s: %s\n", met, r.TargetSummary)
 }

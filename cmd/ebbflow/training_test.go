@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ebbflow/ebbflow/schemas"
+	"github.com/ebbflow/ebbflow/training/backtest"
 	"github.com/ebbflow/ebbflow/training/kueue"
 	"github.com/ebbflow/ebbflow/training/scheduler"
 )
@@ -60,23 +61,54 @@ func TestTrainingBacktestJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err, out)
 	}
+	type metrics struct {
+		Policy    string  `json:"policy"`
+		AllocUtil float64 `json:"gpu_allocation_utilisation"`
+		Used      float64 `json:"gpu_used_share"`
+	}
 	var r struct {
-		Ebbflow struct {
-			Utilisation float64 `json:"gpu_allocation_utilisation"`
-		} `json:"ebbflow"`
-		FIFO struct {
-			Utilisation float64 `json:"gpu_allocation_utilisation"`
-		} `json:"fifo_static_quotas"`
-		Ratio float64 `json:"utilisation_ratio"`
+		Reports []struct {
+			Trace   string  `json:"trace"`
+			Ebbflow metrics `json:"ebbflow"`
+			FIFO    metrics `json:"fifo_static_quotas"`
+			Oracle  metrics `json:"ebbflow_oracle_sizing"`
+			Ratio   float64 `json:"gpu_allocation_utilisation_ratio"`
+		} `json:"reports"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if r.Ebbflow.Utilisation <= 0 || r.FIFO.Utilisation <= 0 || r.Ratio != r.Ebbflow.Utilisation/r.FIFO.Utilisation {
-		t.Errorf("report %+v", r)
+	if len(r.Reports) != 1 {
+		t.Fatalf("%d reports for one --trace: %s", len(r.Reports), out)
 	}
-	if _, err := runRoot(t, "training", "backtest"); err == nil || !strings.Contains(err.Error(), "--trace") {
-		t.Errorf("missing --trace: %v", err)
+	rep := r.Reports[0]
+	if rep.Trace != "philly_node_sequence.csv" || rep.Ebbflow.AllocUtil <= 0 || rep.FIFO.AllocUtil <= 0 || rep.Oracle.Policy != "ebbflow_oracle_sizing" ||
+		rep.Ratio != rep.Ebbflow.AllocUtil/rep.FIFO.AllocUtil {
+		t.Errorf("report %+v", rep)
+	}
+}
+
+// Without --trace the backtest runs on every shared trace that records
+// allocations, one table each with the three policies, and names the
+// traces it skips.
+func TestTrainingBacktestEverySharedTrace(t *testing.T) {
+	out, err := runRoot(t, "training", "backtest", "--minutes", "1440", "--warmup-minutes", "360")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	for _, st := range backtest.SharedTraces() {
+		want := st.File + " ("
+		if st.Skip != "" {
+			want = "skipped " + st.File + ": " + st.Skip
+		}
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, want := range []string{"ebbflow ", "fifo_static_quotas ", "ebbflow_oracle_sizing ", "USED/ALLOC", "target "} {
+		if strings.Count(out, want) < 2 {
+			t.Errorf("output has %q fewer than twice (once per replayed trace):\n%s", want, out)
+		}
 	}
 }
 
@@ -98,5 +130,34 @@ func TestPrintQueueShowsTermsAndWhy(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("queue output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// The shipped Kueue examples (deploy/kueue/kueue.yaml) are exactly what
+// `ebbflow training setup --dry-run` renders for deploy/kueue/ebbflow.yaml,
+// comment lines at the top of the file aside; and the set-up reclaims
+// within the cohort from lower priorities only.
+func TestKueueExamplesAreWhatSetupRenders(t *testing.T) {
+	dir := filepath.Join("..", "..", "deploy", "kueue")
+	cfgFile := filepath.Join(dir, "ebbflow.yaml")
+	got, err := runRoot(t, "training", "setup", "--dry-run", "--config", cfgFile)
+	if err != nil {
+		t.Fatal(err, got)
+	}
+	shipped, err := os.ReadFile(filepath.Join(dir, "kueue.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(shipped), "\n")
+	for len(lines) > 0 && strings.HasPrefix(lines[0], "#") {
+		lines = lines[1:]
+	}
+	if body := strings.Join(lines, ""); body != got {
+		t.Fatalf("deploy/kueue/kueue.yaml differs from what training setup renders; regenerate with\n"+
+			"  ebbflow training setup --dry-run --config deploy/kueue/ebbflow.yaml > deploy/kueue/kueue.yaml\n"+
+			"(and keep its comment header)\nrendered:\n%s", got)
+	}
+	if n := strings.Count(got, "reclaimWithinCohort: LowerPriority"); n != 2 || strings.Contains(got, "reclaimWithinCohort: Any") {
+		t.Errorf("%d ClusterQueues reclaim from LowerPriority, want both departments':\n%s", n, got)
 	}
 }

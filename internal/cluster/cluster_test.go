@@ -38,11 +38,11 @@ func TestNodeObjectShape(t *testing.T) {
 	}
 }
 
-// The deploy/kueue examples are rewritten consistently for a scope: every reference points at a
+// The Kueue fixtures (testdata/kueue) are rewritten consistently for a scope: every reference points at a
 // renamed object of the same files.
 func TestScopeKueueExamples(t *testing.T) {
 	s := &Scope{ID: "abc", Namespace: "ns-abc"}
-	dir := filepath.Join("..", "..", "deploy", "kueue")
+	dir := filepath.Join("testdata", "kueue")
 	var objs []*unstructured.Unstructured
 	for _, f := range []string{"resourceflavors.yaml", "clusterqueues.yaml", "localqueues.yaml"} {
 		got, err := ReadObjects(filepath.Join(dir, f))

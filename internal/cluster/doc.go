@@ -6,7 +6,7 @@
 // nodes of a node group (cpu, t4, a100 — GPU count, GPU model label, pool label) carry the label
 // and the NoSchedule taint ebbflow.io/test=<id>, so parallel tests in other packages never share
 // nodes; Confine gives a pod spec the matching node selector and toleration. Kueue objects from
-// deploy/kueue are applied with the id appended to their cluster-scoped names (flavors,
+// testdata/kueue (or rendered by training setup) are applied with the id appended to their cluster-scoped names (flavors,
 // ClusterQueues, cohorts) so two tests never share quota.
 //
 // Waiting is always on a condition with a deadline (WaitFor), never a fixed sleep; a service

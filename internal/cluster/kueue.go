@@ -57,7 +57,7 @@ var kueueResources = map[string]schema.GroupVersionResource{
 // never share quota; LocalQueues live in the scope's namespace under their own name.
 func (s *Scope) KueueName(name string) string { return name + "-" + s.ID }
 
-// ApplyKueue applies Kueue objects from YAML files (deploy/kueue/*.yaml) into the scope:
+// ApplyKueue applies Kueue objects from YAML files (this package's testdata/kueue fixtures, or what training setup renders) into the scope:
 // cluster-scoped names and the references between them get the scope id (KueueName),
 // LocalQueues go to the scope's namespace, and every ResourceFlavor also selects and tolerates
 // the scope's nodes. It deletes the objects when the test ends and returns them as applied.

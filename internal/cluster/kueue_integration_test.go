@@ -16,9 +16,9 @@ import (
 
 const kueueTimeout = 3 * time.Minute
 
-// The example Kueue objects of deploy/kueue.
+// The Kueue fixtures of testdata/kueue (Kueue engine behaviour; ebbflow's own set-up is deploy/kueue, rendered by training setup).
 func kueueExamples() []string {
-	dir := filepath.Join("..", "..", "deploy", "kueue")
+	dir := filepath.Join("testdata", "kueue")
 	return []string{
 		filepath.Join(dir, "resourceflavors.yaml"),
 		filepath.Join(dir, "clusterqueues.yaml"),
@@ -35,7 +35,7 @@ func pending(w Workload) bool {
 	return ok && c.Status == metav1.ConditionFalse
 }
 
-// One department's ClusterQueue, in a cohort with another's (deploy/kueue): a job waits while its
+// One department's ClusterQueue, in a cohort with another's (testdata/kueue): a job waits while its
 // queue and the cohort are full, is admitted when quota frees, borrows the idle department's
 // quota, and is pre-empted when that department reclaims it.
 func TestKueueQueueingBorrowingAndReclaim(t *testing.T) {

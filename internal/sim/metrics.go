@@ -52,6 +52,7 @@ type podCollector struct {
 func (c podCollector) Describe(ch chan<- *prometheus.Desc) {
 	if c.p.dcgmNode != "" {
 		ch <- descGPUUtil
+		ch <- descFB
 		return
 	}
 	if c.p.svc == nil {
@@ -159,15 +160,31 @@ func (s *Sim) Steps() int64 {
 }
 
 // collectIdleGPUs reports the GPUs of a node that no inference pod holds,
-// as the node's DCGM exporter does for GPUs without a pod: 0 % when idle,
-// 100 % while a training job holds the node. The caller holds s.mu.
+// as the node's DCGM exporter does: 0 % when idle; while a training job
+// holds the node, 100 % with no pod, or — a job with a family — the job's
+// utilisation and framebuffer per GPU, attributed to its pod on the node
+// (namespace, pod, container, as the exporter does when it maps GPUs to
+// pods). The caller holds s.mu.
 func (s *Sim) collectIdleGPUs(node string, emit func(*prometheus.Desc, prometheus.ValueType, float64, ...string)) {
 	v := 0.0
-	if _, ok := s.mix.trainOn[node]; ok {
+	var ns, pod, ctr string
+	var fb float64
+	if id, ok := s.mix.trainOn[node]; ok {
 		v = 100
+		if r := s.mix.running[id]; r != nil && r.job.Family != "" {
+			for i, n := range r.nodes {
+				if n == node && i < len(r.pods) {
+					pod = r.pods[i]
+				}
+			}
+			v, fb, ns, ctr = 100*r.job.GPUUtil, r.job.GPUMemMiB, TrainingNamespace, "train"
+		}
 	}
 	for g := s.gpusUsed[node]; g < s.cfg.GPUsPerNode; g++ {
 		uuid := "GPU-" + podHash(node, 8) + "-" + podHash(fmt.Sprintf("%s/%d", node, g), 4)
-		emit(descGPUUtil, prometheus.GaugeValue, v, fmt.Sprint(g), uuid, fmt.Sprintf("nvidia%d", g), gpuModel, node, "", "", "")
+		emit(descGPUUtil, prometheus.GaugeValue, v, fmt.Sprint(g), uuid, fmt.Sprintf("nvidia%d", g), gpuModel, node, ctr, ns, pod)
+		if pod != "" {
+			emit(descFB, prometheus.GaugeValue, fb, fmt.Sprint(g), uuid, fmt.Sprintf("nvidia%d", g), gpuModel, node, ctr, ns, pod)
+		}
 	}
 }

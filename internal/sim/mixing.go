@@ -37,6 +37,16 @@ type TrainingJob struct {
 	Arrive time.Duration
 	Nodes  int
 	Run    time.Duration
+	// Family, when set, names the job's family: its pods are then named
+	// <family>-<id>-<i>, so ingest attributes them to the workload
+	// <family>-<id> (one run of the family, as ebbflow's training sizing
+	// reads runs), and each node's DCGM exporter reports the job's GPUs
+	// with the pod's namespace, pod and container, at GPUUtil (0–1) and
+	// GPUMemMiB of framebuffer per GPU. Without it the pods are
+	// job-<id>-<i> and their GPUs report 100 % with no pod.
+	Family    string
+	GPUUtil   float64
+	GPUMemMiB float64
 }
 
 // Mixing makes the simulated nodes one node group with pools: the first
@@ -225,6 +235,9 @@ func (s *Sim) stepTraining(ctx context.Context) error {
 		free = free[j.Nodes:]
 		for i, n := range r.nodes {
 			name := "job-" + strconv.Itoa(j.ID) + "-" + strconv.Itoa(i)
+			if j.Family != "" {
+				name = j.Family + "-" + strconv.Itoa(j.ID) + "-" + strconv.Itoa(i)
+			}
 			p := &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: TrainingNamespace, CreationTimestamp: metav1.NewTime(s.now),
 					Labels: map[string]string{LabelWorkload: "training", "job": strconv.Itoa(j.ID)}},

@@ -120,7 +120,7 @@ func TestBacktestDeterministicAndSeeded(t *testing.T) {
 		t.Fatal("same seed, different reports")
 	}
 	d, _ := Run(c, shortOptions(4))
-	if d.Jobs == a.Jobs && d.Ebbflow.Utilisation == a.Ebbflow.Utilisation {
+	if d.Jobs == a.Jobs && d.Ebbflow.Used == a.Ebbflow.Used {
 		t.Fatal("different seeds, same report")
 	}
 }
@@ -131,34 +131,133 @@ func TestBacktestComparesPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, f := r.Ebbflow, r.FIFO
 	t.Logf("%s", r.TargetSummary)
-	if f.Preemptions != 0 || f.FallbackStarts != 0 || f.BorrowingStarts != 0 || f.SizedDownJobs != 0 {
-		t.Errorf("FIFO with static quotas pre-empted, fell back, borrowed or resized: %+v", f)
-	}
+	checkComparison(t, r)
+	e, f := r.Ebbflow, r.FIFO
 	if e.SizedDownJobs == 0 || e.BorrowingStarts == 0 || e.FallbackStarts == 0 {
 		t.Errorf("ebbflow never sized down, borrowed or fell back: %+v", e)
 	}
-	for _, m := range []Metrics{e, f} {
-		if m.Utilisation <= 0 || m.Utilisation > m.Allocated+1e-9 || m.Allocated > 1+1e-9 {
-			t.Errorf("%s: utilisation %v, allocated %v: want 0 < util ≤ allocated ≤ 1", m.Policy, m.Utilisation, m.Allocated)
+	// Sizing recovers idle GPUs: a larger used share of what is allocated.
+	if e.AllocUtil <= f.AllocUtil {
+		t.Errorf("GPU allocation utilisation: ebbflow %.3f ≤ FIFO %.3f", e.AllocUtil, f.AllocUtil)
+	}
+}
+
+// checkComparison asserts the structure of a report, whatever its numbers:
+// the three policies replay the same jobs, every metric is consistent with
+// its definition, the ratios and the target follow from the metrics, FIFO
+// uses none of ebbflow's mechanisms, and sizing read only earlier runs.
+func checkComparison(t *testing.T, r Report) {
+	t.Helper()
+	e, f, o := r.Ebbflow, r.FIFO, r.Oracle
+	if e.Policy != PolicyEbbflow || f.Policy != PolicyFIFOStatic || o.Policy != PolicyOracle {
+		t.Fatalf("policies %q %q %q", e.Policy, f.Policy, o.Policy)
+	}
+	if f.Preemptions != 0 || f.FallbackStarts != 0 || f.BorrowingStarts != 0 || f.SizedDownJobs != 0 || f.SizedFromHistory != 0 {
+		t.Errorf("FIFO with static quotas pre-empted, fell back, borrowed or resized: %+v", f)
+	}
+	for _, m := range []Metrics{e, f, o} {
+		if m.Jobs == 0 || m.Jobs != e.Jobs {
+			t.Errorf("%s measured %d jobs, ebbflow %d: the policies must replay the same stream", m.Policy, m.Jobs, e.Jobs)
 		}
-		if m.Jobs == 0 || m.WithinQuotaJobs == 0 || m.WithinQuotaJobs > m.Jobs {
-			t.Errorf("%s: %d jobs, %d within quota", m.Policy, m.Jobs, m.WithinQuotaJobs)
+		if m.WithinQuotaJobs == 0 || m.WithinQuotaJobs > m.Jobs || m.NeverStarted > m.Jobs {
+			t.Errorf("%s: %d jobs, %d within quota, %d never started", m.Policy, m.Jobs, m.WithinQuotaJobs, m.NeverStarted)
 		}
-		if m.P95WaitMin < m.P95WaitWithinQuotaMin && m.WithinQuotaJobs == m.Jobs {
-			t.Errorf("%s: p95 of a subset above the whole", m.Policy)
+		if !(m.AllocUtil > 0 && m.AllocUtil <= 1+1e-9 && m.Allocated > 0 && m.Allocated <= 1+1e-9 && m.AllocatedQueued <= 1+1e-9) {
+			t.Errorf("%s: allocation utilisation %v, allocated %v, allocated while queued %v: want shares in (0, 1]", m.Policy, m.AllocUtil, m.Allocated, m.AllocatedQueued)
+		}
+		if math.Abs(m.Used-m.AllocUtil*m.Allocated) > 1e-9 {
+			t.Errorf("%s: used share %v ≠ allocation utilisation %v × allocated share %v", m.Policy, m.Used, m.AllocUtil, m.Allocated)
+		}
+		if (m.QueuedMinutes == 0) != (m.AllocatedQueued == 0) || m.QueuedMinutes > r.MeasuredMinutes {
+			t.Errorf("%s: %d queued minutes of %d, allocated while queued %v", m.Policy, m.QueuedMinutes, r.MeasuredMinutes, m.AllocatedQueued)
+		}
+		if m.MeanWaitMin < 0 || m.P95WaitMin < 0 || m.P95WaitWithinQuotaMin < 0 {
+			t.Errorf("%s: negative wait", m.Policy)
+		}
+		if m.SizingInputsAfterArrival != 0 {
+			t.Errorf("%s: sizing read %d runs that ended after the job arrived", m.Policy, m.SizingInputsAfterArrival)
 		}
 	}
-	// Sizing recovers idle GPUs: a larger busy share of what is allocated.
-	if e.Efficiency <= f.Efficiency {
-		t.Errorf("busy share of allocated GPUs: ebbflow %.3f ≤ FIFO %.3f", e.Efficiency, f.Efficiency)
+	if e.SizedFromHistory == 0 || e.SizedFromHistory > e.Jobs {
+		t.Errorf("ebbflow sized %d of %d measured jobs from history", e.SizedFromHistory, e.Jobs)
 	}
-	if math.Abs(r.UtilisationRatio-e.Utilisation/f.Utilisation) > 1e-12 {
-		t.Errorf("ratio %v", r.UtilisationRatio)
+	for _, c := range []struct {
+		name      string
+		got, a, b float64
+	}{
+		{"allocation utilisation", r.AllocUtilRatio, e.AllocUtil, f.AllocUtil},
+		{"used share", r.UsedRatio, e.Used, f.Used},
+		{"allocated share", r.AllocatedRatio, e.Allocated, f.Allocated},
+		{"oracle allocation utilisation", r.OracleAllocUtilRatio, o.AllocUtil, f.AllocUtil},
+	} {
+		if math.Abs(c.got-c.a/c.b) > 1e-12 {
+			t.Errorf("%s ratio %v, want %v ÷ %v", c.name, c.got, c.a, c.b)
+		}
 	}
-	if r.TargetMet != (r.UtilisationRatio >= 1.5 && e.P95WaitWithinQuotaMin <= f.P95WaitWithinQuotaMin) {
+	if r.TargetMet != (r.AllocUtilRatio >= 1.5 && e.P95WaitWithinQuotaMin <= f.P95WaitWithinQuotaMin) {
 		t.Error("target_met disagrees with its definition")
+	}
+	if !strings.Contains(r.TargetSummary, "1.5×") {
+		t.Errorf("summary %q does not state the target", r.TargetSummary)
+	}
+}
+
+// The backtest runs on every shared trace that records a cluster's
+// allocations, and names the reason it skips each other one.
+func TestBacktestEverySharedTrace(t *testing.T) {
+	dir, err := trace.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := RunShared(dir, shortOptions(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, st := range SharedTraces() {
+		if st.Skip == "" {
+			want = append(want, st.File)
+		}
+	}
+	if len(sr.Reports) != len(want) || len(want) < 2 {
+		t.Fatalf("%d reports for traces %v", len(sr.Reports), want)
+	}
+	for i, r := range sr.Reports {
+		if r.Trace != want[i] || r.Format == "" {
+			t.Errorf("report %d is of %q (%q), want %q", i, r.Trace, r.Format, want[i])
+		}
+		t.Logf("%s: %s", r.Trace, r.TargetSummary)
+		checkComparison(t, r)
+	}
+	if len(sr.Skipped)+len(sr.Reports) != len(SharedTraces()) {
+		t.Errorf("%d skipped + %d replayed ≠ %d traces", len(sr.Skipped), len(sr.Reports), len(SharedTraces()))
+	}
+	for _, s := range sr.Skipped {
+		if s.Skip == "" {
+			t.Errorf("%s skipped without a reason", s.File)
+		}
+	}
+	if _, err := RunShared(t.TempDir(), shortOptions(2)); err == nil || !strings.Contains(err.Error(), "philly_node_sequence.csv") {
+		t.Errorf("empty directory: %v", err)
+	}
+}
+
+func TestParseTraceAzure(t *testing.T) {
+	c, format, err := ParseTrace(strings.NewReader("timestamp,cpu_usage,assigned_mem\n0,1,50\n300,1,100\n600,1,75\n"))
+	if err != nil || format != FormatAzureVMAlloc {
+		t.Fatal(err, format)
+	}
+	want := Curve{0.5, 0.5, 0.5, 0.5, 0.5, 1, 1, 1, 1, 1, 0.75, 0.75, 0.75, 0.75, 0.75}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("curve %v, want %v", c, want)
+	}
+	_, _, err = ParseTrace(strings.NewReader("timestamp,cpu_usage,assigned_mem\n0,1,50\n300,1,x\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "assigned_mem") {
+		t.Fatalf("bad row: %v", err)
+	}
+	if _, _, err := ParseTrace(strings.NewReader("time,number_of_requests\n")); err == nil || !strings.Contains(err.Error(), "assigned_mem") {
+		t.Fatalf("request-rate header: %v", err)
 	}
 }
 

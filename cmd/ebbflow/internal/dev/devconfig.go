@@ -23,6 +23,10 @@ func devConfig(cfg wire.Config, scrapeEvery time.Duration) wire.Config {
 	cfg.Ingest.Scrape.Kubernetes.Namespaces = []string{d.Namespace, sim.KSMNamespace}
 	cfg.Ingest.Scrape.Interval = scrapeEvery
 	cfg.Ingest.Scrape.Timeout = min(scrapeEvery, 5*time.Second)
+	// training: one scrape per simulated step, so a run's GPU count is its
+	// gpu_util samples per window ÷ (window ÷ step) — sizing reads the
+	// simulated training runs from the dev history with this interval.
+	cfg.Training.Sizing.ScrapeInterval = d.Step
 	// autoscale: the services' bounds and capacity, and read the topics from
 	// the start (they are new).
 	cfg.Autoscale.InitialOffset = "oldest"

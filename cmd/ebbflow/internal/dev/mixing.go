@@ -43,10 +43,31 @@ func simMixing(d wire.DevConfig) (*sim.Mixing, error) {
 	most := max(1, d.Nodes/3)
 	m := &sim.Mixing{Group: d.NodeGroup, Offline: d.OfflineNodes}
 	for _, j := range jobs {
+		f := DevFamilies[j.ID%len(DevFamilies)]
 		m.Jobs = append(m.Jobs, sim.TrainingJob{ID: j.ID, Arrive: time.Duration(j.Arrive) * time.Minute,
-			Nodes: min(j.Nodes, most), Run: time.Duration(j.Minutes) * time.Minute})
+			Nodes: min(j.Nodes, most), Run: time.Duration(j.Minutes) * time.Minute,
+			Family: f.Name, GPUUtil: f.GPUUtil, GPUMemMiB: f.GPUMemMiB})
 	}
 	return m, nil
+}
+
+// DevFamily is a job family of the simulated training stream: every run
+// keeps its GPUs GPUUtil busy and GPUMemMiB of framebuffer used per GPU,
+// which the nodes' DCGM exporters report for the run's pods, so ebbflow's
+// training sizing learns them from the dev history.
+type DevFamily struct {
+	Name      string
+	GPUUtil   float64
+	GPUMemMiB float64
+}
+
+// DevFamilies are the families of the simulated training stream; job i
+// is a run of family i mod 4 (run name: the job's id).
+var DevFamilies = []DevFamily{
+	{Name: "bert-finetune", GPUUtil: 0.35, GPUMemMiB: 6144},
+	{Name: "resnet50", GPUUtil: 0.55, GPUMemMiB: 9216},
+	{Name: "gpt-small", GPUUtil: 0.8, GPUMemMiB: 14336},
+	{Name: "speech-ctc", GPUUtil: 0.45, GPUMemMiB: 4096},
 }
 
 // print writes the mixing section of the summary.
