@@ -52,6 +52,8 @@ export EBBFLOW_TEST_KUEUE_WEBHOOK=https://127.0.0.1:16470
 export EBBFLOW_TEST_PYTHON=${EBBFLOW_VENV:-$REPO/.venv}/bin/python
 export EBBFLOW_TEST_PROMETHEUS=/usr/bin/prometheus
 EOF
+	# Kafka's SSL and SASL_SSL listeners (CA, SCRAM user), from kafka.sh.
+	"$DEV_DIR/kafka.sh" env >>"$tmp"
 	chmod 600 "$tmp"
 	mv "$tmp" "$ENV_FILE"
 }
