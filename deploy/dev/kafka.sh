@@ -31,32 +31,16 @@ ready() {
 		grep -q 'Kafka Server started' "$LOGFILE"
 }
 
-# gen_pki: a dev CA and a server certificate for 127.0.0.1/localhost (once), and the broker's
-# PKCS#12 keystore made from them.
+# gen_pki: the dev CA and server certificate (lib.sh), and the broker's PKCS#12 keystore of them.
 gen_pki() {
-	[[ -f "$PKI/server.p12" && -f "$PKI/ca.crt" ]] && return 0
-	mkdir -p "$PKI"
-	(
-		cd "$PKI"
-		openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
-			-subj "/CN=ebbflow dev Kafka CA" 2>/dev/null
-		openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
-		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
-			-days 3650 -extfile server.ext 2>/dev/null
-		openssl pkcs12 -export -in server.crt -inkey server.key -certfile ca.crt -name kafka \
-			-out server.p12 -passout pass:ebbflow-dev 2>/dev/null
-		rm -f server.csr server.ext
-	) || die "openssl failed generating the Kafka dev certificates in $PKI"
+	gen_server_pki "$PKI" Kafka
+	[[ -f "$PKI/server.p12" ]] && return 0
+	openssl pkcs12 -export -in "$PKI/server.crt" -inkey "$PKI/server.key" -certfile "$PKI/ca.crt" -name kafka \
+		-out "$PKI/server.p12" -passout pass:ebbflow-dev 2>/dev/null || die "openssl failed writing $PKI/server.p12"
 }
 
 # sasl_password: the dev SASL user's password, generated once.
-sasl_password() {
-	if [[ ! -s "$DIR/sasl.password" ]]; then
-		(umask 077 && head -c18 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$DIR/sasl.password")
-	fi
-	cat "$DIR/sasl.password"
-}
+sasl_password() { gen_password "$DIR/sasl.password"; }
 
 write_config() {
 	cat >"$DIR/server.properties" <<EOF

@@ -41,8 +41,21 @@ type Config struct {
 // roots when empty), cert_file/key_file are an optional client
 // certificate (see internal/tlsx).
 type TLSConfig struct {
-	Enabled    bool `yaml:"enabled"`
-	tlsx.Files `yaml:",inline"`
+	Enabled  bool   `yaml:"enabled"`
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the host name verified in the brokers'
+	// certificates (empty: the host of each broker address).
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify turns off verification of the brokers'
+	// certificates (tests only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Files is the section as internal/tlsx's client settings.
+func (t TLSConfig) Files() tlsx.Files {
+	return tlsx.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 }
 
 // SASLConfig enables SASL authentication.
@@ -114,7 +127,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("sasl.mechanism: %q is not supported (use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or leave empty)", c.SASL.Mechanism)
 	}
-	if err := c.TLS.Files.Validate("tls"); err != nil {
+	if err := c.TLS.Files().Validate("tls"); err != nil {
 		return err
 	}
 	return nil
@@ -135,7 +148,7 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	sc.ClientID = c.ClientID
 	sc.Metadata.RefreshFrequency = time.Minute
 	if c.TLS.Enabled {
-		tc, err := c.TLS.Files.Client("kafka.tls")
+		tc, err := c.TLS.Files().Client("kafka.tls")
 		if err != nil {
 			return nil, err
 		}
