@@ -86,6 +86,9 @@ EOF
 
 svc_start() {
 	if pid_alive "$PIDFILE" "$MARKER"; then
+		if port_open "$KAFKA_PORT" && ! grep -q "SASL_SSL://127.0.0.1:$SASL_SSL_PORT" "$DIR/server.properties"; then
+			die "the running broker (pid $(cat "$PIDFILE")) was started by an older kafka.sh without the SSL and SASL_SSL listeners: restart it ($0 stop && $0 start)"
+		fi
 		wait_for 60 "kafka" "$LOGFILE" "$PIDFILE" "$MARKER" ready
 		log "already running (pid $(cat "$PIDFILE")), 127.0.0.1:$KAFKA_PORT"
 		return 0

@@ -1,6 +1,7 @@
 // Package natsbus holds the NATS plumbing: the configuration section, the
 // connection, the JetStream streams that capture decisions and alerts, and
-// the in-process nats-server `ebbflow dev` and the tests run.
+// the in-process nats-server `ebbflow dev` and unit tests run (integration
+// tests use the real nats-server of deploy/dev/nats.sh).
 package natsbus
 
 import (
