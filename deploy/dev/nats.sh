@@ -5,7 +5,7 @@
 # Clients: tls://127.0.0.1:14222 (EBBFLOW_NATS_PORT), TLS required, server certificate signed by
 # a dev CA generated with openssl in <dir>/pki. Monitoring/health: http://127.0.0.1:18222/healthz
 # (EBBFLOW_NATS_HTTP_PORT). Account EBBFLOW (JetStream on) with the user "ebbflow" (random
-# password in <dir>/user.password); account OTHER (user "other") proves isolation. State in
+# password in <dir>/user.password) and a user nkey (seed in <dir>/user.nk); account OTHER (user "other") proves isolation. State in
 # EBBFLOW_NATS_DIR (default $EBBFLOW_DEV_RUN/nats). `env` prints the EBBFLOW_TEST_NATS_* exports.
 SVC=nats
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -40,10 +40,45 @@ build() {
 	echo "$out"
 }
 
+# gen_nkey: a user nkey (ed25519 by openssl, encoded as NATS nkeys: base32 of prefix + key +
+# CRC-16/XMODEM) once: the seed in <dir>/user.nk (what a client's nkey_seed_file points at), the
+# public key (U...) in <dir>/user.nk.pub.
+gen_nkey() {
+	[[ -s "$DIR/user.nk" && -s "$DIR/user.nk.pub" ]] && return 0
+	(
+		umask 077
+		openssl genpkey -algorithm ed25519 -out "$DIR/nkey.pem" 2>/dev/null &&
+			openssl pkey -in "$DIR/nkey.pem" -outform DER 2>/dev/null | tail -c 32 >"$DIR/nkey.seed.raw" &&
+			openssl pkey -in "$DIR/nkey.pem" -pubout -outform DER 2>/dev/null | tail -c 32 >"$DIR/nkey.pub.raw" &&
+			python3 - "$DIR" <<'PY'
+import base64, sys
+d = sys.argv[1]
+def crc16(b):
+    crc = 0
+    for x in b:
+        crc ^= x << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+def enc(raw):
+    c = crc16(raw)
+    return base64.b32encode(raw + bytes([c & 0xFF, c >> 8])).decode().rstrip("=")
+seed, pub = open(d + "/nkey.seed.raw", "rb").read(), open(d + "/nkey.pub.raw", "rb").read()
+assert len(seed) == 32 and len(pub) == 32
+USER, SEED = 20 << 3, 18 << 3
+open(d + "/user.nk", "w").write(enc(bytes([SEED | (USER >> 5), (USER & 31) << 3]) + seed) + "\n")
+open(d + "/user.nk.pub", "w").write(enc(bytes([USER]) + pub) + "\n")
+PY
+	) || die "generating the NATS user nkey in $DIR failed (openssl ed25519, python3)"
+	rm -f "$DIR/nkey.pem" "$DIR/nkey.seed.raw" "$DIR/nkey.pub.raw"
+}
+
 write_config() {
 	local pw other
 	pw="$(gen_password "$DIR/user.password")"
 	other="$(gen_password "$DIR/other.password")"
+	gen_nkey
 	(
 		umask 077
 		cat >"$CONF" <<EOF
@@ -64,7 +99,10 @@ jetstream {
 accounts {
   EBBFLOW {
     jetstream: enabled
-    users: [ { user: ebbflow, password: "$pw" } ]
+    users: [
+      { user: ebbflow, password: "$pw" }
+      { nkey: $(cat "$DIR/user.nk.pub") }
+    ]
   }
   OTHER {
     users: [ { user: other, password: "$other" } ]
@@ -117,6 +155,7 @@ export EBBFLOW_TEST_NATS_URL=tls://127.0.0.1:$PORT
 export EBBFLOW_TEST_NATS_CA=$PKI/ca.crt
 export EBBFLOW_TEST_NATS_USER=ebbflow
 export EBBFLOW_TEST_NATS_PASSWORD=$(cat "$DIR/user.password")
+export EBBFLOW_TEST_NATS_NKEY_SEED_FILE=$DIR/user.nk
 export EBBFLOW_TEST_NATS_OTHER_USER=other
 export EBBFLOW_TEST_NATS_OTHER_PASSWORD=$(cat "$DIR/other.password")
 EOF

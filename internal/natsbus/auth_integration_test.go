@@ -7,9 +7,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nkeys"
 
 	"github.com/ebbflow/ebbflow/internal/tlsx"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -204,5 +207,45 @@ func TestRealServerUntrustedCertificateRefused(t *testing.T) {
 		t.Errorf("plain connection error %q does not mention TLS", err)
 	} else {
 		t.Logf("no TLS settings: %v", err)
+	}
+}
+
+// TestRealServerNKeyOverTLS: the user nkey the dev server lists
+// (nkey_seed_file) connects over TLS into the EBBFLOW account and uses
+// JetStream; an nkey the server does not list is refused.
+func TestRealServerNKeyOverTLS(t *testing.T) {
+	c := realConfig(t)
+	c.User, c.Password = "", ""
+	c.NKeySeedFile = env(t, "EBBFLOW_TEST_NATS_NKEY_SEED_FILE")
+	nc, js, err := ConnectJetStream(c, "auth-test-nkey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := EnsureStreams(ctx, js, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, unique(schemas.SubjectAlertsPrefix+".info.nkeytest"), []byte(`{}`)); err != nil {
+		t.Fatalf("jetstream publish with the nkey: %v", err)
+	}
+
+	stranger, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := stranger.Seed()
+	c.NKeySeedFile = filepath.Join(t.TempDir(), "stranger.nk")
+	if err := os.WriteFile(c.NKeySeedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := Connect(c, "auth-test-stranger"); err == nil {
+		nc.Close()
+		t.Fatal("an unlisted nkey connected")
+	} else if !strings.Contains(err.Error(), "refused nkey") {
+		t.Errorf("unlisted nkey: error %q does not say the server refused it", err)
+	} else {
+		t.Logf("unlisted nkey: %v", err)
 	}
 }
