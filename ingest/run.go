@@ -186,7 +186,8 @@ func newReceiverServer(cfg RemoteWriteConfig, mapper *Mapper, pub *Publisher, m 
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdlog.New(serverLog{m: m, log: log}, "", 0)}
 	if cfg.TLSCertFile != "" {
 		// Certificate problems surface here, naming the file, not at the first handshake.
-		tc, err := tlsx.Files{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, CAFile: cfg.TLSClientCAFile}.Server("ingest.remote_write.tls")
+		tc, err := tlsx.Files{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, CAFile: cfg.TLSClientCAFile,
+			Settings: tlsx.Settings{Cert: "ingest.remote_write.tls_cert_file", Key: "ingest.remote_write.tls_key_file", CA: "ingest.remote_write.tls_client_ca_file"}}.Server("")
 		if err != nil {
 			return nil, nil, err
 		}

@@ -30,13 +30,36 @@ type Files struct {
 	ServerName string `yaml:"server_name,omitempty"`
 	// InsecureSkipVerify turns off server verification (tests only).
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty"`
+	// Settings, when set, are the full names of the three file settings
+	// in error messages, for sections whose keys are not
+	// <prefix>.ca_file/cert_file/key_file.
+	Settings Settings `yaml:"-"`
+}
+
+// Settings names the configuration keys of Files' paths.
+type Settings struct{ CA, Cert, Key string }
+
+// names returns the setting names for errors.
+func (f Files) names(prefix string) Settings {
+	n := f.Settings
+	if n.CA == "" {
+		n.CA = prefix + ".ca_file"
+	}
+	if n.Cert == "" {
+		n.Cert = prefix + ".cert_file"
+	}
+	if n.Key == "" {
+		n.Key = prefix + ".key_file"
+	}
+	return n
 }
 
 // Validate checks the combination of fields, without reading the files.
 // prefix names the section in messages, e.g. "kafka.tls".
 func (f Files) Validate(prefix string) error {
 	if (f.CertFile == "") != (f.KeyFile == "") {
-		return fmt.Errorf("%s.cert_file and %s.key_file: set both or neither", prefix, prefix)
+		n := f.names(prefix)
+		return fmt.Errorf("%s and %s: set both or neither", n.Cert, n.Key)
 	}
 	return nil
 }
@@ -53,15 +76,16 @@ func (f Files) Client(prefix string) (*tls.Config, error) {
 		ServerName:         f.ServerName,
 		InsecureSkipVerify: f.InsecureSkipVerify, //nolint:gosec // opt-in by config, documented as tests only
 	}
+	n := f.names(prefix)
 	if f.CAFile != "" {
-		pool, err := LoadCAPool(prefix+".ca_file", f.CAFile)
+		pool, err := LoadCAPool(n.CA, f.CAFile)
 		if err != nil {
 			return nil, err
 		}
 		tc.RootCAs = pool
 	}
 	if f.CertFile != "" {
-		cert, err := LoadKeyPair(prefix, f.CertFile, f.KeyFile)
+		cert, err := loadKeyPair(n, f.CertFile, f.KeyFile)
 		if err != nil {
 			return nil, err
 		}
@@ -74,16 +98,17 @@ func (f Files) Client(prefix string) (*tls.Config, error) {
 // certificate CertFile/KeyFile (required); when CAFile is set, clients
 // must present a certificate signed by it.
 func (f Files) Server(prefix string) (*tls.Config, error) {
+	n := f.names(prefix)
 	if f.CertFile == "" || f.KeyFile == "" {
-		return nil, fmt.Errorf("%s.cert_file and %s.key_file: both are required to serve TLS", prefix, prefix)
+		return nil, fmt.Errorf("%s and %s: both are required to serve TLS", n.Cert, n.Key)
 	}
-	cert, err := LoadKeyPair(prefix, f.CertFile, f.KeyFile)
+	cert, err := loadKeyPair(n, f.CertFile, f.KeyFile)
 	if err != nil {
 		return nil, err
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if f.CAFile != "" {
-		pool, err := LoadCAPool(prefix+".ca_file", f.CAFile)
+		pool, err := LoadCAPool(n.CA, f.CAFile)
 		if err != nil {
 			return nil, err
 		}
@@ -110,24 +135,28 @@ func LoadCAPool(setting, path string) (*x509.CertPool, error) {
 // LoadKeyPair reads a PEM certificate and its key; errors name the file at
 // fault (prefix.cert_file or prefix.key_file).
 func LoadKeyPair(prefix, certFile, keyFile string) (tls.Certificate, error) {
+	return loadKeyPair(Files{}.names(prefix), certFile, keyFile)
+}
+
+func loadKeyPair(n Settings, certFile, keyFile string) (tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("%s.cert_file: %w", prefix, err)
+		return tls.Certificate{}, fmt.Errorf("%s: %w", n.Cert, err)
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("%s.key_file: %w", prefix, err)
+		return tls.Certificate{}, fmt.Errorf("%s: %w", n.Key, err)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		var which string
 		switch {
 		case !hasPEMBlock(certPEM, "CERTIFICATE"):
-			which = fmt.Sprintf("%s.cert_file: %s holds no PEM certificate", prefix, certFile)
+			which = fmt.Sprintf("%s: %s holds no PEM certificate", n.Cert, certFile)
 		case !hasPEMKey(keyPEM):
-			which = fmt.Sprintf("%s.key_file: %s holds no PEM private key", prefix, keyFile)
+			which = fmt.Sprintf("%s: %s holds no PEM private key", n.Key, keyFile)
 		default:
-			which = fmt.Sprintf("%s: certificate %s and key %s do not form a pair", prefix, certFile, keyFile)
+			which = fmt.Sprintf("%s and %s: certificate %s and key %s do not form a pair", n.Cert, n.Key, certFile, keyFile)
 		}
 		return tls.Certificate{}, fmt.Errorf("%s: %w", which, err)
 	}
