@@ -3,7 +3,12 @@
 package ingest
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -12,7 +17,9 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/tlsx"
 	"github.com/ebbflow/ebbflow/schemas"
 )
@@ -185,4 +192,100 @@ func gatherCounter(t *testing.T, u *ingestUnderTest, name, label, value string) 
 		}
 	}
 	return 0
+}
+
+// TestIngestPublishesOverKafkaSCRAM: ingest's transactional producer
+// reaches the real broker's SASL_SSL listener with the kafka section's TLS
+// and SCRAM-SHA-512 settings: a remote_write request is answered 204 only
+// once its samples are committed, and a read_committed consumer (same
+// settings) reads them back.
+func TestIngestPublishesOverKafkaSCRAM(t *testing.T) {
+	kc := kafkax.DefaultConfig()
+	kc.Brokers = []string{requireEnv(t, "EBBFLOW_TEST_KAFKA_SASL_BROKERS")}
+	kc.TLS.Enabled = true
+	kc.TLS.CAFile = requireEnv(t, "EBBFLOW_TEST_KAFKA_CA")
+	kc.SASL = kafkax.SASLConfig{Mechanism: sarama.SASLTypeSCRAMSHA512,
+		Username: requireEnv(t, "EBBFLOW_TEST_KAFKA_SASL_USER"), Password: requireEnv(t, "EBBFLOW_TEST_KAFKA_SASL_PASSWORD")}
+	kc.TopicPrefix = fmt.Sprintf("ingestscram%d", time.Now().UnixNano())
+	kc.Partitions = 2
+	topic := kc.Topics().Name(schemas.TopicMetricsRaw)
+	if err := kafkax.EnsureTopics(context.Background(), kc, topic); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.RemoteWrite.Listen = "127.0.0.1:0"
+	cfg.Unmatched = UnmatchedForward
+	cfg.Publish.TransactionalID = "ingest-it-" + kc.TopicPrefix
+	addr := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, Deps{Kafka: kc, Registerer: prometheus.NewRegistry(), Cluster: "c1",
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OnListen: func(a string) { addr <- a }})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ingest.Run: %v", err)
+		}
+	}()
+	var url string
+	select {
+	case a := <-addr:
+		url = "http://" + a + cfg.RemoteWrite.Path
+	case err := <-done:
+		t.Fatalf("ingest.Run: %v", err)
+	}
+	series := genSeries(20, 5, time.Now().UnixMilli())
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(snappyBody(AppendWriteRequestV1(nil, series))))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("remote_write answered %d, want 204 (committed over SASL_SSL)", resp.StatusCode)
+	}
+	want := 0
+	for _, s := range series {
+		want += len(s.Samples)
+	}
+	sc, err := kc.Sarama()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	cons, err := sarama.NewConsumer(kc.Brokers, sc)
+	if err != nil {
+		t.Fatalf("consumer over SASL_SSL: %v", err)
+	}
+	defer cons.Close()
+	msgs := make(chan *sarama.ConsumerMessage, 256)
+	for _, p := range []int32{0, 1} {
+		pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		go func() {
+			for m := range pc.Messages() {
+				msgs <- m
+			}
+		}()
+	}
+	var got []schemas.RawSample
+	deadline := time.After(60 * time.Second)
+	for len(got) < want {
+		select {
+		case m := <-msgs:
+			if got, err = schemas.DecodeRaw(got, m.Value); err != nil {
+				t.Fatal(err)
+			}
+		case <-deadline:
+			t.Fatalf("read %d of %d samples back over SASL_SSL", len(got), want)
+		}
+	}
+	t.Logf("%d samples written and read back over TLS + SCRAM-SHA-512", len(got))
 }
