@@ -47,6 +47,9 @@ type RemoteWriteConfig struct {
 	// TLSCertFile and TLSKeyFile serve HTTPS.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+	// TLSClientCAFile, with HTTPS, requires senders to present a client
+	// certificate signed by this CA (Prometheus: tls_config.cert_file).
+	TLSClientCAFile string `yaml:"tls_client_ca_file"`
 }
 
 // ScrapeConfig configures scraping.
@@ -194,6 +197,9 @@ func (c Config) Validate() error {
 	}
 	if (rw.TLSCertFile == "") != (rw.TLSKeyFile == "") {
 		return errors.New("remote_write.tls_cert_file and tls_key_file: set both or neither")
+	}
+	if rw.TLSClientCAFile != "" && rw.TLSCertFile == "" {
+		return errors.New("remote_write.tls_client_ca_file: needs tls_cert_file and tls_key_file (client certificates are checked over HTTPS only)")
 	}
 	if (rw.BasicAuthUsername == "") != (rw.BasicAuthPasswordFile == "") {
 		return errors.New("remote_write.basic_auth_username and basic_auth_password_file: set both or neither")

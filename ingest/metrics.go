@@ -32,6 +32,10 @@ type Metrics struct {
 	// RejectedRequests counts remote_write requests refused for good
 	// (4xx: retrying cannot help), by reason (Reject* constants).
 	RejectedRequests *prometheus.CounterVec
+	// TLSHandshakeFailures counts connections to the HTTPS receiver that
+	// failed their TLS handshake (untrusted or missing client certificate,
+	// a sender that does not trust ingest's certificate, plain HTTP).
+	TLSHandshakeFailures prometheus.Counter
 }
 
 // Reasons of ebbflow_ingest_rejected_requests_total.
@@ -83,11 +87,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Transactions whose commit outcome was lost (Kafka cut during EndTxn), by the outcome a read_committed fetch found: committed, aborted, unknown (given up at shutdown)."}, []string{"outcome"}),
 		RejectedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_rejected_requests_total",
 			Help: "remote_write requests answered 413 because they can never be written as sent, by reason: body_too_large, buffer_too_large, record_too_large, broker_too_large."}, []string{"reason"}),
+		TLSHandshakeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_tls_handshake_failures_total",
+			Help: "Connections to the HTTPS remote_write receiver whose TLS handshake failed (certificate not trusted by either side, no client certificate, plain HTTP)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.SamplesReceived, m.SamplesPublished, m.SamplesDropped, m.RecordsPublished, m.PublishErrors,
 			m.PublishLatency, m.BufferBytes, m.BufferCapacity, m.Requests, m.TargetUp, m.ScrapeDuration,
-			m.ScrapeSamples, m.Scrapes, m.ScrapeFailures, m.Targets, m.DuplicateRequests, m.CommitsResolved, m.RejectedRequests)
+			m.ScrapeSamples, m.Scrapes, m.ScrapeFailures, m.Targets, m.DuplicateRequests, m.CommitsResolved, m.RejectedRequests,
+			m.TLSHandshakeFailures)
 	}
 	return m
 }

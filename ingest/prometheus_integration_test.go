@@ -93,6 +93,14 @@ func freePort(t *testing.T) int {
 // and remote-writing to url; it is stopped when the test ends.
 func startPrometheus(t *testing.T, target, url string) {
 	t.Helper()
+	startPrometheusWith(t, target, url, "")
+}
+
+// startPrometheusWith is startPrometheus with extra remote_write settings
+// (rwExtra, YAML indented for the remote_write entry: basic_auth,
+// authorization, tls_config); it returns the path of Prometheus' log.
+func startPrometheusWith(t *testing.T, target, url, rwExtra string) string {
+	t.Helper()
 	bin := requireEnv(t, "EBBFLOW_TEST_PROMETHEUS")
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`global:
@@ -114,7 +122,7 @@ remote_write:
       min_shards: 1
       max_shards: 2
       max_samples_per_send: 100
-`, target, url)
+%s`, target, url, rwExtra)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +152,7 @@ remote_write:
 			t.Logf("prometheus log:\n%s", b)
 		}
 	})
+	return filepath.Join(dir, "prometheus.log")
 }
 
 type ingestUnderTest struct {

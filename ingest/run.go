@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
+	"github.com/ebbflow/ebbflow/internal/tlsx"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -113,14 +115,15 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		if err != nil {
 			return err
 		}
-		log.Info("remote_write receiver listening", "addr", ln.Addr().String(), "path", cfg.RemoteWrite.Path, "topic", topic)
+		log.Info("remote_write receiver listening", "addr", ln.Addr().String(), "path", cfg.RemoteWrite.Path, "topic", topic,
+			"https", srv.TLSConfig != nil, "client_certificates", cfg.RemoteWrite.TLSClientCAFile != "", "auth", authKind(cfg.RemoteWrite))
 		if deps.OnListen != nil {
 			deps.OnListen(ln.Addr().String())
 		}
 		g.Go(func() error {
 			var err error
-			if cfg.RemoteWrite.TLSCertFile != "" {
-				err = srv.ServeTLS(ln, cfg.RemoteWrite.TLSCertFile, cfg.RemoteWrite.TLSKeyFile)
+			if srv.TLSConfig != nil {
+				err = srv.ServeTLS(ln, "", "")
 			} else {
 				err = srv.Serve(ln)
 			}
@@ -180,11 +183,53 @@ func newReceiverServer(cfg RemoteWriteConfig, mapper *Mapper, pub *Publisher, m 
 		}
 		auth = Authenticator("", cfg.BasicAuthUsername, strings.TrimSpace(string(pw)))
 	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdlog.New(serverLog{m: m, log: log}, "", 0)}
+	if cfg.TLSCertFile != "" {
+		// Certificate problems surface here, naming the file, not at the first handshake.
+		tc, err := tlsx.Files{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, CAFile: cfg.TLSClientCAFile,
+			Settings: tlsx.Settings{Cert: "ingest.remote_write.tls_cert_file", Key: "ingest.remote_write.tls_key_file", CA: "ingest.remote_write.tls_client_ca_file"}}.Server("")
+		if err != nil {
+			return nil, nil, err
+		}
+		srv.TLSConfig = tc
+	}
 	mux := http.NewServeMux()
 	mux.Handle(cfg.Path, NewReceiver(mapper, pub, cfg, m, log, auth))
+	srv.Handler = mux
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ingest: remote_write listen on %s: %w", cfg.Listen, err)
 	}
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln, nil
+	return srv, ln, nil
+}
+
+// authKind names the configured request authentication for the start-up log.
+func authKind(cfg RemoteWriteConfig) string {
+	switch {
+	case cfg.BearerTokenFile != "":
+		return "bearer"
+	case cfg.BasicAuthUsername != "":
+		return "basic"
+	}
+	return "none"
+}
+
+// serverLog takes net/http's server errors: a failed TLS handshake is
+// counted (ebbflow_ingest_tls_handshake_failures_total) and logged at
+// debug, since a misconfigured sender retries several times a second;
+// anything else is a warning.
+type serverLog struct {
+	m   *Metrics
+	log *slog.Logger
+}
+
+func (s serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.Contains(msg, "TLS handshake error") {
+		s.m.TLSHandshakeFailures.Inc()
+		s.log.Debug("remote_write: TLS handshake failed", "detail", msg)
+	} else {
+		s.log.Warn("remote_write server", "detail", msg)
+	}
+	return len(p), nil
 }

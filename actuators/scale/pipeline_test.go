@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"k8s.io/client-go/kubernetes"
 
@@ -35,6 +34,9 @@ type pipeline struct {
 	// forecaster runs the real forecast.Run (no models: its last-value
 	// baseline) instead of producing forecast events directly.
 	forecaster bool
+	// nats is the real nats-server to publish decisions to; empty URL: an
+	// in-process server.
+	nats natsbus.Config
 }
 
 func (p pipeline) run(t *testing.T) {
@@ -42,24 +44,25 @@ func (p pipeline) run(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	ns, err := natsbus.StartEmbedded(-1, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	ncfg := p.nats
+	if ncfg.URL == "" {
+		ns, err := natsbus.StartEmbedded(-1, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ns.Close()
+		ncfg = natsbus.Config{URL: ns.URL()}
 	}
-	defer ns.Close()
-	nc, err := nats.Connect(ns.URL())
+	nc, js, err := natsbus.ConnectJetStream(ncfg, "pipeline-test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := natsbus.EnsureStreams(ctx, js, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := js.OrderedConsumer(ctx, schemas.StreamDecisions, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"ebbflow.decisions.>"}})
+	// Only this run's subject: the real server is shared with other tests.
+	sub, err := js.OrderedConsumer(ctx, schemas.StreamDecisions, jetstream.OrderedConsumerConfig{FilterSubjects: []string{schemas.DecisionSubject("scale", p.cluster, p.namespace)}})
 	if err != nil {
 		t.Fatal(err)
 	}

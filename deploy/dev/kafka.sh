@@ -1,20 +1,46 @@
 #!/usr/bin/env bash
 # Apache Kafka (KRaft, single node, broker+controller) from Maven Central jars.
-#   deploy/dev/kafka.sh start|stop|status
-# PLAINTEXT 127.0.0.1:19092, CONTROLLER 127.0.0.1:19093; transactions work on one broker.
+#   deploy/dev/kafka.sh start|stop|status|env
+# Listeners (ports overridable, e.g. for an engineer's own second instance):
+#   PLAINTEXT  127.0.0.1:19092  EBBFLOW_KAFKA_PORT
+#   CONTROLLER 127.0.0.1:19093  EBBFLOW_KAFKA_CONTROLLER_PORT
+#   SSL        127.0.0.1:19094  EBBFLOW_KAFKA_SSL_PORT       TLS, no client authentication
+#   SASL_SSL   127.0.0.1:19095  EBBFLOW_KAFKA_SASL_SSL_PORT  TLS + SASL SCRAM-SHA-512 or PLAIN
+# State in EBBFLOW_KAFKA_DIR (default $EBBFLOW_DEV_RUN/kafka). The TLS listeners use a dev CA and a
+# server certificate generated with openssl at first start in <dir>/pki. The SASL user "ebbflow"
+# (random password in <dir>/sasl.password) is a SCRAM-SHA-512 credential, added at storage format
+# time (kafka-storage --add-scram) or with kafka-configs after start when the storage existed
+# already, and a PLAIN JAAS user. `env` prints the EBBFLOW_TEST_KAFKA_* exports the integration
+# tests read. Transactions work on one broker.
 SVC=kafka
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-KAFKA_PORT=19092
-CONTROLLER_PORT=19093
-DIR="$RUN/kafka"
+KAFKA_PORT="${EBBFLOW_KAFKA_PORT:-19092}"
+CONTROLLER_PORT="${EBBFLOW_KAFKA_CONTROLLER_PORT:-19093}"
+SSL_PORT="${EBBFLOW_KAFKA_SSL_PORT:-19094}"
+SASL_SSL_PORT="${EBBFLOW_KAFKA_SASL_SSL_PORT:-19095}"
+SASL_USER=ebbflow
+DIR="${EBBFLOW_KAFKA_DIR:-$RUN/kafka}"
+PKI="$DIR/pki"
 PIDFILE="$DIR/kafka.pid"
 LOGFILE="$DIR/kafka.log"
 MARKER="$DIR/server.properties"
 
 ready() {
-	port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$LOGFILE"
+	port_open "$KAFKA_PORT" && port_open "$SSL_PORT" && port_open "$SASL_SSL_PORT" &&
+		grep -q 'Kafka Server started' "$LOGFILE"
 }
+
+# gen_pki: the dev CA and server certificate (lib.sh), and the broker's PKCS#12 keystore of them.
+gen_pki() {
+	gen_server_pki "$PKI" Kafka
+	[[ -f "$PKI/server.p12" ]] && return 0
+	openssl pkcs12 -export -in "$PKI/server.crt" -inkey "$PKI/server.key" -certfile "$PKI/ca.crt" -name kafka \
+		-out "$PKI/server.p12" -passout pass:ebbflow-dev 2>/dev/null || die "openssl failed writing $PKI/server.p12"
+}
+
+# sasl_password: the dev SASL user's password, generated once.
+sasl_password() { gen_password "$DIR/sasl.password"; }
 
 write_config() {
 	cat >"$DIR/server.properties" <<EOF
@@ -22,11 +48,19 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT,SSL://127.0.0.1:$SSL_PORT,SASL_SSL://127.0.0.1:$SASL_SSL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SSL://127.0.0.1:$SSL_PORT,SASL_SSL://127.0.0.1:$SASL_SSL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$PKI/server.p12
+ssl.keystore.password=ebbflow-dev
+ssl.key.password=ebbflow-dev
+ssl.client.auth=none
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$(sasl_password)";
 log.dirs=$DIR/data
 num.partitions=4
 default.replication.factor=1
@@ -47,27 +81,37 @@ log.retention.ms=-1
 log.retention.bytes=1073741824
 log.segment.bytes=67108864
 EOF
+	chmod 600 "$DIR/server.properties"
 }
 
 svc_start() {
 	if pid_alive "$PIDFILE" "$MARKER"; then
+		if port_open "$KAFKA_PORT" && ! grep -q "SASL_SSL://127.0.0.1:$SASL_SSL_PORT" "$DIR/server.properties"; then
+			die "the running broker (pid $(cat "$PIDFILE")) was started by an older kafka.sh without the SSL and SASL_SSL listeners: restart it ($0 stop && $0 start)"
+		fi
 		wait_for 60 "kafka" "$LOGFILE" "$PIDFILE" "$MARKER" ready
 		log "already running (pid $(cat "$PIDFILE")), 127.0.0.1:$KAFKA_PORT"
 		return 0
 	fi
 	ensure_port_free "$KAFKA_PORT" kafka
 	ensure_port_free "$CONTROLLER_PORT" kafka
-	local jars
+	ensure_port_free "$SSL_PORT" kafka
+	ensure_port_free "$SASL_SSL_PORT" kafka
+	local jars formatted=0
 	jars="$(mvn_jars kafka "$DEV_DIR/kafka")"
 	mkdir -p "$DIR/data"
+	gen_pki
+	sasl_password >/dev/null
 	write_config
 	local cp="$jars/*"
 	if [[ ! -f "$DIR/data/meta.properties" ]]; then
 		local cluster_id
 		cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-		log "formatting storage (cluster id $cluster_id)"
+		log "formatting storage (cluster id $cluster_id) with the SCRAM-SHA-512 user $SASL_USER"
+		formatted=1
 		java -cp "$cp" -Dlog4j2.configurationFile="$DEV_DIR/kafka/log4j2.properties" \
 			kafka.tools.StorageTool format -t "$cluster_id" -c "$DIR/server.properties" \
+			--add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$(sasl_password)]" \
 			>"$DIR/format.log" 2>&1 || {
 			dump_log "$DIR/format.log"
 			die "formatting kafka storage failed"
@@ -80,18 +124,45 @@ svc_start() {
 		-Dlog4j2.configurationFile="$DEV_DIR/kafka/log4j2.properties" \
 		-cp "$cp" kafka.Kafka "$DIR/server.properties"
 	wait_for 120 "kafka" "$LOGFILE" "$PIDFILE" "$MARKER" ready
-	log "ready on 127.0.0.1:$KAFKA_PORT (pid $(cat "$PIDFILE"))"
+	if ((formatted == 0)); then
+		# The storage may come from an older kafka.sh (formatted without --add-scram).
+		log "adding the SCRAM-SHA-512 credential of $SASL_USER"
+		java -cp "$cp" -Dlog4j2.configurationFile="$DEV_DIR/kafka/log4j2.properties" \
+			kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter \
+			--add-config "SCRAM-SHA-512=[password=$(sasl_password)]" --entity-type users --entity-name "$SASL_USER" \
+			>"$DIR/scram.log" 2>&1 || {
+			dump_log "$DIR/scram.log"
+			die "adding the SCRAM-SHA-512 user $SASL_USER failed"
+		}
+	fi
+	log "ready on 127.0.0.1:$KAFKA_PORT, SSL :$SSL_PORT, SASL_SSL :$SASL_SSL_PORT (pid $(cat "$PIDFILE"))"
 }
 
 svc_stop() { stop_pid "$PIDFILE" "$MARKER" kafka; }
 
 svc_status() {
 	if pid_alive "$PIDFILE" "$MARKER" && ready; then
-		echo "kafka: running (pid $(cat "$PIDFILE")) 127.0.0.1:$KAFKA_PORT"
+		echo "kafka: running (pid $(cat "$PIDFILE")) 127.0.0.1:$KAFKA_PORT (SSL :$SSL_PORT, SASL_SSL :$SASL_SSL_PORT)"
 	else
 		echo "kafka: stopped"
 		return 3
 	fi
 }
 
+# svc_env: the exports of the integration tests that use the TLS and SASL listeners.
+svc_env() {
+	[[ -f "$PKI/ca.crt" && -s "$DIR/sasl.password" ]] || die "no Kafka PKI or SASL password in $DIR: start kafka first"
+	cat <<EOF
+export EBBFLOW_TEST_KAFKA_TLS_BROKERS=127.0.0.1:$SSL_PORT
+export EBBFLOW_TEST_KAFKA_SASL_BROKERS=127.0.0.1:$SASL_SSL_PORT
+export EBBFLOW_TEST_KAFKA_CA=$PKI/ca.crt
+export EBBFLOW_TEST_KAFKA_SASL_USER=$SASL_USER
+export EBBFLOW_TEST_KAFKA_SASL_PASSWORD=$(sasl_password)
+EOF
+}
+
+if [[ "${1:-}" == env ]]; then
+	svc_env
+	exit 0
+fi
 usage_main "$@"

@@ -278,3 +278,30 @@ usage_main() {
 		;;
 	esac
 }
+
+# gen_server_pki DIR WHAT: a dev CA (DIR/ca.crt, ca.key) and a server certificate for 127.0.0.1 and
+# localhost signed by it (DIR/server.crt, server.key), generated once with openssl.
+gen_server_pki() {
+	local dir="$1" what="$2"
+	[[ -f "$dir/ca.crt" && -f "$dir/server.crt" && -f "$dir/server.key" ]] && return 0
+	mkdir -p "$dir"
+	(
+		cd "$dir"
+		umask 077
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+			-subj "/CN=ebbflow dev $what CA" 2>/dev/null
+		openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
+			-days 3650 -extfile server.ext 2>/dev/null
+		rm -f server.csr server.ext
+	) || die "openssl failed generating the $what dev certificates in $dir"
+}
+
+# gen_password FILE: a random password in FILE (mode 600), generated once; prints it.
+gen_password() {
+	if [[ ! -s "$1" ]]; then
+		(umask 077 && head -c18 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$1")
+	fi
+	cat "$1"
+}

@@ -52,6 +52,9 @@ export EBBFLOW_TEST_KUEUE_WEBHOOK=https://127.0.0.1:16470
 export EBBFLOW_TEST_PYTHON=${EBBFLOW_VENV:-$REPO/.venv}/bin/python
 export EBBFLOW_TEST_PROMETHEUS=/usr/bin/prometheus
 EOF
+	# Kafka's SSL and SASL_SSL listeners (CA, SCRAM user) and nats-server (TLS, account user).
+	"$DEV_DIR/kafka.sh" env >>"$tmp"
+	"$DEV_DIR/nats.sh" env >>"$tmp"
 	chmod 600 "$tmp"
 	mv "$tmp" "$ENV_FILE"
 }
@@ -61,9 +64,10 @@ up() {
 	# Phase 1, all at once: the long Go builds (first time only), Maven fetches, pip, apt. The
 	# service scripts build/fetch before starting, so Kafka and HDFS come up while
 	# kube-apiserver still compiles.
-	log "starting kafka, hdfs, etcd+kube control plane; building kwok and kueue; preparing venv and prometheus (logs: $LOGS)"
+	log "starting kafka, nats, hdfs, etcd+kube control plane; building kwok and kueue; preparing venv and prometheus (logs: $LOGS)"
 	run_parallel \
 		"kafka=$DEV_DIR/kafka.sh start" \
+		"nats=$DEV_DIR/nats.sh start" \
 		"hdfs=$DEV_DIR/hdfs.sh start" \
 		"kube=$DEV_DIR/kube.sh start" \
 		"kwok-build=$DEV_DIR/kwok.sh build" \
@@ -87,6 +91,7 @@ down() {
 	"$DEV_DIR/kwok.sh" stop || rc=1
 	"$DEV_DIR/kube.sh" stop || rc=1
 	"$DEV_DIR/hdfs.sh" stop || rc=1
+	"$DEV_DIR/nats.sh" stop || rc=1
 	"$DEV_DIR/kafka.sh" stop || rc=1
 	rm -f "$ENV_FILE"
 	return "$rc"
@@ -95,6 +100,7 @@ down() {
 status() {
 	local rc=0
 	"$DEV_DIR/kafka.sh" status || rc=1
+	"$DEV_DIR/nats.sh" status || rc=1
 	"$DEV_DIR/hdfs.sh" status || rc=1
 	"$DEV_DIR/kube.sh" status || rc=1
 	"$DEV_DIR/kwok.sh" status || rc=1

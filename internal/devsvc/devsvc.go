@@ -1,7 +1,6 @@
 // Package devsvc gives integration tests the endpoints of the real services that
 // deploy/dev/services.sh starts (Kafka, HDFS, kube-apiserver, the Python venv, prometheus),
-// read from the environment that `source .dev/services.env` sets, and starts an in-process
-// nats-server with JetStream.
+// and nats-server), read from the environment that `source .dev/services.env` sets.
 //
 // Every accessor fails the test with the reason when its variable is unset: a test that
 // needs a real service never skips silently.
@@ -28,6 +27,10 @@ const (
 	EnvKubeActuatorToken = "EBBFLOW_TEST_KUBE_ACTUATOR_TOKEN"
 	EnvPython            = "EBBFLOW_TEST_PYTHON"
 	EnvPrometheus        = "EBBFLOW_TEST_PROMETHEUS"
+	EnvNATSURL           = "EBBFLOW_TEST_NATS_URL"
+	EnvNATSCA            = "EBBFLOW_TEST_NATS_CA"
+	EnvNATSUser          = "EBBFLOW_TEST_NATS_USER"
+	EnvNATSPassword      = "EBBFLOW_TEST_NATS_PASSWORD"
 )
 
 // hint is appended to every "unset" failure.
@@ -131,14 +134,15 @@ func (k Kube) Clientset(t testing.TB, token string) kubernetes.Interface {
 	return cs
 }
 
-// StartNATS starts an in-process nats-server with JetStream on 127.0.0.1 (random port, store in
-// a temporary directory), stopped when the test ends; it returns the client URL.
-func StartNATS(t testing.TB) string {
+// NATS returns the nats section for the real nats-server deploy/dev/nats.sh runs: its tls://
+// URL, the dev CA that signed its certificate, and the user of the EBBFLOW account (JetStream on).
+func NATS(t testing.TB) natsbus.Config {
 	t.Helper()
-	e, err := natsbus.StartEmbedded(-1, t.TempDir())
-	if err != nil {
-		t.Fatalf("start in-process nats-server: %v", err)
-	}
-	t.Cleanup(e.Close)
-	return e.URL()
+	c := natsbus.DefaultConfig()
+	c.URL = Env(t, EnvNATSURL)
+	c.TLS.Enabled = true
+	c.TLS.CAFile = Env(t, EnvNATSCA)
+	c.User = Env(t, EnvNATSUser)
+	c.Password = Env(t, EnvNATSPassword)
+	return c
 }

@@ -23,7 +23,6 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/colinmarc/hdfs/v2"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -647,11 +646,13 @@ func TestKubeActuatorRBAC(t *testing.T) {
 
 // ----------------------------------------------------------------------------------- NATS
 
+// TestJetStreamDecisionReplay runs on the real nats-server (TLS, account user), shared by
+// concurrent tests: its subject and durable are unique to the run.
 func TestJetStreamDecisionReplay(t *testing.T) {
-	url := StartNATS(t)
-	nc, err := nats.Connect(url)
+	cfg := NATS(t)
+	nc, err := natsbus.Connect(cfg, "it-replay")
 	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
+		t.Fatal(err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -664,7 +665,8 @@ func TestJetStreamDecisionReplay(t *testing.T) {
 		t.Fatalf("ensure streams: %v", err)
 	}
 
-	const subject = "ebbflow.decisions.scale.c1.default"
+	run := fmt.Sprintf("c%d", time.Now().UnixNano())
+	subject := "ebbflow.decisions.scale." + run + ".default"
 	body := []byte(`{"cluster":"c1","namespace":"default","replicas":3}`)
 	ack, err := js.Publish(ctx, subject, body)
 	if err != nil {
@@ -676,10 +678,11 @@ func TestJetStreamDecisionReplay(t *testing.T) {
 
 	// A consumer created after the publish replays it.
 	cons, err := js.CreateOrUpdateConsumer(ctx, schemas.StreamDecisions, jetstream.ConsumerConfig{
-		Durable:       "it-replay",
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		FilterSubject: "ebbflow.decisions.scale.>",
+		Durable:           "it-replay-" + run,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		FilterSubject:     "ebbflow.decisions.scale." + run + ".>",
+		InactiveThreshold: time.Minute,
 	})
 	if err != nil {
 		t.Fatalf("create consumer: %v", err)

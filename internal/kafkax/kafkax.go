@@ -6,8 +6,6 @@ package kafkax
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/ebbflow/ebbflow/internal/tlsx"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -38,21 +37,50 @@ type Config struct {
 	SASL              SASLConfig `yaml:"sasl"`
 }
 
-// TLSConfig enables TLS to the brokers.
+// TLSConfig enables TLS to the brokers: ca_file verifies them (system
+// roots when empty), cert_file/key_file are an optional client
+// certificate (see internal/tlsx).
 type TLSConfig struct {
-	Enabled            bool   `yaml:"enabled"`
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	Enabled  bool   `yaml:"enabled"`
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the host name verified in the brokers'
+	// certificates (empty: the host of each broker address).
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify turns off verification of the brokers'
+	// certificates (tests only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
-// SASLConfig enables SASL/PLAIN authentication.
+// Files is the section as internal/tlsx's client settings.
+func (t TLSConfig) Files() tlsx.Files {
+	return tlsx.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+}
+
+// SASLConfig enables SASL authentication.
 type SASLConfig struct {
-	// Mechanism is "" (off) or "PLAIN".
+	// Mechanism is "" (off), "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512".
+	// PLAIN sends the password itself and belongs only on a TLS
+	// connection; SCRAM proves knowledge of it without sending it.
 	Mechanism string `yaml:"mechanism"`
 	Username  string `yaml:"username"`
-	Password  string `yaml:"password"`
+	// Password, or PasswordFile (read at start, trailing newline
+	// trimmed) to keep it out of the configuration file.
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// password returns the configured password, reading PasswordFile.
+func (s SASLConfig) password() (string, error) {
+	if s.PasswordFile == "" {
+		return s.Password, nil
+	}
+	b, err := os.ReadFile(s.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("kafka.sasl.password_file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // DefaultConfig returns the documented defaults (`ebbflow config defaults`).
@@ -89,15 +117,18 @@ func (c Config) Validate() error {
 	}
 	switch c.SASL.Mechanism {
 	case "":
-	case sarama.SASLTypePlaintext:
+	case sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
 		if c.SASL.Username == "" {
-			return errors.New("sasl.username: required with mechanism PLAIN")
+			return fmt.Errorf("sasl.username: required with mechanism %s", c.SASL.Mechanism)
+		}
+		if c.SASL.Password != "" && c.SASL.PasswordFile != "" {
+			return errors.New("sasl.password and sasl.password_file: set one, not both")
 		}
 	default:
-		return fmt.Errorf("sasl.mechanism: %q is not supported (use PLAIN or leave empty)", c.SASL.Mechanism)
+		return fmt.Errorf("sasl.mechanism: %q is not supported (use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or leave empty)", c.SASL.Mechanism)
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		return errors.New("tls.cert_file and tls.key_file: set both or neither")
+	if err := c.TLS.Files().Validate("tls"); err != nil {
+		return err
 	}
 	return nil
 }
@@ -117,33 +148,29 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	sc.ClientID = c.ClientID
 	sc.Metadata.RefreshFrequency = time.Minute
 	if c.TLS.Enabled {
-		tc := &tls.Config{InsecureSkipVerify: c.TLS.InsecureSkipVerify} //nolint:gosec // opt-in by config
-		if c.TLS.CAFile != "" {
-			pem, err := os.ReadFile(c.TLS.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("kafka.tls.ca_file: %s holds no PEM certificate", c.TLS.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		if c.TLS.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("kafka.tls: client certificate: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
+		tc, err := c.TLS.Files().Client("kafka.tls")
+		if err != nil {
+			return nil, err
 		}
 		sc.Net.TLS.Enable = true
 		sc.Net.TLS.Config = tc
 	}
 	if c.SASL.Mechanism != "" {
+		pw, err := c.SASL.password()
+		if err != nil {
+			return nil, err
+		}
 		sc.Net.SASL.Enable = true
+		sc.Net.SASL.Handshake = true
 		sc.Net.SASL.Mechanism = sarama.SASLMechanism(c.SASL.Mechanism)
 		sc.Net.SASL.User = c.SASL.Username
-		sc.Net.SASL.Password = c.SASL.Password
+		sc.Net.SASL.Password = pw
+		switch c.SASL.Mechanism {
+		case sarama.SASLTypeSCRAMSHA256:
+			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: scramSHA256} }
+		case sarama.SASLTypeSCRAMSHA512:
+			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: scramSHA512} }
+		}
 	}
 	return sc, nil
 }

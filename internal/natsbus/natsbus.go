@@ -1,19 +1,23 @@
 // Package natsbus holds the NATS plumbing: the configuration section, the
 // connection, the JetStream streams that capture decisions and alerts, and
-// the in-process nats-server `ebbflow dev` and the tests run.
+// the in-process nats-server `ebbflow dev` and unit tests run (integration
+// tests use the real nats-server of deploy/dev/nats.sh).
 package natsbus
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ebbflow/ebbflow/internal/tlsx"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -22,10 +26,39 @@ type Config struct {
 	// URL of the NATS servers, comma-separated. Empty disables publishing
 	// to NATS (decisions still go to Kafka).
 	URL string `yaml:"url"`
-	// CredsFile is an optional NATS credentials file.
+	// User authenticates with a user name and Password (or PasswordFile,
+	// read at start, trailing newline trimmed). At most one of User,
+	// CredsFile and NKeySeedFile is set.
+	User         string `yaml:"user"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	// CredsFile is a NATS credentials file (user JWT and nkey seed, as
+	// `nsc` writes it) for servers in operator/JWT mode.
 	CredsFile string `yaml:"creds_file"`
+	// NKeySeedFile is a file holding a user nkey seed (SU...); the server
+	// lists the matching public key.
+	NKeySeedFile string `yaml:"nkey_seed_file"`
+	// TLS to the servers (a tls:// URL also turns it on).
+	TLS TLSConfig `yaml:"tls"`
 	// MaxAge bounds how long the JetStream streams keep messages.
 	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// TLSConfig configures TLS to the NATS servers: ca_file verifies them
+// (system roots when empty), cert_file/key_file are an optional client
+// certificate for servers that verify clients.
+type TLSConfig struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Files is the section as internal/tlsx's client settings.
+func (t TLSConfig) Files() tlsx.Files {
+	return tlsx.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -38,7 +71,63 @@ func (c Config) Validate() error {
 	if c.MaxAge < 0 {
 		return errors.New("max_age: must not be negative")
 	}
-	return nil
+	n := 0
+	for _, set := range []bool{c.User != "", c.CredsFile != "", c.NKeySeedFile != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return errors.New("user, creds_file and nkey_seed_file: set at most one")
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		return errors.New("password and password_file: set one, not both")
+	}
+	if c.User == "" && (c.Password != "" || c.PasswordFile != "") {
+		return errors.New("password: needs user")
+	}
+	return c.TLS.Files().Validate("tls")
+}
+
+// options are the connection options of the configured authentication
+// and TLS.
+func (c Config) options() ([]nats.Option, string, error) {
+	var opts []nats.Option
+	who := "anonymous"
+	switch {
+	case c.User != "":
+		pw := c.Password
+		if c.PasswordFile != "" {
+			b, err := os.ReadFile(c.PasswordFile)
+			if err != nil {
+				return nil, "", fmt.Errorf("nats.password_file: %w", err)
+			}
+			pw = strings.TrimRight(string(b), "\r\n")
+		}
+		opts = append(opts, nats.UserInfo(c.User, pw))
+		who = "user " + c.User
+	case c.CredsFile != "":
+		if _, err := os.Stat(c.CredsFile); err != nil {
+			return nil, "", fmt.Errorf("nats.creds_file: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+		who = "credentials " + c.CredsFile
+	case c.NKeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("nats.nkey_seed_file: %w", err)
+		}
+		opts = append(opts, o)
+		who = "nkey " + c.NKeySeedFile
+	}
+	if c.TLS.Enabled || strings.HasPrefix(c.URL, "tls://") {
+		tc, err := c.TLS.Files().Client("nats.tls")
+		if err != nil {
+			return nil, "", err
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	return opts, who, nil
 }
 
 // Connect connects to the configured servers.
@@ -46,13 +135,26 @@ func Connect(c Config, name string) (*nats.Conn, error) {
 	if c.URL == "" {
 		return nil, errors.New("nats: url is empty")
 	}
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
-	if c.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	auth, who, err := c.options()
+	if err != nil {
+		return nil, err
 	}
+	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}, auth...)
 	nc, err := nats.Connect(c.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats: connect to %s: %w", c.URL, err)
+		switch {
+		case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked):
+			return nil, fmt.Errorf("nats: connect to %s: the server refused %s (wrong or unknown credentials): %w", c.URL, who, err)
+		case errors.Is(err, nats.ErrSecureConnRequired):
+			return nil, fmt.Errorf("nats: connect to %s: the server requires TLS (set nats.tls.enabled or use a tls:// URL): %w", c.URL, err)
+		}
+		var uae x509.UnknownAuthorityError
+		var cie x509.CertificateInvalidError
+		var hne x509.HostnameError
+		if errors.As(err, &uae) || errors.As(err, &cie) || errors.As(err, &hne) {
+			return nil, fmt.Errorf("nats: connect to %s: the server's TLS certificate is not trusted (check nats.tls.ca_file %q): %w", c.URL, c.TLS.CAFile, err)
+		}
+		return nil, fmt.Errorf("nats: connect to %s as %s: %w", c.URL, who, err)
 	}
 	return nc, nil
 }
