@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/ebbflow/ebbflow/internal/config"
 )
 
@@ -139,28 +137,27 @@ func TestEnvPathMatchesLongestName(t *testing.T) {
 	}
 }
 
-// TestDeployConfigMapIsValid keeps deploy/kubernetes/configmap.yaml true:
-// the configuration it ships loads and validates, and the environment
-// overrides the Deployments set name real fields.
+// TestDeployConfigMapIsValid keeps the configurations deploy/kubernetes
+// ships true (the base's config.yaml, which kustomize turns into the
+// ConfigMap, and each overlay's): they load and validate, and the
+// environment overrides the Deployments set name real fields.
 func TestDeployConfigMapIsValid(t *testing.T) {
-	b, err := os.ReadFile("../../../../deploy/kubernetes/configmap.yaml")
-	if err != nil {
-		t.Fatal(err)
+	const root = "../../../../deploy/kubernetes/"
+	if _, err := Load(Options{File: root + "base/config.yaml"}); err != nil {
+		t.Fatalf("deploy/kubernetes/base/config.yaml: %v", err)
 	}
-	var cm struct {
-		Data map[string]string `yaml:"data"`
+	overlayConfigs, _ := filepath.Glob(root + "overlays/*/config.yaml")
+	if len(overlayConfigs) == 0 {
+		t.Fatal("no overlay config.yaml found")
 	}
-	if err := yaml.Unmarshal(b, &cm); err != nil {
-		t.Fatal(err)
+	for _, f := range overlayConfigs {
+		if _, err := Load(Options{File: f}); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
-	body, ok := cm.Data["config.yaml"]
-	if !ok {
-		t.Fatal("configmap has no config.yaml")
-	}
-	if _, err := Load(Options{File: writeFile(t, body)}); err != nil {
-		t.Fatalf("deploy/kubernetes/configmap.yaml: %v", err)
-	}
-	manifests, _ := filepath.Glob("../../../../deploy/kubernetes/*.yaml")
+	manifests, _ := filepath.Glob(root + "base/*.yaml")
+	overlayManifests, _ := filepath.Glob(root + "overlays/*/*.yaml")
+	manifests = append(manifests, overlayManifests...)
 	ty := reflect.TypeOf(Config{})
 	for _, m := range manifests {
 		mb, err := os.ReadFile(m)
