@@ -200,22 +200,15 @@ func TestOverlayDifferences(t *testing.T) {
 			t.Error("the dashboard ConfigMap does not carry deploy/monitoring/grafana/ebbflow.json as it is")
 		}
 	}
-	// dev's configuration replaces the base's, under a hashed name the Deployments follow.
-	var devCM string
-	for k, o := range dev {
-		if strings.HasPrefix(k, "ConfigMap/ebbflow/ebbflow-config-") {
-			devCM = o.GetName()
-			cfg, _, _ := unstructured.NestedString(o.Object, "data", "config.yaml")
-			if !strings.Contains(cfg, "replication_factor: 1") {
-				t.Errorf("dev config is not dev's: %s", cfg)
-			}
+	// dev's configuration replaces the base's, under the name the Deployments mount.
+	for name, idx := range map[string]map[string]*unstructured.Unstructured{"dev": dev, "prod": prod} {
+		cm := idx["ConfigMap/ebbflow/ebbflow-config"]
+		if cm == nil {
+			t.Fatalf("%s has no ConfigMap ebbflow-config", name)
 		}
-	}
-	if devCM == "" {
-		t.Fatal("dev has no generated ebbflow-config-<hash> ConfigMap")
-	}
-	vols, _, _ := unstructured.NestedSlice(dev["Deployment/ebbflow/ebbflow-window"].Object, "spec", "template", "spec", "volumes")
-	if name, _, _ := unstructured.NestedString(vols[0].(map[string]any), "configMap", "name"); name != devCM {
-		t.Errorf("dev window mounts %s, want %s", name, devCM)
+		cfg, _, _ := unstructured.NestedString(cm.Object, "data", "config.yaml")
+		if got, want := strings.Contains(cfg, "replication_factor: 1\n"), name == "dev"; got != want {
+			t.Errorf("%s: configuration with replication_factor 1 = %v, want %v:\n%s", name, got, want, cfg)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/ebbflow/ebbflow/internal/config"
 )
 
@@ -138,13 +140,27 @@ func TestEnvPathMatchesLongestName(t *testing.T) {
 }
 
 // TestDeployConfigMapIsValid keeps the configurations deploy/kubernetes
-// ships true (the base's config.yaml, which kustomize turns into the
-// ConfigMap, and each overlay's): they load and validate, and the
-// environment overrides the Deployments set name real fields.
+// ships true (the base's ConfigMap and each overlay's config.yaml): they
+// load and validate, and the environment overrides the Deployments set
+// name real fields.
 func TestDeployConfigMapIsValid(t *testing.T) {
 	const root = "../../../../deploy/kubernetes/"
-	if _, err := Load(Options{File: root + "base/config.yaml"}); err != nil {
-		t.Fatalf("deploy/kubernetes/base/config.yaml: %v", err)
+	b, err := os.ReadFile(root + "base/configmap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	if err := yaml.Unmarshal(b, &cm); err != nil {
+		t.Fatal(err)
+	}
+	body, ok := cm.Data["config.yaml"]
+	if !ok {
+		t.Fatal("configmap has no config.yaml")
+	}
+	if _, err := Load(Options{File: writeFile(t, body)}); err != nil {
+		t.Fatalf("deploy/kubernetes/base/configmap.yaml: %v", err)
 	}
 	overlayConfigs, _ := filepath.Glob(root + "overlays/*/config.yaml")
 	if len(overlayConfigs) == 0 {
