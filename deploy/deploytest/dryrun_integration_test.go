@@ -50,6 +50,25 @@ func TestOverlaysServerSideDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Established CRDs reach discovery a moment later.
+	for deadline := time.Now().Add(time.Minute); ; {
+		rl, err := dc.ServerResourcesForGroupVersion("monitoring.coreos.com/v1")
+		n := 0
+		if err == nil {
+			for _, r := range rl.APIResources {
+				if r.Name == "servicemonitors" || r.Name == "prometheusrules" {
+					n++
+				}
+			}
+		}
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("monitoring.coreos.com/v1 servicemonitors and prometheusrules not in discovery after a minute: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	for _, dir := range overlays {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
