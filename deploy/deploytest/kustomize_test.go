@@ -194,6 +194,32 @@ func TestOverlayDifferences(t *testing.T) {
 			t.Errorf("dev has %s (it needs the Prometheus Operator)", k)
 		}
 	}
+	// The ServiceMonitor scrapes every component: its selector matches each
+	// Service and the port it names is on each.
+	if sm := prod["ServiceMonitor/ebbflow/ebbflow"]; sm != nil {
+		sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+		eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+		if len(sel) == 0 || len(eps) != 1 {
+			t.Fatalf("ServiceMonitor selector %v endpoints %v", sel, eps)
+		}
+		port, _ := eps[0].(map[string]any)["port"].(string)
+		for _, c := range components {
+			svc := prod["Service/ebbflow/ebbflow-"+c]
+			for k, v := range sel {
+				if svc.GetLabels()[k] != v {
+					t.Errorf("ServiceMonitor does not select Service ebbflow-%s (%s=%q)", c, k, svc.GetLabels()[k])
+				}
+			}
+			ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
+			found := false
+			for _, p := range ports {
+				found = found || p.(map[string]any)["name"] == port
+			}
+			if !found {
+				t.Errorf("Service ebbflow-%s has no port %q the ServiceMonitor scrapes", c, port)
+			}
+		}
+	}
 	if cm := prod["ConfigMap/ebbflow/ebbflow-grafana-dashboard"]; cm != nil {
 		b, _ := os.ReadFile(dashboardFile)
 		if got, _, _ := unstructured.NestedString(cm.Object, "data", "ebbflow.json"); got != string(b) {
