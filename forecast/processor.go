@@ -21,6 +21,11 @@ type Processor struct {
 	preds    map[*model.Model]*model.Predictor
 	buf      []float64
 	signals  map[string]bool
+	issued   map[string]*issued
+
+	// OnScore, when set, receives each forecast judged against the value
+	// that came (Score), once per closed step.
+	OnScore func(Score)
 }
 
 // NewProcessor returns a processor reading the current models from models
@@ -34,7 +39,7 @@ func NewProcessor(cfg Config, models func() *model.Set) *Processor {
 		sig[s] = true
 	}
 	return &Processor{cfg: cfg, models: models, entities: map[string]features.Entity{}, preds: map[*model.Model]*model.Predictor{},
-		buf: make([]float64, 64), signals: sig}
+		buf: make([]float64, 64), signals: sig, issued: map[string]*issued{}}
 }
 
 // Entities is the number of entities held.
@@ -70,7 +75,15 @@ func (p *Processor) Observe(w schemas.Window) (schemas.Forecast, bool) {
 	if !p.Store(w) || !p.signals[w.Signal] {
 		return schemas.Forecast{}, false
 	}
-	return p.forecast(w), true
+	key, step := w.Entity+"\x00"+w.Signal, features.Step(w.StartMs, p.cfg.StepS)
+	p.score(key, w.Entity, w.Signal, step, w.Value())
+	f := p.forecast(w)
+	method := "model"
+	if f.Fallback != "" {
+		method = f.Fallback
+	}
+	p.remember(key, step, w.Value(), method, p.buf[:p.cfg.Horizons])
+	return f, true
 }
 
 func (p *Processor) forecast(w schemas.Window) schemas.Forecast {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -43,6 +44,16 @@ type Deps struct {
 type metrics struct {
 	windows, forecasts, fallbacks, bad, skipped, publishErrors, rebuilt *prometheus.CounterVec
 	entities                                                            prometheus.Gauge
+	// Forecast error against last value, summed per signal and horizon (Score).
+	absErr, lastValueAbsErr, scored *prometheus.CounterVec
+}
+
+// observeScore adds one judged forecast to the error counters.
+func (m *metrics) observeScore(s Score) {
+	l := []string{s.Signal, strconv.Itoa(s.Horizon), s.Method}
+	m.absErr.WithLabelValues(l...).Add(s.AbsErr)
+	m.lastValueAbsErr.WithLabelValues(l...).Add(s.LastValueAbsErr)
+	m.scored.WithLabelValues(l...).Inc()
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -55,9 +66,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_forecast_publish_errors_total", Help: "Forecasts or dead letters Kafka refused."}, []string{"topic"}),
 		rebuilt:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_forecast_rebuilt_windows_total", Help: "Windows read back to rebuild history after partitions were assigned."}, []string{"partition"}),
 		entities:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_forecast_entities", Help: "Entities whose history is held in memory."}),
+		absErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_forecast_abs_error_total",
+			Help: "Sum of the absolute errors of forecasts judged when their target window closed, by signal, horizon (steps ahead) and method."}, []string{"signal", "horizon", "method"}),
+		lastValueAbsErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_forecast_last_value_abs_error_total",
+			Help: "Sum of the absolute errors last value (the value at each judged forecast's origin) would have made on the same targets, by signal, horizon and method."}, []string{"signal", "horizon", "method"}),
+		scored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_forecast_scored_total",
+			Help: "Forecasts judged against the window they forecast, by signal, horizon and method."}, []string{"signal", "horizon", "method"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.windows, m.forecasts, m.fallbacks, m.bad, m.skipped, m.publishErrors, m.rebuilt, m.entities)
+		reg.MustRegister(m.windows, m.forecasts, m.fallbacks, m.bad, m.skipped, m.publishErrors, m.rebuilt, m.entities,
+			m.absErr, m.lastValueAbsErr, m.scored)
 	}
 	return m
 }
@@ -210,6 +228,7 @@ func (h *handler) setEntities(p int32, n int) {
 // so nothing is shared between claims.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	p := NewProcessor(h.cfg, h.models)
+	p.OnScore = h.m.observeScore
 	n, err := h.rebuild(sess.Context(), p, claim.Partition(), claim.InitialOffset())
 	if err != nil {
 		// Forecasting continues: the history fills as windows arrive, and

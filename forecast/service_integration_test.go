@@ -100,12 +100,15 @@ func TestServeOnKafkaWithRebalance(t *testing.T) {
 			}
 		}()
 	}
+	regs := map[string]*prometheus.Registry{}
 	run := func(ctx context.Context, name string) (<-chan error, chan struct{}) {
+		regs[name] = prometheus.NewRegistry()
+		reg := regs[name]
 		ready := make(chan struct{})
 		done := make(chan error, 1)
 		var once sync.Once
 		go func() {
-			done <- forecast.Run(ctx, cfg, forecast.Deps{Kafka: kc, Registerer: prometheus.NewRegistry(), Instance: name, Ready: func() { once.Do(func() { close(ready) }) }})
+			done <- forecast.Run(ctx, cfg, forecast.Deps{Kafka: kc, Registerer: reg, Instance: name, Ready: func() { once.Do(func() { close(ready) }) }})
 		}()
 		return done, ready
 	}
@@ -127,6 +130,21 @@ func TestServeOnKafkaWithRebalance(t *testing.T) {
 	waitFor(t, ctx, func() bool { return count("a", func(schemas.Forecast) bool { return true }) >= 100*len(svcs) }, "instance a forecasts every window")
 	if n := count("a", func(f schemas.Forecast) bool { return f.Fallback == "" }); n == 0 {
 		t.Fatal("instance a never scored with the model")
+	}
+	// Each forecast is judged when its target window arrives: the error
+	// counters the dashboard and alerts read are served.
+	scored := map[string]float64{}
+	mfs, err := regs["a"].Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			scored[mf.GetName()] += m.GetCounter().GetValue()
+		}
+	}
+	if scored["ebbflow_forecast_scored_total"] < float64(90*len(svcs)) || scored["ebbflow_forecast_abs_error_total"] <= 0 || scored["ebbflow_forecast_last_value_abs_error_total"] <= 0 {
+		t.Fatalf("forecast error counters after 100 steps of %d services: %v", len(svcs), scored)
 	}
 	ctxB, stopB := context.WithCancel(ctx)
 	defer stopB()

@@ -17,13 +17,17 @@ import (
 )
 
 // ApplyManifestDir applies every dir/*.yaml with ApplyManifestFile, in
-// name order (deploy/rbac's 00-namespace.yaml first).
+// name order (deploy/rbac's 00-namespace.yaml first), except
+// kustomization.yaml (kustomize's, not an object).
 func ApplyManifestDir(ctx context.Context, cs kubernetes.Interface, dir string) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
 		return fmt.Errorf("no manifests in %s: %v", dir, err)
 	}
 	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
 		if err := ApplyManifestFile(ctx, cs, f); err != nil {
 			return err
 		}

@@ -139,11 +139,13 @@ func TestEnvPathMatchesLongestName(t *testing.T) {
 	}
 }
 
-// TestDeployConfigMapIsValid keeps deploy/kubernetes/configmap.yaml true:
-// the configuration it ships loads and validates, and the environment
-// overrides the Deployments set name real fields.
+// TestDeployConfigMapIsValid keeps the configurations deploy/kubernetes
+// ships true (the base's ConfigMap and each overlay's config.yaml): they
+// load and validate, and the environment overrides the Deployments set
+// name real fields.
 func TestDeployConfigMapIsValid(t *testing.T) {
-	b, err := os.ReadFile("../../../../deploy/kubernetes/configmap.yaml")
+	const root = "../../../../deploy/kubernetes/"
+	b, err := os.ReadFile(root + "base/configmap.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,9 +160,20 @@ func TestDeployConfigMapIsValid(t *testing.T) {
 		t.Fatal("configmap has no config.yaml")
 	}
 	if _, err := Load(Options{File: writeFile(t, body)}); err != nil {
-		t.Fatalf("deploy/kubernetes/configmap.yaml: %v", err)
+		t.Fatalf("deploy/kubernetes/base/configmap.yaml: %v", err)
 	}
-	manifests, _ := filepath.Glob("../../../../deploy/kubernetes/*.yaml")
+	overlayConfigs, _ := filepath.Glob(root + "overlays/*/config.yaml")
+	if len(overlayConfigs) == 0 {
+		t.Fatal("no overlay config.yaml found")
+	}
+	for _, f := range overlayConfigs {
+		if _, err := Load(Options{File: f}); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	manifests, _ := filepath.Glob(root + "base/*.yaml")
+	overlayManifests, _ := filepath.Glob(root + "overlays/*/*.yaml")
+	manifests = append(manifests, overlayManifests...)
 	ty := reflect.TypeOf(Config{})
 	for _, m := range manifests {
 		mb, err := os.ReadFile(m)

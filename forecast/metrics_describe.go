@@ -1,0 +1,14 @@
+package forecast
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// RegisterMetrics registers the metrics this component registers at start
+// on reg, with nothing behind them; for tools and tests that list ebbflow's
+// metric names (deploy/deploytest checks the Grafana dashboard and the
+// alerts against them).
+// The model registry's and the retrainer's metrics come with
+// model.NewRegistry and NewRetrainer.
+func RegisterMetrics(reg prometheus.Registerer) error {
+	newMetrics(reg)
+	return nil
+}
