@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/ebbflow/ebbflow/internal/tlsx"
 )
 
 // Config is the `ui` section: where the web UI listens, who may change the
@@ -23,8 +25,9 @@ type Config struct {
 	// RequireTokenForRead also requires the token (Authorization: Bearer)
 	// on the read-only pages and the event stream.
 	RequireTokenForRead bool `yaml:"require_token_for_read"`
-	// TLS serves HTTPS when both files are set.
-	TLS TLSConfig `yaml:"tls"`
+	// TLS serves HTTPS when cert_file and key_file are set; ca_file then
+	// also requires client certificates signed by it (mTLS).
+	TLS tlsx.Files `yaml:"tls"`
 	// PerService is how many events of each kind (windows, forecasts,
 	// decisions) are kept per service; older ones are dropped.
 	PerService int `yaml:"per_service"`
@@ -40,14 +43,8 @@ type Config struct {
 	Alerts bool `yaml:"alerts"`
 }
 
-// TLSConfig names the certificate and key files of the UI's HTTPS server.
-type TLSConfig struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-}
-
-// Enabled reports whether both files are set.
-func (t TLSConfig) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
+// TLSEnabled reports whether the UI serves HTTPS (both files set).
+func (c Config) TLSEnabled() bool { return c.TLS.CertFile != "" && c.TLS.KeyFile != "" }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
@@ -64,8 +61,8 @@ func (c Config) Validate() error {
 		return errors.New("token and token_file: set one, not both")
 	case c.RequireTokenForRead && c.Token == "" && c.TokenFile == "":
 		return errors.New("require_token_for_read: needs token or token_file")
-	case (c.TLS.CertFile == "") != (c.TLS.KeyFile == ""):
-		return errors.New("tls.cert_file and tls.key_file: set both or neither")
+	case c.TLS.Validate("tls") != nil:
+		return c.TLS.Validate("tls")
 	case c.PerService < 10:
 		return fmt.Errorf("per_service: %d must be at least 10", c.PerService)
 	case c.Recent < 10:

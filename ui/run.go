@@ -43,7 +43,7 @@ func Listen(addr string) (net.Listener, error) {
 // URL is the address to print for ln.
 func URL(cfg Config, ln net.Listener) string {
 	scheme := "http"
-	if cfg.TLS.Enabled() {
+	if cfg.TLSEnabled() {
 		scheme = "https"
 	}
 	return scheme + "://" + ln.Addr().String() + "/"
@@ -68,13 +68,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(deps.Log.Handler(), slog.LevelWarn)}
-	if cfg.TLS.Enabled() {
-		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	if cfg.TLSEnabled() {
+		tc, err := cfg.TLS.Server("ui.tls")
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("ui.tls: %w", err)
+			return err
 		}
-		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		hs.TLSConfig = tc
 		ln = tls.NewListener(ln, hs.TLSConfig)
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -172,7 +172,7 @@ func (s *Server) page(name string, b builder) http.HandlerFunc {
 }
 
 func (s *Server) render(w http.ResponseWriter, code int, name string, data any) {
-	pd := pageData{Title: titleOf(data), Nav: name, Now: s.now().UTC(), Live: true, Secure: s.cfg.TLS.Enabled(), Data: data}
+	pd := pageData{Title: titleOf(data), Nav: name, Now: s.now().UTC(), Live: true, Secure: s.cfg.TLSEnabled(), Data: data}
 	var b strings.Builder
 	if err := s.tmpl.ExecuteTemplate(&b, name, pd); err != nil {
 		s.log.Error("ui: render", "page", name, "err", err)
