@@ -266,19 +266,35 @@ type Header struct{ Key, Value string }
 // Headers returns the CloudEvents binary-mode headers of an event. source
 // names the producing component, e.g. "/ebbflow/window/pod-7".
 func Headers(source string, ev Event) []Header {
-	h := []Header{
-		{HeaderSpecVersion, "1.0"},
-		{HeaderID, ev.EventID()},
-		{HeaderSource, source},
-		{HeaderType, ev.EventType()},
-		{HeaderTime, ev.EventTime().UTC().Format(time.RFC3339Nano)},
-		{HeaderContentType, "application/json"},
-	}
+	return AppendHeaders(make([]Header, 0, 8), source, ev)
+}
+
+// AppendHeaders appends the headers of Headers to h (one allocation per
+// event on the produce path, not one per header).
+func AppendHeaders(h []Header, source string, ev Event) []Header {
+	t := ev.EventType()
+	h = append(h,
+		Header{HeaderSpecVersion, "1.0"},
+		Header{HeaderID, ev.EventID()},
+		Header{HeaderSource, source},
+		Header{HeaderType, t},
+		Header{HeaderTime, ev.EventTime().UTC().Format(time.RFC3339Nano)},
+		Header{HeaderContentType, "application/json"},
+	)
 	if k := ev.EventKey(); k != "" {
 		h = append(h, Header{HeaderSubject, k})
 	}
-	if f, ok := schemaFile[ev.EventType()]; ok {
-		h = append(h, Header{HeaderDataSchema, "https://ebbflow.dev/schemas/" + f})
+	if u, ok := dataSchemaURL[t]; ok {
+		h = append(h, Header{HeaderDataSchema, u})
 	}
 	return h
 }
+
+// dataSchemaURL is the ce_dataschema of each event type, built once.
+var dataSchemaURL = func() map[string]string {
+	m := make(map[string]string, len(schemaFile))
+	for t, f := range schemaFile {
+		m[t] = "https://ebbflow.dev/schemas/" + f
+	}
+	return m
+}()
