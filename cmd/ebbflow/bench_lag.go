@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -54,6 +55,9 @@ partition per open transaction even when it is caught up.`,
 					return fmt.Errorf("bench lag: partitions of %s: %w", topic, err)
 				}
 				resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
+				if errors.Is(err, sarama.ErrGroupIDNotFound) {
+					resp, err = nil, nil // no member ever committed: lag from the log start
+				}
 				if err != nil {
 					return fmt.Errorf("bench lag: committed offsets of %s: %w", group, err)
 				}
@@ -64,7 +68,7 @@ partition per open transaction even when it is caught up.`,
 						return fmt.Errorf("bench lag: end of %s/%d: %w", topic, p, err)
 					}
 					from := int64(-1)
-					if blk := resp.GetBlock(topic, p); blk != nil {
+					if blk := offsetBlock(resp, topic, p); blk != nil {
 						from = blk.Offset
 						if next, ok := metaNext(blk.Metadata); ok {
 							from = next
@@ -97,4 +101,11 @@ func metaNext(md string) (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+func offsetBlock(resp *sarama.OffsetFetchResponse, topic string, p int32) *sarama.OffsetFetchResponseBlock {
+	if resp == nil {
+		return nil
+	}
+	return resp.GetBlock(topic, p)
 }
