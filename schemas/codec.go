@@ -194,8 +194,14 @@ func leaves(o *jsonschema.OutputUnit, acc []leafError) []leafError {
 // SelfValidators check themselves with typed code proven equivalent to
 // their schema; the others are validated against the JSON Schema.
 func Marshal(ev Event) ([]byte, error) {
-	b, err := json.Marshal(ev)
-	if err != nil {
+	var b []byte
+	var err error
+	if ja, ok := ev.(jsonAppender); ok {
+		// json.Marshal's bytes without reflection (windows, scale decisions).
+		if b, err = ja.appendJSON(make([]byte, 0, 512)); err != nil {
+			return nil, err // names the event type and the field
+		}
+	} else if b, err = json.Marshal(ev); err != nil {
 		return nil, fmt.Errorf("schemas: encode %s: %w", ev.EventType(), err)
 	}
 	if sv, ok := ev.(SelfValidator); ok {

@@ -61,3 +61,49 @@ func BenchmarkAppendWindowJSON(b *testing.B) {
 		}
 	})
 }
+
+// TestAppendScaleDecisionJSONMatchesMarshal: for random decisions (every
+// constraint's boundary, any float64 bit pattern in demands and inputs,
+// any strings, nil and empty demands and inputs, map keys needing escapes)
+// AppendScaleDecisionJSON writes exactly json.Marshal's bytes, and fails
+// exactly when it fails; Marshal returns those bytes.
+func TestAppendScaleDecisionJSONMatchesMarshal(t *testing.T) {
+	anyFloat := rapid.OneOf(rapid.Float64(), rapid.Map(rapid.Uint64(), math.Float64frombits),
+		rapid.SampledFrom([]float64{0, math.Copysign(0, -1), 1e-7, 1e21, 5e-324, math.NaN(), math.Inf(1)}))
+	anyString := rapid.OneOf(rapid.String(), rapid.Map(rapid.SliceOf(rapid.Byte()), func(b []byte) string { return string(b) }),
+		rapid.SampledFrom([]string{"a<b>&c", "\u2028", "\xff", "é", "\"q\"", ""}))
+	for range 5 {
+		rapid.Check(t, func(t *rapid.T) {
+			d := genScaleDecision(t)
+			if rapid.Bool().Draw(t, "any-strings") {
+				d.ID, d.Target.Name, d.Reason.Summary, d.Reason.Guard, d.ForecastID =
+					anyString.Draw(t, "id"), anyString.Draw(t, "name"), anyString.Draw(t, "summary"), anyString.Draw(t, "guard"), anyString.Draw(t, "fid")
+			}
+			for i := range d.Reason.Demands {
+				if rapid.Bool().Draw(t, "any-floats") {
+					d.Reason.Demands[i].Current, d.Reason.Demands[i].Used = anyFloat.Draw(t, "cur"), anyFloat.Draw(t, "used")
+				}
+			}
+			switch rapid.IntRange(0, 3).Draw(t, "inputs") {
+			case 0:
+				d.Reason.Inputs = map[string]float64{}
+			case 1:
+				d.Reason.Inputs = map[string]float64{anyString.Draw(t, "k1"): anyFloat.Draw(t, "v1"), anyString.Draw(t, "k2"): 2, "b": 1, "a": 0}
+			}
+			want, werr := json.Marshal(d)
+			got, gerr := AppendScaleDecisionJSON(nil, &d)
+			if (werr == nil) != (gerr == nil) {
+				t.Fatalf("json.Marshal error %v, AppendScaleDecisionJSON error %v", werr, gerr)
+			}
+			if werr != nil {
+				return
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("AppendScaleDecisionJSON\n  %s\njson.Marshal\n  %s", got, want)
+			}
+			if m, err := Marshal(d); err == nil && !bytes.Equal(m, want) {
+				t.Fatalf("Marshal\n  %s\njson.Marshal\n  %s", m, want)
+			}
+		})
+	}
+}
