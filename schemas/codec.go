@@ -194,8 +194,14 @@ func leaves(o *jsonschema.OutputUnit, acc []leafError) []leafError {
 // SelfValidators check themselves with typed code proven equivalent to
 // their schema; the others are validated against the JSON Schema.
 func Marshal(ev Event) ([]byte, error) {
-	b, err := json.Marshal(ev)
-	if err != nil {
+	var b []byte
+	var err error
+	if ja, ok := ev.(jsonAppender); ok {
+		// json.Marshal's bytes without reflection (windows, scale decisions).
+		if b, err = ja.appendJSON(make([]byte, 0, 512)); err != nil {
+			return nil, err // names the event type and the field
+		}
+	} else if b, err = json.Marshal(ev); err != nil {
 		return nil, fmt.Errorf("schemas: encode %s: %w", ev.EventType(), err)
 	}
 	if sv, ok := ev.(SelfValidator); ok {
@@ -215,6 +221,12 @@ func Marshal(ev Event) ([]byte, error) {
 // and decodes it into v. A document that violates the schema returns a
 // *ValidationError naming the field.
 func Unmarshal(doc []byte, v Event) error {
+	// The plain form of a window is checked and decoded in one typed pass
+	// (proven to accept only what the schema accepts, with the same
+	// value); anything else takes the full JSON Schema path below.
+	if fd, ok := v.(fastDecoder); ok && fd.decodeFast(doc) {
+		return nil
+	}
 	if err := Validate(v.EventType(), doc); err != nil {
 		return err
 	}
@@ -260,19 +272,35 @@ type Header struct{ Key, Value string }
 // Headers returns the CloudEvents binary-mode headers of an event. source
 // names the producing component, e.g. "/ebbflow/window/pod-7".
 func Headers(source string, ev Event) []Header {
-	h := []Header{
-		{HeaderSpecVersion, "1.0"},
-		{HeaderID, ev.EventID()},
-		{HeaderSource, source},
-		{HeaderType, ev.EventType()},
-		{HeaderTime, ev.EventTime().UTC().Format(time.RFC3339Nano)},
-		{HeaderContentType, "application/json"},
-	}
+	return AppendHeaders(make([]Header, 0, 8), source, ev)
+}
+
+// AppendHeaders appends the headers of Headers to h (one allocation per
+// event on the produce path, not one per header).
+func AppendHeaders(h []Header, source string, ev Event) []Header {
+	t := ev.EventType()
+	h = append(h,
+		Header{HeaderSpecVersion, "1.0"},
+		Header{HeaderID, ev.EventID()},
+		Header{HeaderSource, source},
+		Header{HeaderType, t},
+		Header{HeaderTime, ev.EventTime().UTC().Format(time.RFC3339Nano)},
+		Header{HeaderContentType, "application/json"},
+	)
 	if k := ev.EventKey(); k != "" {
 		h = append(h, Header{HeaderSubject, k})
 	}
-	if f, ok := schemaFile[ev.EventType()]; ok {
-		h = append(h, Header{HeaderDataSchema, "https://ebbflow.dev/schemas/" + f})
+	if u, ok := dataSchemaURL[t]; ok {
+		h = append(h, Header{HeaderDataSchema, u})
 	}
 	return h
 }
+
+// dataSchemaURL is the ce_dataschema of each event type, built once.
+var dataSchemaURL = func() map[string]string {
+	m := make(map[string]string, len(schemaFile))
+	for t, f := range schemaFile {
+		m[t] = "https://ebbflow.dev/schemas/" + f
+	}
+	return m
+}()

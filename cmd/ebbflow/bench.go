@@ -31,6 +31,7 @@ func newBenchCmd(*globals) *cobra.Command {
 		churn                     float64
 		brokers                   []string
 		topic                     string
+		interval                  time.Duration
 	)
 	ingestCmd := &cobra.Command{
 		Use:   "ingest",
@@ -77,7 +78,26 @@ counted too).`,
 				go func() {
 					defer wg.Done()
 					gen := newRequestGen(w, series, labels, per, churn, v2)
-					for ctx.Err() == nil {
+					var pace *time.Ticker
+					if interval > 0 {
+						// Paced like a Prometheus shard: one request per
+						// interval, workers spread over it.
+						select {
+						case <-ctx.Done():
+							return
+						case <-time.After(interval * time.Duration(w) / time.Duration(conc)):
+						}
+						pace = time.NewTicker(interval)
+						defer pace.Stop()
+					}
+					for first := true; ctx.Err() == nil; first = false {
+						if pace != nil && !first {
+							select {
+							case <-ctx.Done():
+								return
+							case <-pace.C:
+							}
+						}
 						body := gen.next()
 						req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 						req.Header.Set("Content-Type", ct)
@@ -134,8 +154,9 @@ counted too).`,
 	f.BoolVar(&v2, "v2", false, "send remote_write 2.0 requests")
 	f.StringSliceVar(&brokers, "brokers", nil, "Kafka bootstrap brokers: read back what was delivered to --topic (empty: skip)")
 	f.StringVar(&topic, "topic", kafkax.DefaultConfig().Topics().Name(schemas.TopicMetricsRaw), "metrics.raw topic to read back with --brokers")
+	f.DurationVar(&interval, "interval", 0, "send one request per worker per interval (e.g. 15s: --series × --concurrency series scraped every 15 s); 0 sends as fast as acknowledged")
 	f.Float64Var(&churn, "churn", 0.01, "fraction of a worker's series replaced by new pods' series after each request")
-	cmd.AddCommand(ingestCmd)
+	cmd.AddCommand(ingestCmd, newBenchLagCmd())
 	return cmd
 }
 

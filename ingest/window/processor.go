@@ -2,7 +2,6 @@ package window
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -226,6 +225,7 @@ type partProc struct {
 	// Metric children of this partition, resolved once (a label lookup per
 	// record is measurable at these rates).
 	mProcess, mRebuild, mAccepted, mStale, mLate, mInvalid prometheus.Counter
+	mLag                                                   prometheus.Gauge
 	advancedAt                                             time.Time // wall time of the first watermark advance in this batch
 	lastRecord                                             time.Time
 }
@@ -254,6 +254,7 @@ func (h *handler) consume(ctx context.Context, claim sarama.ConsumerGroupClaim) 
 	pp.mProcess, pp.mRebuild = h.m.records.WithLabelValues("process"), h.m.records.WithLabelValues("rebuild")
 	pp.mAccepted, pp.mStale = h.m.samples.WithLabelValues("accepted"), h.m.samples.WithLabelValues("stale")
 	pp.mLate, pp.mInvalid = h.m.samples.WithLabelValues("late"), h.m.samples.WithLabelValues("invalid")
+	pp.mLag = h.m.lag.WithLabelValues(pp.plabel)
 	if err := pp.restore(claim.InitialOffset()); err != nil {
 		return err
 	}
@@ -274,7 +275,7 @@ func (h *handler) consume(ctx context.Context, claim sarama.ConsumerGroupClaim) 
 				continue
 			}
 			pp.process(msg)
-			h.m.lag.WithLabelValues(pp.plabel).Set(float64(claim.HighWaterMarkOffset() - pp.e.next))
+			pp.mLag.Set(float64(claim.HighWaterMarkOffset() - pp.e.next))
 			if pp.e.batchRecs >= h.cfg.MaxBatchRecords {
 				if err := pp.flush(ctx); err != nil {
 					return err
@@ -513,12 +514,17 @@ func (pp *partProc) flush(ctx context.Context) error {
 		return pp.abort(fmt.Errorf("window: %s/%d: commit transaction: %w", pp.topic, pp.partition, err))
 	}
 	h.m.transactions.WithLabelValues("committed").Inc()
+	// One counter update per (size, revision) label pair, not per window.
+	type sizeRev struct {
+		size int64
+		rev  bool
+	}
+	emitted := map[sizeRev]int{}
 	for _, w := range windows {
-		rev := "false"
-		if w.Revision > 0 {
-			rev = "true"
-		}
-		h.m.windowsEmitted.WithLabelValues(strconv.FormatInt(w.SizeS, 10)+"s", rev).Inc()
+		emitted[sizeRev{w.SizeS, w.Revision > 0}]++
+	}
+	for k, n := range emitted {
+		h.m.windowsEmitted.WithLabelValues(strconv.FormatInt(k.size, 10)+"s", strconv.FormatBool(k.rev)).Add(float64(n))
 	}
 	if len(windows) > 0 && !pp.advancedAt.IsZero() {
 		h.m.emitLatency.Observe(time.Since(pp.advancedAt).Seconds())
@@ -529,14 +535,16 @@ func (pp *partProc) flush(ctx context.Context) error {
 	return nil
 }
 
-// windowMessage builds the Kafka message of a window without the JSON
-// Schema validation of kafkax.NewMessage: windows are built here from
+// windowMessage builds the Kafka message of a window (json.Marshal's bytes,
+// without reflection) without the JSON Schema validation of
+// kafkax.NewMessage: windows are built here from
 // samples checked by sampleProblem and finite, so they satisfy the schema
 // by construction (the tests decode every emitted window with
 // schemas.Decode, which validates), and validation costs about a sixth of
 // the processor's CPU.
 func windowMessage(topic, source string, w schemas.Window) *sarama.ProducerMessage {
-	b, _ := json.Marshal(w) // plain struct of finite numbers and strings: cannot fail
+	// finite numbers and strings (see finite): cannot fail
+	b, _ := schemas.AppendWindowJSON(make([]byte, 0, 384), &w)
 	return &sarama.ProducerMessage{
 		Topic: topic, Key: sarama.StringEncoder(w.Entity), Value: sarama.ByteEncoder(b),
 		Headers: kafkax.Headers(source, w), Timestamp: w.EventTime(),

@@ -9,10 +9,11 @@ import (
 // Headers returns the CloudEvents binary-mode headers of an event
 // (schemas.Headers) as Kafka record headers.
 func Headers(source string, ev schemas.Event) []sarama.RecordHeader {
-	hs := schemas.Headers(source, ev)
+	var buf [8]schemas.Header
+	hs := schemas.AppendHeaders(buf[:0], source, ev)
 	out := make([]sarama.RecordHeader, len(hs))
 	for i, h := range hs {
-		out[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: []byte(h.Value)}
+		out[i] = sarama.RecordHeader{Key: headerKey(h.Key), Value: []byte(h.Value)}
 	}
 	return out
 }
@@ -41,4 +42,22 @@ func HeaderValue(headers []*sarama.RecordHeader, name string) string {
 		}
 	}
 	return ""
+}
+
+// headerKeys are the CloudEvents header names as bytes, shared by every
+// record (sarama only reads them).
+var headerKeys = func() map[string][]byte {
+	m := map[string][]byte{}
+	for _, k := range []string{schemas.HeaderSpecVersion, schemas.HeaderID, schemas.HeaderSource, schemas.HeaderType,
+		schemas.HeaderTime, schemas.HeaderSubject, schemas.HeaderDataSchema, schemas.HeaderContentType} {
+		m[k] = []byte(k)
+	}
+	return m
+}()
+
+func headerKey(k string) []byte {
+	if b, ok := headerKeys[k]; ok {
+		return b
+	}
+	return []byte(k)
 }

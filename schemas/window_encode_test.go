@@ -1,0 +1,109 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+// TestAppendWindowJSONMatchesMarshal: for random windows (the schema's
+// boundary values, any float64 bit pattern, any string incl. control
+// characters, HTML characters, invalid UTF-8 and U+2028), AppendWindowJSON
+// writes exactly json.Marshal's bytes, and fails exactly when it fails.
+func TestAppendWindowJSONMatchesMarshal(t *testing.T) {
+	anyFloat := rapid.OneOf(rapid.Float64(), rapid.Map(rapid.Uint64(), math.Float64frombits),
+		rapid.SampledFrom([]float64{0, math.Copysign(0, -1), 1e-6, 9.999999e-7, 1e21, 1e20, -1e21, 5e-324, math.MaxFloat64, 1e-7, 123456789.125}))
+	anyString := rapid.OneOf(rapid.String(), rapid.Map(rapid.SliceOf(rapid.Byte()), func(b []byte) string { return string(b) }),
+		rapid.SampledFrom([]string{"svc/c/ns/a", "a<b>&c", "\u2028", "\xff", "é", "\"q\"", "back\\slash", "\x7f", ""}))
+	for range 5 {
+		rapid.Check(t, func(t *rapid.T) {
+			w := genWindow(t)
+			if rapid.Bool().Draw(t, "any-strings") {
+				w.Entity, w.Signal, w.Kind = anyString.Draw(t, "entity"), anyString.Draw(t, "signal"), anyString.Draw(t, "kind")
+			}
+			for i, f := range []*float64{&w.Sum, &w.Min, &w.Max, &w.Mean, &w.Last, &w.P50, &w.P95, &w.P99} {
+				if rapid.Bool().Draw(t, "any-float") {
+					*f = anyFloat.Draw(t, "f"+string(rune('0'+i)))
+				}
+			}
+			if w.Rate != nil && rapid.Bool().Draw(t, "any-rate") {
+				r := anyFloat.Draw(t, "rate")
+				w.Rate = &r
+			}
+			want, werr := json.Marshal(w)
+			got, gerr := AppendWindowJSON(nil, &w)
+			if (werr == nil) != (gerr == nil) {
+				t.Fatalf("json.Marshal error %v, AppendWindowJSON error %v", werr, gerr)
+			}
+			if werr == nil && !bytes.Equal(got, want) {
+				t.Fatalf("AppendWindowJSON\n  %s\njson.Marshal\n  %s", got, want)
+			}
+		})
+	}
+}
+
+func BenchmarkAppendWindowJSON(b *testing.B) {
+	r := 0.5
+	w := Window{Entity: "svc/c1/ns/api", Signal: "qps", Kind: KindCounter, SizeS: 60, StartMs: 1_700_000_000_000,
+		EndMs: 1_700_000_060_000, Count: 4, Sum: 10.25, Min: 1, Max: 4, Mean: 2.5625, Last: 4, P50: 2.5, P95: 4, P99: 4, Rate: &r}
+	var buf []byte
+	b.Run("append", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			buf, _ = AppendWindowJSON(buf[:0], &w)
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			buf, _ = json.Marshal(w)
+		}
+	})
+}
+
+// TestAppendScaleDecisionJSONMatchesMarshal: for random decisions (every
+// constraint's boundary, any float64 bit pattern in demands and inputs,
+// any strings, nil and empty demands and inputs, map keys needing escapes)
+// AppendScaleDecisionJSON writes exactly json.Marshal's bytes, and fails
+// exactly when it fails; Marshal returns those bytes.
+func TestAppendScaleDecisionJSONMatchesMarshal(t *testing.T) {
+	anyFloat := rapid.OneOf(rapid.Float64(), rapid.Map(rapid.Uint64(), math.Float64frombits),
+		rapid.SampledFrom([]float64{0, math.Copysign(0, -1), 1e-7, 1e21, 5e-324, math.NaN(), math.Inf(1)}))
+	anyString := rapid.OneOf(rapid.String(), rapid.Map(rapid.SliceOf(rapid.Byte()), func(b []byte) string { return string(b) }),
+		rapid.SampledFrom([]string{"a<b>&c", "\u2028", "\xff", "é", "\"q\"", ""}))
+	for range 5 {
+		rapid.Check(t, func(t *rapid.T) {
+			d := genScaleDecision(t)
+			if rapid.Bool().Draw(t, "any-strings") {
+				d.ID, d.Target.Name, d.Reason.Summary, d.Reason.Guard, d.ForecastID =
+					anyString.Draw(t, "id"), anyString.Draw(t, "name"), anyString.Draw(t, "summary"), anyString.Draw(t, "guard"), anyString.Draw(t, "fid")
+			}
+			for i := range d.Reason.Demands {
+				if rapid.Bool().Draw(t, "any-floats") {
+					d.Reason.Demands[i].Current, d.Reason.Demands[i].Used = anyFloat.Draw(t, "cur"), anyFloat.Draw(t, "used")
+				}
+			}
+			switch rapid.IntRange(0, 3).Draw(t, "inputs") {
+			case 0:
+				d.Reason.Inputs = map[string]float64{}
+			case 1:
+				d.Reason.Inputs = map[string]float64{anyString.Draw(t, "k1"): anyFloat.Draw(t, "v1"), anyString.Draw(t, "k2"): 2, "b": 1, "a": 0}
+			}
+			want, werr := json.Marshal(d)
+			got, gerr := AppendScaleDecisionJSON(nil, &d)
+			if (werr == nil) != (gerr == nil) {
+				t.Fatalf("json.Marshal error %v, AppendScaleDecisionJSON error %v", werr, gerr)
+			}
+			if werr != nil {
+				return
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("AppendScaleDecisionJSON\n  %s\njson.Marshal\n  %s", got, want)
+			}
+			if m, err := Marshal(d); err == nil && !bytes.Equal(m, want) {
+				t.Fatalf("Marshal\n  %s\njson.Marshal\n  %s", m, want)
+			}
+		})
+	}
+}
