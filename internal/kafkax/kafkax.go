@@ -36,6 +36,11 @@ type Config struct {
 	ReplicationFactor int16      `yaml:"replication_factor"`
 	TLS               TLSConfig  `yaml:"tls"`
 	SASL              SASLConfig `yaml:"sasl"`
+	// Interceptors run on every record a producer built from this
+	// configuration sends (sarama Producer.Interceptors). Not read from
+	// YAML: the composition root installs the deciders' decision signer
+	// (internal/decisionsig) here.
+	Interceptors []sarama.ProducerInterceptor `yaml:"-"`
 }
 
 // TLSConfig enables TLS to the brokers.
@@ -145,6 +150,7 @@ func (c Config) Sarama() (*sarama.Config, error) {
 		sc.Net.SASL.User = c.SASL.Username
 		sc.Net.SASL.Password = c.SASL.Password
 	}
+	sc.Producer.Interceptors = c.Interceptors
 	return sc, nil
 }
 

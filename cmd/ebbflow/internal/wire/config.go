@@ -10,6 +10,7 @@ import (
 	"github.com/ebbflow/ebbflow/ingest"
 	"github.com/ebbflow/ebbflow/ingest/window"
 	"github.com/ebbflow/ebbflow/internal/config"
+	"github.com/ebbflow/ebbflow/internal/decisionsig"
 	"github.com/ebbflow/ebbflow/internal/history"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/kube"
@@ -37,6 +38,8 @@ type Config struct {
 	Servers    servers.Config   `yaml:"servers"`
 	Training   scheduler.Config `yaml:"training"`
 	Dev        DevConfig        `yaml:"dev"`
+	// Signing is how deciders sign decisions and actuators verify them.
+	Signing decisionsig.Config `yaml:"signing"`
 }
 
 // Default returns the documented defaults of every section.
@@ -56,6 +59,7 @@ func Default() Config {
 		Servers:    servers.DefaultConfig(),
 		Training:   scheduler.DefaultConfig(),
 		Dev:        DefaultDevConfig(),
+		Signing:    decisionsig.DefaultConfig(),
 	}
 }
 
