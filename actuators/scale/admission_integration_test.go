@@ -22,11 +22,15 @@ const admissionPolicies = "../../deploy/admission/actuator-policy.yaml"
 
 // applyPolicies applies this test's copy of deploy/admission, judging only
 // objects labelled app=<app>, and waits until the API server enforces it:
-// the actuator's spec patch is refused with the policy's message. It fails
-// the test if a policy's expressions do not type-check.
+// the actuator's spec patch is refused with the policy's message.
 func applyPolicies(t *testing.T, admin, act kubernetes.Interface, ns, app string) {
 	t.Helper()
 	ctx := context.Background()
+	// The binding below judges objects labelled app=<app>: label the Deployment itself.
+	if _, err := admin.AppsV1().Deployments(ns).Patch(ctx, app, types.MergePatchType,
+		fmt.Appendf(nil, `{"metadata":{"labels":{"app":%q}}}`, app), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	suffix := fmt.Sprintf("it-%d", time.Now().UnixNano()%1_000_000_000)
 	cleanup, err := cluster.ApplyAdmissionPolicies(ctx, admin, admissionPolicies, suffix,
 		&metav1.LabelSelector{MatchLabels: map[string]string{"app": app}})
@@ -34,29 +38,9 @@ func applyPolicies(t *testing.T, admin, act kubernetes.Interface, ns, app string
 		t.Fatalf("apply %s: %v", admissionPolicies, err)
 	}
 	t.Cleanup(cleanup)
-	// Type-checking results: any warning means an expression that cannot
-	// work on the real object.
-	cluster.WaitFor(t, time.Minute, "policies type-checked", func(ctx context.Context) (bool, string, error) {
-		list, err := admin.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, "", err
-		}
-		checked, state := 0, ""
-		for _, p := range list.Items {
-			if !strings.HasSuffix(p.Name, suffix) {
-				continue
-			}
-			if p.Status.ObservedGeneration != p.Generation || p.Status.TypeChecking == nil {
-				state += p.Name + " not checked yet; "
-				continue
-			}
-			if w := p.Status.TypeChecking.ExpressionWarnings; len(w) > 0 {
-				t.Fatalf("policy %s: type-checking warnings: %+v", p.Name, w)
-			}
-			checked++
-		}
-		return checked == 3, state, nil
-	})
+	// (The dev control plane runs no validatingadmissionpolicy-status-controller, so
+	// status.typeChecking stays empty: a type error would show below as a refused
+	// request, the identity's own work failing with failurePolicy Fail.)
 	i := 0
 	cluster.WaitFor(t, time.Minute, "the API server enforcing the actuator policy", func(ctx context.Context) (bool, string, error) {
 		i++
@@ -101,6 +85,8 @@ func TestKubeAdmissionPolicyLimitsActuatorPatches(t *testing.T) {
 		_, err := actClient.AppsV1().Deployments(ns).Patch(ctx, "web", types.StrategicMergePatchType, []byte(r.patch), metav1.PatchOptions{})
 		if err == nil || !strings.Contains(err.Error(), r.message) {
 			t.Errorf("patch of %s by ebbflow-actuator: err %v, want refused with %q", r.what, err, r.message)
+		} else {
+			t.Logf("%s: %v", r.what, err)
 		}
 	}
 	d, err := admin.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
