@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -114,6 +116,31 @@ func TestKubeAdmissionPolicyLimitsActuatorPatches(t *testing.T) {
 	n, ann := specReplicas(t, admin, ns, "web")
 	if n != 3 || ann[actuators.AnnotationLastDecisionID] != dec.ID {
 		t.Fatalf("after the decision: replicas %d annotations %v; want 3 and %s recorded", n, ann, dec.ID)
+	}
+	// The same for a StatefulSet (the binding selects it by the same label).
+	one := int32(1)
+	web := map[string]string{"app": "web"}
+	if _, err := admin.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns, Labels: web},
+		Spec: appsv1.StatefulSetSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "db"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "postgres"}}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := actClient.AppsV1().StatefulSets(ns).Patch(ctx, "db", types.StrategicMergePatchType,
+		[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"db","image":"attacker/miner:1"}]}}}}`), metav1.PatchOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "may not change the spec") {
+		t.Errorf("StatefulSet image patch by ebbflow-actuator: err %v, want refused by the policy", err)
+	}
+	sd := kubeDecision(ns, "db", time.Now().UnixMilli(), 2)
+	sd.Target.Kind = "StatefulSet"
+	if act, _, err := a.Process(ctx, sd.EventType(), mustMarshal(t, sd)); err != nil || act.Outcome != schemas.OutcomeApplied {
+		t.Fatalf("StatefulSet scale decision under the policy: %+v %v", act, err)
+	}
+	st, err := admin.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{})
+	if err != nil || *st.Spec.Replicas != 2 || st.Annotations[actuators.AnnotationLastDecisionID] != sd.ID || st.Spec.Template.Spec.Containers[0].Image != "postgres" {
+		t.Fatalf("StatefulSet after the decision: %+v %v", st, err)
 	}
 	// The policy judges only that identity: the admin may still change the spec.
 	if _, err := admin.AppsV1().Deployments(ns).Patch(ctx, "web", types.MergePatchType, []byte(`{"metadata":{"labels":{"tier":"gold"}}}`), metav1.PatchOptions{}); err != nil {
