@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ebbflow/ebbflow/internal/decisionsig"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -33,6 +34,8 @@ type Actuator struct {
 	clock    Clock
 	log      *slog.Logger
 	m        *actMetrics
+	// verifier checks signatures (Deps.Verifier); nil: none.
+	verifier *decisionsig.Verifier
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -48,6 +51,7 @@ type actMetrics struct {
 	latency  prometheus.Histogram
 	eventErr prometheus.Counter
 	leader   prometheus.Gauge
+	rejected *prometheus.CounterVec
 }
 
 func newActMetrics(reg prometheus.Registerer) (*actMetrics, error) {
@@ -66,11 +70,16 @@ func newActMetrics(reg prometheus.Registerer) (*actMetrics, error) {
 			Help: "Kubernetes Events that could not be recorded."}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ebbflow_actuate_leader",
 			Help: "1 while this replica holds the Lease and acts on decisions."}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_actuate_rejected_decisions_total",
+			Help: "Decisions refused before any handler saw them (dead-lettered), by signature reason (unsigned, malformed_signature, unknown_key, bad_signature, outside_window, replayed)."}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.outcomes, m.bad, m.ignored, m.retries, m.latency, m.eventErr, m.leader} {
+	for _, c := range []prometheus.Collector{m.outcomes, m.bad, m.ignored, m.retries, m.latency, m.eventErr, m.leader, m.rejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("actuators: register metrics: %w", err)
 		}
+	}
+	for _, r := range decisionsig.Reasons {
+		m.rejected.WithLabelValues(string(r))
 	}
 	return m, nil
 }
@@ -108,6 +117,21 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// Verify checks a decision record's signature before it is routed to any
+// handler, for every kind alike (no verifier: every record passes). A
+// refused record is counted by reason; the error is a *decisionsig.Error
+// and the caller dead-letters the record.
+func (a *Actuator) Verify(r decisionsig.Record) error {
+	if a.verifier == nil {
+		return nil
+	}
+	err := a.verifier.Verify(r)
+	if se := (*decisionsig.Error)(nil); errors.As(err, &se) {
+		a.m.rejected.WithLabelValues(string(se.Reason)).Inc()
+	}
+	return err
 }
 
 // ErrUndecodable wraps a decision that could not be routed or decoded; the

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
+	"github.com/ebbflow/ebbflow/internal/decisionsig"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -39,6 +40,10 @@ type Deps struct {
 	// Handlers carry out the decision kinds, by CloudEvents type
 	// (required; the list is wire.Handlers in cmd/ebbflow/internal/wire).
 	Handlers *Registry
+	// Verifier checks each decision's signature before any handler sees
+	// it (wire builds it from the signing section); nil acts on every
+	// decision unverified, for tests and tools only.
+	Verifier *decisionsig.Verifier
 	// Log and Registerer default to slog.Default() and a private registry.
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
@@ -73,6 +78,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err != nil {
 		return err
 	}
+	act.verifier = deps.Verifier
 	topics := deps.Kafka.Topics()
 	in, out, dead := topics.Name(schemas.TopicDecisions), topics.Name(schemas.TopicActions), topics.Name(schemas.TopicDeadLetter)
 	if err := kafkax.EnsureTopics(ctx, deps.Kafka, in, out, dead); err != nil {
@@ -192,6 +198,9 @@ func consumeDecisions(ctx context.Context, cfg Config, deps Deps, act *Actuator,
 	}
 	defer group.Close()
 	h := &claimHandler{act: act, prod: prod, js: deps.JetStream, log: log, actions: out, deadletter: dead, source: cfg.Source}
+	if act.verifier == nil {
+		log.Warn("decision signatures are not verified: anyone who can write to the decisions topic can act through this actuator", "topic", in)
+	}
 	log.Info("actuator consuming", "topic", in, "group", cfg.Group(deps.Cluster), "cluster", deps.Cluster, "dry_run", cfg.DryRun)
 	for {
 		if err := group.Consume(ctx, []string{in}, h); err != nil {
@@ -237,10 +246,19 @@ func (h *claimHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 }
 
 func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) error {
-	ceType := kafkax.HeaderValue(msg.Headers, schemas.HeaderType)
-	act, ok, err := h.act.Process(ctx, ceType, msg.Value)
+	rec := decisionsig.RecordOf(msg)
+	if err := h.act.Verify(rec); err != nil {
+		reason := "signature"
+		if se := (*decisionsig.Error)(nil); errors.As(err, &se) {
+			reason = string(se.Reason)
+		}
+		h.log.Warn("decision refused, sent to dead letter", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "id", rec.ID, "reason", reason, "err", err)
+		return h.deadLetter(msg, reason, err)
+	}
+	act, ok, err := h.act.Process(ctx, rec.Type, msg.Value)
 	if errors.Is(err, ErrUndecodable) {
-		return h.deadLetter(msg, err)
+		h.log.Warn("undecodable decision sent to dead letter", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
+		return h.deadLetter(msg, "decode", err)
 	}
 	if err != nil {
 		return err
@@ -270,9 +288,8 @@ func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) 
 	return nil
 }
 
-func (h *claimHandler) deadLetter(msg *sarama.ConsumerMessage, cause error) error {
-	h.log.Warn("undecodable decision sent to dead letter", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", cause)
-	pm, err := kafkax.DeadLetter(h.deadletter, h.source, msg, "decode", cause.Error(), msg.Value)
+func (h *claimHandler) deadLetter(msg *sarama.ConsumerMessage, reason string, cause error) error {
+	pm, err := kafkax.DeadLetter(h.deadletter, h.source, msg, reason, cause.Error(), msg.Value)
 	if err != nil {
 		return fmt.Errorf("actuate: %w", err)
 	}

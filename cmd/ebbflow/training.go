@@ -136,7 +136,15 @@ func publishDecisions(ctx context.Context, c wire.Config, ds []schemas.TrainingD
 	if err := kafkax.EnsureTopics(ctx, c.Kafka, topic); err != nil {
 		return err
 	}
-	sc, err := c.Kafka.IdempotentProducer()
+	signer, err := c.Signer(nil)
+	if err != nil {
+		return fmt.Errorf("training: %w", err)
+	}
+	kc := c.Kafka
+	if signer != nil {
+		kc.Interceptors = append(kc.Interceptors, signer.Interceptor(topic))
+	}
+	sc, err := kc.IdempotentProducer()
 	if err != nil {
 		return err
 	}

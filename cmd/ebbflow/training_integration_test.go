@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
+	"github.com/ebbflow/ebbflow/internal/decisionsig"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
 	"github.com/ebbflow/ebbflow/training/scheduler"
@@ -29,6 +32,17 @@ func TestTrainingDecisionsOnRealKafka(t *testing.T) {
 	c.Kafka.Brokers = strings.Split(brokers, ",")
 	c.Kafka.TopicPrefix = fmt.Sprintf("training-it-%d", time.Now().UnixNano())
 	c.Kafka.Partitions = 1
+	// Published decisions are signed with the configured key (signing.required is on by default).
+	pub, priv, err := decisionsig.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := decisionsig.MarshalPrivateKey(priv)
+	c.Signing.PrivateKeyFile = filepath.Join(t.TempDir(), "decision.key")
+	if err := os.WriteFile(c.Signing.PrivateKeyFile, kb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	verifier := decisionsig.NewVerifier(map[string]ed25519.PublicKey{decisionsig.KeyID(pub): pub}, true, time.Hour, time.Minute, nil)
 	spec := scheduler.JobSpec{Department: "research", User: "alice", Family: "bert", Image: "img", Command: []string{"train"},
 		GPUs: scheduler.GPUSpec{Count: 8, Model: "a100", Fallbacks: []string{"v100"}}, CPU: "8", Memory: "32Gi", ExpectedDuration: time.Hour}
 	runs := []scheduler.RunStats{{Run: "bert-1", EndMs: 1, GPUs: 8, GPUUtilMean: 0.25, GPUMemPeakMiB: 10_000}}
@@ -64,6 +78,9 @@ func TestTrainingDecisionsOnRealKafka(t *testing.T) {
 		case m := <-pc.Messages():
 			if ty := kafkax.HeaderValue(m.Headers, schemas.HeaderType); ty != "io.ebbflow.decision.training.v1" {
 				t.Errorf("ce_type %q", ty)
+			}
+			if err := verifier.Verify(decisionsig.RecordOf(m)); err != nil {
+				t.Errorf("decision at offset %d: %v", m.Offset, err)
 			}
 			d, err := schemas.Decode[schemas.TrainingDecision](m.Value)
 			if err != nil {

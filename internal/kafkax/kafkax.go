@@ -35,6 +35,11 @@ type Config struct {
 	ReplicationFactor int16      `yaml:"replication_factor"`
 	TLS               TLSConfig  `yaml:"tls"`
 	SASL              SASLConfig `yaml:"sasl"`
+	// Interceptors run on every record a producer built from this
+	// configuration sends (sarama Producer.Interceptors). Not read from
+	// YAML: the composition root installs the deciders' decision signer
+	// (internal/decisionsig) here.
+	Interceptors []sarama.ProducerInterceptor `yaml:"-"`
 }
 
 // TLSConfig enables TLS to the brokers: ca_file verifies them (system
@@ -172,6 +177,7 @@ func (c Config) Sarama() (*sarama.Config, error) {
 			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: scramSHA512} }
 		}
 	}
+	sc.Producer.Interceptors = c.Interceptors
 	return sc, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/ebbflow/ebbflow/actuators"
 	"github.com/ebbflow/ebbflow/cmd/ebbflow/internal/wire"
 	"github.com/ebbflow/ebbflow/ingest/replay"
+	"github.com/ebbflow/ebbflow/internal/decisionsig"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
 	"github.com/ebbflow/ebbflow/internal/sim"
 	"github.com/ebbflow/ebbflow/internal/telemetry"
@@ -127,9 +128,16 @@ func Run(ctx context.Context, cfg wire.Config, opts Options, out io.Writer) (Sum
 	}
 	defer nc.Close()
 	kube := cluster.Clientset()
+	// Decisions are signed and verified as in production, with a key pair
+	// that lives only in this process.
+	_, devKey, err := decisionsig.GenerateKey()
+	if err != nil {
+		return Summary{}, fmt.Errorf("dev: decision signing key: %w", err)
+	}
 	e := &wire.Env{Cfg: cfg, Kube: func() (kubernetes.Interface, error) { return kube, nil }, JetStream: js,
 		Log: log, Reg: reg, Ready: ready, Clock: actuators.ClockFunc(cluster.Now), Instance: "dev", InformerResync: time.Minute,
-		UIListener: p.ui}
+		UIListener: p.ui,
+		SigningKey: devKey}
 
 	// The components run with the same wiring and lifecycle as their
 	// subcommands (wire.Components, wire.Run: telemetry server, then the

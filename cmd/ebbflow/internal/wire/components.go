@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,10 @@ type Env struct {
 	// UIListener is the web UI's listener when the caller opened it (dev
 	// prints its address first); nil: the UI listens on ui.listen.
 	UIListener net.Listener
+	// SigningKey, when set, is an in-process decision key (ebbflow dev):
+	// deciders sign with it and the actuator trusts only its public key,
+	// whatever the signing section's files say.
+	SigningKey ed25519.PrivateKey
 }
 
 // Component is one pipeline stage: its name (the subcommand, the config
@@ -134,7 +139,11 @@ var Forecast = Component{Name: "forecast", Run: func(ctx context.Context, e *Env
 
 // Autoscale is the elastic-scaling decider.
 var Autoscale = Component{Name: "autoscale", Run: func(ctx context.Context, e *Env) error {
-	deps := autoscale.Deps{Kafka: e.Cfg.Kafka, Cluster: e.Cfg.Kubernetes.Cluster, JetStream: e.JetStream, Log: e.Log, Registerer: e.Reg}
+	kc, err := e.deciderKafka("autoscale")
+	if err != nil {
+		return err
+	}
+	deps := autoscale.Deps{Kafka: kc, Cluster: e.Cfg.Kubernetes.Cluster, JetStream: e.JetStream, Log: e.Log, Registerer: e.Reg}
 	if e.Cfg.Autoscale.WatchWorkloads {
 		cs, err := e.Kube()
 		if err != nil {
@@ -175,6 +184,9 @@ var Actuate = Component{Name: "actuate", Run: func(ctx context.Context, e *Env) 
 	})
 	deps := actuators.Deps{Kafka: e.Cfg.Kafka, Cluster: e.Cfg.Kubernetes.Cluster, Kube: cs,
 		JetStream: e.JetStream, Clock: clock, Log: e.Log, Registerer: e.Reg}
+	if deps.Verifier, err = e.verifier(); err != nil {
+		return err
+	}
 	if deps.Handlers, deps.Leading, err = Handlers(ctx, e, cs, clock); err != nil {
 		return err
 	}
@@ -193,7 +205,11 @@ var Mixing = Component{Name: "mixing", Run: func(ctx context.Context, e *Env) er
 	if e.Clock != nil {
 		now = e.Clock.Now // dev: the simulated clock
 	}
-	return mixing.Run(ctx, e.Cfg.Mixing, mixing.Deps{Kafka: e.Cfg.Kafka, Cluster: e.Cfg.Kubernetes.Cluster, Kube: cs,
+	kc, err := e.deciderKafka("mixing")
+	if err != nil {
+		return err
+	}
+	return mixing.Run(ctx, e.Cfg.Mixing, mixing.Deps{Kafka: kc, Cluster: e.Cfg.Kubernetes.Cluster, Kube: cs,
 		JetStream: e.JetStream, Log: e.Log, Registerer: e.Reg, Now: now})
 }}
 
@@ -205,7 +221,11 @@ var Servers = Component{Name: "servers", Run: func(ctx context.Context, e *Env) 
 		return err
 	}
 	defer history.Close(fsys)
-	deps := servers.Deps{Store: fsys, Kafka: e.Cfg.Kafka, JetStream: e.JetStream, Cluster: e.Cfg.Kubernetes.Cluster,
+	kc, err := e.deciderKafka("servers")
+	if err != nil {
+		return err
+	}
+	deps := servers.Deps{Store: fsys, Kafka: kc, JetStream: e.JetStream, Cluster: e.Cfg.Kubernetes.Cluster,
 		Log: e.Log, Registerer: e.Reg}
 	if e.Clock != nil {
 		deps.Clock = e.Clock.Now

@@ -10,6 +10,7 @@ import (
 	"github.com/ebbflow/ebbflow/ingest"
 	"github.com/ebbflow/ebbflow/ingest/window"
 	"github.com/ebbflow/ebbflow/internal/config"
+	"github.com/ebbflow/ebbflow/internal/decisionsig"
 	"github.com/ebbflow/ebbflow/internal/history"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/kube"
@@ -39,6 +40,8 @@ type Config struct {
 	Training   scheduler.Config `yaml:"training"`
 	Dev        DevConfig        `yaml:"dev"`
 	UI         ui.Config        `yaml:"ui"`
+	// Signing is how deciders sign decisions and actuators verify them.
+	Signing decisionsig.Config `yaml:"signing"`
 }
 
 // Default returns the documented defaults of every section.
@@ -59,6 +62,7 @@ func Default() Config {
 		Training:   scheduler.DefaultConfig(),
 		Dev:        DefaultDevConfig(),
 		UI:         ui.DefaultConfig(),
+		Signing:    decisionsig.DefaultConfig(),
 	}
 }
 
