@@ -64,7 +64,7 @@ func TestBadInputActuator(t *testing.T) {
 		{"negative replicas", s.raw(dt, key, st, withJSON(t, w, map[string]string{"to": "-3"})), "decode", "/to"},
 		{"another kind in a scale decision", s.raw(dt, key, st, withJSON(t, w, map[string]string{"kind": `"nodes"`})), "decode", "/kind"},
 		{"seq 0", s.raw(dt, key, st, withJSON(t, w, map[string]string{"seq": "0"})), "decode", "/seq"},
-		{"far future", s.event(dt, decision(4, farFuture)), "decode", "max_future"},
+		{"far future", s.eventNow(dt, decision(4, farFuture)), "decode", "max_future"},
 	}
 	msgs := []*sarama.ProducerMessage{s.event(dt, good1)}
 	for _, c := range cases {

@@ -58,7 +58,7 @@ func TestBadInputAutoscaleDecider(t *testing.T) {
 		{"garbage window", s.raw(win, entity, wt, []byte("\x00\xff{not json")), "schema", "not JSON"},
 		{"unknown type", s.raw(win, entity, "io.ebbflow.bogus.v1", withJSON(t, qps, nil)), "decode", "unexpected ce_type"},
 		{"window count 0", s.raw(win, entity, wt, withJSON(t, qps, map[string]string{"count": "0"})), "schema", "/count"},
-		{"far-future window", s.event(win, qpsWindow(entity, farFuture, 1e6)), "out_of_range", "max_future"},
+		{"far-future window", s.eventNow(win, qpsWindow(entity, farFuture, 1e6)), "out_of_range", "max_future"},
 		{"window ending before it starts", s.raw(win, entity, wt, withJSON(t, bw, nil)), "out_of_range", "end_ms"},
 	}
 	forecastCases := []badCase{
@@ -66,7 +66,7 @@ func TestBadInputAutoscaleDecider(t *testing.T) {
 		{"forecast value 1e999", s.raw(fc, entity, ft, withJSON(t, f, map[string]string{"value": "1e999"})), "decode", "1e999"},
 		{"forecast value NaN", s.raw(fc, entity, ft, withJSON(t, f, map[string]string{"value": `"NaN"`})), "schema", "/horizons/0/value"},
 		{"a decision on the forecasts topic", s.raw(fc, entity, schemas.ScaleDecision{}.EventType(), []byte(`{}`)), "decode", "unexpected ce_type"},
-		{"far-future forecast", s.event(fc, future), "out_of_range", "max_future"},
+		{"far-future forecast", s.eventNow(fc, future), "out_of_range", "max_future"},
 		{"horizon before origin", s.raw(fc, entity, ft, withJSON(t, backwards, nil)), "out_of_range", "not after origin_ms"},
 	}
 	// The windows (good, then bad) first: N and the current rate are known

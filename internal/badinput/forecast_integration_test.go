@@ -51,7 +51,7 @@ func TestBadInputForecaster(t *testing.T) {
 		{"negative revision", s.raw(in, entity, wt, withJSON(t, w, map[string]string{"revision": "-1"})), "schema", "/revision"},
 		{"NaN as a string", s.raw(in, entity, wt, withJSON(t, w, map[string]string{"sum": `"NaN"`})), "schema", "/sum"},
 		{"infinite number", s.raw(in, entity, wt, withJSON(t, w, map[string]string{"sum": "1e999"})), "schema", "sum"},
-		{"far future", s.event(in, future), "out_of_range", "end_ms"},
+		{"far future", s.eventNow(in, future), "out_of_range", "end_ms"},
 		{"end before start", s.raw(in, entity, wt, withJSON(t, backwards, nil)), "out_of_range", "end_ms"},
 	}
 	msgs := []*sarama.ProducerMessage{good(0), good(1)}

@@ -5,6 +5,7 @@ package badinput_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -69,6 +70,10 @@ func (s *sweep) topic(base string) string { return s.kc.Topics().Name(base) }
 func (s *sweep) send(msgs ...*sarama.ProducerMessage) []int64 {
 	s.t.Helper()
 	if err := s.prod.SendMessages(msgs); err != nil {
+		var pe sarama.ProducerErrors
+		if errors.As(err, &pe) && len(pe) > 0 {
+			s.t.Fatalf("produce: %v; the first: %v", err, pe[0].Err)
+		}
 		s.t.Fatalf("produce: %v", err)
 	}
 	out := make([]int64, len(msgs))
@@ -85,6 +90,15 @@ func (s *sweep) event(base string, ev schemas.Event) *sarama.ProducerMessage {
 	if err != nil {
 		s.t.Fatalf("good %T violates its schema: %v", ev, err)
 	}
+	return m
+}
+
+// eventNow is event with the record timestamp of now: Kafka refuses a
+// record stamped more than log.message.timestamp.after.max.ms (1h) ahead,
+// so a far-future event time can only arrive inside the body.
+func (s *sweep) eventNow(base string, ev schemas.Event) *sarama.ProducerMessage {
+	m := s.event(base, ev)
+	m.Timestamp = time.Now()
 	return m
 }
 
@@ -285,7 +299,8 @@ func (s *sweep) run(name string, fn func(ctx context.Context) error) <-chan erro
 		cancel()
 		select {
 		case err := <-res:
-			if err != nil {
+			// Cancelled while still starting (a test that failed early).
+			if err != nil && !errors.Is(err, context.Canceled) {
 				s.t.Errorf("%s returned %v", name, err)
 			}
 		case <-time.After(2 * time.Minute):
