@@ -190,13 +190,17 @@ type badCase struct {
 // offset and with its reason, and checks what each carries.
 func (s *sweep) checkDeadLetters(done <-chan error, cases []badCase, offsets []int64) {
 	s.t.Helper()
+	// Decoded once each (a dead letter carries up to 256 KiB).
+	var decoded []schemas.DeadLetter
 	find := func(msgs []*sarama.ConsumerMessage, topic string, off int64, reason string) (schemas.DeadLetter, bool) {
-		for _, m := range msgs {
+		for _, m := range msgs[len(decoded):] {
 			dl, err := schemas.Decode[schemas.DeadLetter](m.Value)
 			if err != nil {
 				s.t.Errorf("a dead letter does not decode: %v", err)
-				continue
 			}
+			decoded = append(decoded, dl)
+		}
+		for _, dl := range decoded {
 			if dl.Topic == topic && dl.Offset == off && dl.Reason == reason {
 				return dl, true
 			}
@@ -233,11 +237,7 @@ func (s *sweep) checkDeadLetters(done <-chan error, cases []badCase, offsets []i
 			s.t.Errorf("%s: dead letter key %q, want %q", c.name, dl.Key, k)
 		}
 	}
-	for _, m := range msgs {
-		dl, err := schemas.Decode[schemas.DeadLetter](m.Value)
-		if err != nil {
-			continue
-		}
+	for _, dl := range decoded {
 		matched := false
 		for i, c := range cases {
 			if dl.Offset == offsets[i] && dl.Reason == c.reason {
