@@ -15,9 +15,13 @@ PROM3_VERSION="$(mod_version "$DEV_DIR/prometheus3/go.mod" github.com/prometheus
 
 NAME="prometheus3-$PROM3_VERSION"
 
+# v0.3MM.P of the module is Prometheus 3.MM.P; --version says so.
+v="${PROM3_VERSION#v0.3}"
+LDFLAGS="-X github.com/prometheus/common/version.Version=3.$((10#${v%%.*})).${v#*.}"
+
 build() {
 	local dir
-	dir="$(go_bins "$NAME" "$DEV_DIR/prometheus3" "" \
+	dir="$(go_bins "$NAME" "$DEV_DIR/prometheus3" "$LDFLAGS" \
 		-tags=remove_all_sd github.com/prometheus/prometheus/cmd/prometheus)"
 	echo "$dir/prometheus"
 }
