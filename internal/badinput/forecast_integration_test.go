@@ -44,7 +44,7 @@ func TestBadInputForecaster(t *testing.T) {
 	backwards.EndMs = backwards.StartMs - 60_000
 	cases := []badCase{
 		{"garbage", s.raw(in, entity, wt, []byte("\x00\xffnot a window{")), "schema", "not JSON"},
-		{"oversize", s.raw(in, entity, wt, oversize(900<<10)), "schema", "/"},
+		{"oversize", s.raw(in, entity, wt, oversize(900<<10)), "schema", "propert"},
 		{"no CloudEvents type, empty", s.raw(in, entity, "", nil), "schema", "not JSON"},
 		{"count 0", s.raw(in, entity, wt, withJSON(t, w, map[string]string{"count": "0"})), "schema", "/count"},
 		{"bad entity", s.raw(in, entity, wt, withJSON(t, w, map[string]string{"entity": `"web"`})), "schema", "/entity"},
