@@ -360,3 +360,34 @@ func withJSON(t *testing.T, ev schemas.Event, replace map[string]string) []byte 
 func quiet() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
+
+func getenv(k string) string { return strings.TrimSpace(os.Getenv(k)) }
+
+// waitGroupJoined waits until the consumer group has a stable membership
+// with partitions assigned: for a consumer that starts at the newest
+// offset, records produced before that would never be read.
+func (s *sweep) waitGroupJoined(group string, done <-chan error) {
+	s.t.Helper()
+	admin, err := sarama.NewClusterAdmin(s.kc.Brokers, sarama.NewConfig())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer admin.Close()
+	for {
+		gs, err := admin.DescribeConsumerGroups([]string{group})
+		if err == nil && len(gs) == 1 && gs[0].State == "Stable" && len(gs[0].Members) > 0 {
+			for _, m := range gs[0].Members {
+				if a, err := m.GetMemberAssignment(); err == nil && len(a.Topics) > 0 {
+					return
+				}
+			}
+		}
+		select {
+		case err := <-done:
+			s.t.Fatalf("the consumer ended (%v) before group %s joined", err, group)
+		case <-s.ctx.Done():
+			s.t.Fatalf("group %s never became stable with partitions assigned", group)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -48,6 +48,7 @@ func devConfig(cfg wire.Config, scrapeEvery time.Duration) wire.Config {
 	cfg.Window.MaxFuture = 0
 	cfg.Autoscale.MaxFuture = 0
 	cfg.Actuate.MaxFuture = 0
+	cfg.Mixing.MaxFuture = 0
 	cfg.Window.StartFrom = "oldest"
 	// forecast: the bundled models, wherever the process runs from.
 	cfg.Forecast.ModelDir = findUp(cfg.Forecast.ModelDir)
