@@ -230,7 +230,7 @@ func (p pipeline) run(t *testing.T) {
 	} else if d.ForecastID != f.ID || d.Reason.Demands[0].Predicted != 2 {
 		t.Fatalf("decision %+v: want forecast %s, predicted per-replica utilisation 400/(2×100) = 2", d, f.ID)
 	}
-	msg, err := sub.Next(jetstream.FetchMaxWait(20 * time.Second))
+	msg, err := sub.Next(jetstream.FetchMaxWait(time.Minute))
 	if err != nil {
 		t.Fatalf("no decision on NATS: %v", err)
 	}
@@ -243,7 +243,7 @@ func (p pipeline) run(t *testing.T) {
 	}
 	// Every decision on Kafka reaches NATS, the one that scaled to 8 included.
 	for nd.ID != d.ID {
-		msg, err = sub.Next(jetstream.FetchMaxWait(20 * time.Second))
+		msg, err = sub.Next(jetstream.FetchMaxWait(time.Minute))
 		if err != nil {
 			t.Fatalf("decision %s not on NATS: %v", d.ID, err)
 		}

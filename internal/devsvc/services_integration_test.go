@@ -684,7 +684,7 @@ func TestJetStreamDecisionReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create consumer: %v", err)
 	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Minute))
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}
