@@ -81,7 +81,12 @@ func TestBadInputAutoscaleDecider(t *testing.T) {
 	for _, c := range forecastCases {
 		msgs = append(msgs, c.msg)
 	}
-	msgs = append(msgs, s.event(fc, f))
+	// Far-past inputs are valid, only older than the service's newest:
+	// they must not become its "now" (checked on the decisions below).
+	past := f
+	past.ID, past.OriginMs = "fc/past", farPast
+	past.Horizons = []schemas.HorizonValue{{Minutes: 1, AtMs: farPast + 60_000, Value: 1e6}}
+	msgs = append(msgs, s.event(win, qpsWindow(entity, farPast, 1e6)), s.event(fc, past), s.event(fc, f))
 	foffs := s.send(msgs...)
 	cases := append(append([]badCase(nil), windowCases...), forecastCases...)
 	offs := append(append([]int64(nil), woffs[2:]...), foffs[:len(forecastCases)]...)
@@ -103,7 +108,7 @@ func TestBadInputAutoscaleDecider(t *testing.T) {
 			t.Errorf("a decision does not decode: %v", err)
 			continue
 		}
-		if d.AtMs > now || d.ExpiresMs > now+cfg.DecisionTTL.Milliseconds() {
+		if d.AtMs > now || d.AtMs < now-60_000 || d.ExpiresMs > now+cfg.DecisionTTL.Milliseconds() {
 			t.Errorf("decision %s stamped from a bad input: at_ms %d expires_ms %d (now %d)", d.ID, d.AtMs, d.ExpiresMs, now)
 		}
 		if d.ForecastID == f.ID && d.To != 8 {

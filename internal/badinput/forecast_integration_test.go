@@ -58,7 +58,9 @@ func TestBadInputForecaster(t *testing.T) {
 	for _, c := range cases {
 		msgs = append(msgs, c.msg)
 	}
-	msgs = append(msgs, good(2), good(3))
+	// A far-past window is a valid window, only older than the entity's
+	// newest: skipped (counted), not forecast, not a dead letter.
+	msgs = append(msgs, s.event(in, qpsWindow(entity, farPast, 1)), good(2), good(3))
 	offs := s.send(msgs...)
 	s.checkDeadLetters(done, cases, offs[2:2+len(cases)])
 	s.checkCounter(reg, "ebbflow_forecast_bad_input_total", float64(len(cases)))
