@@ -154,6 +154,13 @@ func (a *Actuator) Process(ctx context.Context, ceType string, body []byte) (act
 		a.m.bad.WithLabelValues("schema").Inc()
 		return act, false, fmt.Errorf("%w: %s: %w", ErrUndecodable, ceType, err)
 	}
+	if mf := a.cfg.MaxFuture; mf > 0 {
+		if now := a.clock.Now(); d.AtMs > now.Add(mf).UnixMilli() {
+			a.m.bad.WithLabelValues("out_of_range").Inc()
+			return act, false, fmt.Errorf("%w: %s %s: out of range: at_ms %d (%s) is more than max_future %s after the clock (%s)", ErrUndecodable, ceType, d.ID,
+				d.AtMs, time.UnixMilli(d.AtMs).UTC().Format(time.RFC3339), mf, now.UTC().Format(time.RFC3339))
+		}
+	}
 	if d.Target.Cluster != a.cluster {
 		a.m.ignored.Inc()
 		return act, false, nil

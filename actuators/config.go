@@ -39,6 +39,11 @@ type Config struct {
 	Events bool `yaml:"events"`
 	// LeaderElection keeps one active actuator per cluster.
 	LeaderElection LeaderElectionConfig `yaml:"leader_election"`
+	// MaxFuture dead-letters a decision stamped (at_ms) more than this
+	// after the clock: it cannot come from a real decider, and with its
+	// far expiry it would never expire. 0 turns the check off (`ebbflow
+	// dev` does: its simulation runs ahead of the wall clock).
+	MaxFuture time.Duration `yaml:"max_future"`
 }
 
 // RetryConfig is exponential backoff between attempts.
@@ -69,6 +74,7 @@ func DefaultConfig() Config {
 		Retry:         RetryConfig{Attempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
 		MaxReplicas:   500,
 		Events:        true,
+		MaxFuture:     time.Hour,
 		LeaderElection: LeaderElectionConfig{
 			Enabled: true, Namespace: "ebbflow", LeaseName: "ebbflow-actuator",
 			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
@@ -86,6 +92,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit <= 0 || c.RateBurst < 1 {
 		return errors.New("rate_limit and rate_burst: must be positive")
+	}
+	if c.MaxFuture < 0 {
+		return errors.New("max_future: must not be negative (0 turns the check off)")
 	}
 	if c.Retry.Attempts < 1 {
 		return errors.New("retry.attempts: must be at least 1")

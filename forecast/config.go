@@ -58,6 +58,12 @@ type Config struct {
 	// Retrain schedules training on the deployment's own history (off by
 	// default).
 	Retrain RetrainConfig `yaml:"retrain"`
+	// MaxFuture rejects windows ending more than this after the wall clock
+	// (dead letter, reason out_of_range): one far-future window would make
+	// every later window of its entity "not newest" and stop its forecasts.
+	// 0 turns the check off (`ebbflow dev` does: its simulation runs ahead
+	// of the wall clock).
+	MaxFuture time.Duration `yaml:"max_future"`
 }
 
 // DefaultConfig returns the documented defaults (`ebbflow config defaults`, docs/forecast.md).
@@ -75,6 +81,7 @@ func DefaultConfig() Config {
 		MinHistorySteps: 5,
 		Rebuild:         7*24*time.Hour + time.Hour,
 		Retrain:         DefaultRetrainConfig(),
+		MaxFuture:       time.Hour,
 	}
 }
 
@@ -99,6 +106,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("min_history_steps: %d must be at least 1", c.MinHistorySteps)
 	case c.Rebuild < 0:
 		return fmt.Errorf("rebuild: %s must not be negative", c.Rebuild)
+	case c.MaxFuture < 0:
+		return fmt.Errorf("max_future: %s must not be negative (0 turns the check off)", c.MaxFuture)
 	}
 	return c.Retrain.Validate()
 }

@@ -272,6 +272,16 @@ func (h *handler) handle(p *Processor, msg *sarama.ConsumerMessage) {
 		}
 		return
 	}
+	if why := OutOfRange(w, time.Now(), h.cfg.MaxFuture); why != "" {
+		h.m.bad.WithLabelValues("out_of_range").Inc()
+		h.log.Warn("forecast: out-of-range window sent to the dead-letter topic", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "entity", w.Entity, "why", why)
+		if pm, err := kafkax.DeadLetter(h.dl, h.source, msg, "out_of_range", why, msg.Value); err == nil {
+			h.producer.Input() <- pm
+		} else {
+			h.log.Error("forecast: dead letter not built", "err", err)
+		}
+		return
+	}
 	h.m.windows.WithLabelValues(w.Signal).Inc()
 	f, ok := p.Observe(w)
 	if !ok {
@@ -336,7 +346,8 @@ func (h *handler) rebuild(ctx context.Context, p *Processor, partition int32, un
 	}
 	n := 0
 	_, err = h.readRange(ctx, consumer, partition, start, until, func(msg *sarama.ConsumerMessage) {
-		if w, err := schemas.Decode[schemas.Window](msg.Value); err == nil {
+		// Dead-lettered when first consumed: not history either.
+		if w, err := schemas.Decode[schemas.Window](msg.Value); err == nil && OutOfRange(w, time.Now(), h.cfg.MaxFuture) == "" {
 			p.Store(w)
 			n++
 		}
@@ -382,4 +393,18 @@ func (h *handler) readRange(ctx context.Context, c sarama.Consumer, partition in
 			quiet.Reset(2 * time.Second)
 		}
 	}
+}
+
+// OutOfRange says why a window that passed its schema cannot be a real
+// one, or "" when it can: its end is not its start plus its size, or (with
+// maxFuture > 0) it ends more than maxFuture after now.
+func OutOfRange(w schemas.Window, now time.Time, maxFuture time.Duration) string {
+	if w.EndMs != w.StartMs+w.SizeS*1000 {
+		return fmt.Sprintf("end_ms %d is not start_ms %d + size_s %d s", w.EndMs, w.StartMs, w.SizeS)
+	}
+	if limit := now.Add(maxFuture).UnixMilli(); maxFuture > 0 && w.EndMs > limit {
+		return fmt.Sprintf("end_ms %d (%s) is more than max_future %s after the clock (%s)", w.EndMs,
+			time.UnixMilli(w.EndMs).UTC().Format(time.RFC3339), maxFuture, now.UTC().Format(time.RFC3339))
+	}
+	return ""
 }

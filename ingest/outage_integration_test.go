@@ -133,15 +133,15 @@ func TestKafkaOutagePrometheusRetries(t *testing.T) {
 		cut()
 		n := len(srv.timestamps())
 		if outcome != "" {
-			waitFor(name+": the cut commit failing", 45*time.Second, received(commitFailed))
+			waitFor(name+": the cut commit failing", 3*time.Minute, received(commitFailed))
 		}
-		waitFor(name+": a 503/429", 30*time.Second, func() bool { return refusals() > before })
+		waitFor(name+": a 503/429", 2*time.Minute, func() bool { return refusals() > before })
 		waitScrapes(n + minScrapes)
 		refused := refusals() - before
 		dialer.Restore()
 		t.Logf("%s: restored Kafka after %d scrapes; ingest refused %v requests meanwhile", name, len(srv.timestamps())-n, refused)
 		if outcome != "" {
-			waitFor(name+": the lost commit answer resolved as "+outcome, 30*time.Second, func() bool { return resolved(outcome) > resolvedBefore })
+			waitFor(name+": the lost commit answer resolved as "+outcome, 2*time.Minute, func() bool { return resolved(outcome) > resolvedBefore })
 		}
 		waitScrapes(len(srv.timestamps()) + 4)
 	}
@@ -159,13 +159,13 @@ func TestKafkaOutagePrometheusRetries(t *testing.T) {
 	beforeCommitHook.Store(&hook)
 	cutDone := received(cutBeforeEndTxn)
 	outage("cut between produce acks and EndTxn", func() {
-		waitFor("a commit", 30*time.Second, cutDone)
+		waitFor("a commit", 2*time.Minute, cutDone)
 	}, cutDone, 6, "aborted")
 	beforeCommitHook.Store(nil)
 
 	dialer.ArmEndTxn()
 	outage("cut after the EndTxn, before its answer", func() {
-		waitFor("an EndTxn", 30*time.Second, dialer.Fired)
+		waitFor("an EndTxn", 2*time.Minute, dialer.Fired)
 	}, dialer.Fired, 6, "committed")
 
 	tss := srv.timestamps()

@@ -257,10 +257,10 @@ func TestPrometheusRemoteWriteToKafka(t *testing.T) {
 
 	// Compare the first five scrapes in full.
 	var tss []int64
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for len(tss) < 5 {
 		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus scraped the target %d times in 60s", len(tss))
+			t.Fatalf("Prometheus scraped the target %d times in 3m", len(tss))
 		}
 		time.Sleep(200 * time.Millisecond)
 		tss = srv.timestamps()

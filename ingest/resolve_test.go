@@ -130,7 +130,7 @@ func requestBatch(t *testing.T, ts int64) *Batch {
 // publishUntilOK retries like Prometheus: until the publisher answers nil.
 func publishUntilOK(t *testing.T, p *Publisher, b *Batch) (attempts int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		attempts++
 		err := p.Publish(context.Background(), b, 500*time.Millisecond)

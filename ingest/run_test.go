@@ -55,7 +55,7 @@ func consumeRaw(t *testing.T, brokers []string, topic string, stop func([]schema
 		}()
 	}
 	var out []schemas.RawSample
-	deadline := time.After(60 * time.Second)
+	deadline := time.After(3 * time.Minute)
 	for !stop(out) {
 		select {
 		case m := <-msgs:

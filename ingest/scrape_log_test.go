@@ -75,7 +75,7 @@ func TestScrapeLogsStateChangesOnly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for counterValue(t, m.Scrapes.WithLabelValues("ok")) < 3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("target never came up: %d calls", calls.Load())

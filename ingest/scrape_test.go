@@ -51,7 +51,7 @@ func TestScraperIsolatesFailures(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		sink.mu.Lock()
 		n := 0
@@ -172,7 +172,7 @@ func TestDiscoveryFakeClientset(t *testing.T) {
 	go d.Run(ctx)
 	wait := func(want int) []Target {
 		t.Helper()
-		deadline := time.After(10 * time.Second)
+		deadline := time.After(2 * time.Minute)
 		for {
 			mu.Lock()
 			ts := latest

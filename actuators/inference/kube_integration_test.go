@@ -72,7 +72,7 @@ func setup(t *testing.T) clients {
 		t.Fatal(err)
 	}
 	// RBAC caches settle within a moment of a change.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		_, err := handler.CoreV1().ConfigMaps(servers.DefaultConfig().Namespace).List(context.Background(), metav1.ListOptions{Limit: 1})
 		if err == nil {
@@ -342,7 +342,7 @@ func TestLaunchIdempotenceUpdateRetireOnTheAPIServer(t *testing.T) {
 
 func waitEvent(t *testing.T, kube kubernetes.Interface, ns, object, decisionID string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		evs, err := kube.EventsV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {

@@ -94,7 +94,7 @@ func clients(t *testing.T) kubeClients {
 	}
 	c := kubeClients{admin: admin, own: own, node: asUser(t, arc, nodeIdentity), actuatorRC: arc}
 	// RBAC caches settle within a moment of a change.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		_, err := c.node.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{Limit: 1})
 		if err == nil {
@@ -246,7 +246,7 @@ func immediate() Config {
 // reconcileUntil reconciles until the node's handover is over.
 func reconcileUntil(t *testing.T, h *Handler, w *world, name string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		if _, err := h.Reconcile(context.Background()); err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ebbflow/ebbflow/actuators"
@@ -41,7 +42,7 @@ type pipeline struct {
 
 func (p pipeline) run(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
 	ncfg := p.nats
@@ -90,8 +91,9 @@ func (p pipeline) run(t *testing.T) {
 	acfg.Identity = "e2e-actuator"
 	acfg.LeaderElection.Enabled = p.leader
 	acfg.LeaderElection.LeaseName = kc.TopicPrefix
-	acfg.LeaderElection.LeaseDuration, acfg.LeaderElection.RenewDeadline, acfg.LeaderElection.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+	acfg.LeaderElection.LeaseDuration, acfg.LeaderElection.RenewDeadline, acfg.LeaderElection.RetryPeriod = 15*time.Second, 10*time.Second, time.Second
 
+	decReg := prometheus.NewRegistry()
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	if p.forecaster {
@@ -108,7 +110,7 @@ func (p pipeline) run(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		errs <- autoscale.Run(ctx, dcfg, autoscale.Deps{Kafka: kc, Cluster: p.cluster, Workloads: wl, JetStream: js, Log: quiet})
+		errs <- autoscale.Run(ctx, dcfg, autoscale.Deps{Kafka: kc, Cluster: p.cluster, Workloads: wl, JetStream: js, Log: quiet, Registerer: decReg})
 	}()
 	go func() {
 		defer wg.Done()
@@ -159,7 +161,26 @@ func (p pipeline) run(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitForRecord(t, ctx, kc, topics.Name(schemas.TopicForecasts), func([]byte) bool { return true })
-		time.Sleep(time.Second) // let the decider consume that first forecast
+		// The decider has consumed that first forecast.
+		waitUntil(t, ctx, "the decider consumed the first forecast", func() bool {
+			mfs, err := decReg.Gather()
+			if err != nil {
+				return false
+			}
+			for _, mf := range mfs {
+				if mf.GetName() != "ebbflow_autoscale_inputs_total" {
+					continue
+				}
+				for _, m := range mf.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "topic" && l.GetValue() == topics.Name(schemas.TopicForecasts) && m.GetCounter().GetValue() >= 1 {
+							return true
+						}
+					}
+				}
+			}
+			return false
+		})
 		if err := prod.SendMessages([]*sarama.ProducerMessage{bad, window(now, 250)}); err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +233,7 @@ func (p pipeline) run(t *testing.T) {
 	} else if d.ForecastID != f.ID || d.Reason.Demands[0].Predicted != 2 {
 		t.Fatalf("decision %+v: want forecast %s, predicted per-replica utilisation 400/(2×100) = 2", d, f.ID)
 	}
-	msg, err := sub.Next(jetstream.FetchMaxWait(20 * time.Second))
+	msg, err := sub.Next(jetstream.FetchMaxWait(time.Minute))
 	if err != nil {
 		t.Fatalf("no decision on NATS: %v", err)
 	}
@@ -225,7 +246,7 @@ func (p pipeline) run(t *testing.T) {
 	}
 	// Every decision on Kafka reaches NATS, the one that scaled to 8 included.
 	for nd.ID != d.ID {
-		msg, err = sub.Next(jetstream.FetchMaxWait(20 * time.Second))
+		msg, err = sub.Next(jetstream.FetchMaxWait(time.Minute))
 		if err != nil {
 			t.Fatalf("decision %s not on NATS: %v", d.ID, err)
 		}
@@ -279,5 +300,18 @@ func waitForRecord(t *testing.T, ctx context.Context, kc kafkax.Config, topic st
 	case <-ctx.Done():
 		t.Fatalf("no matching record on %s: %v", topic, ctx.Err())
 		return nil
+	}
+}
+
+// waitUntil polls cond until it holds or ctx ends (the test's generous
+// deadline).
+func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting: %s", what)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }

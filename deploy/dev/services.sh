@@ -51,6 +51,8 @@ export EBBFLOW_TEST_KUEUE=http://127.0.0.1:16472
 export EBBFLOW_TEST_KUEUE_WEBHOOK=https://127.0.0.1:16470
 export EBBFLOW_TEST_PYTHON=${EBBFLOW_VENV:-$REPO/.venv}/bin/python
 export EBBFLOW_TEST_PROMETHEUS=/usr/bin/prometheus
+# Prometheus 3 built from its Go module (deploy/dev/prometheus3.sh): the remote_write 2.0 sender.
+export EBBFLOW_TEST_PROMETHEUS3=$("$DEV_DIR/prometheus3.sh" path)
 EOF
 	# Kafka's SSL and SASL_SSL listeners (CA, SCRAM user) and nats-server (TLS, account user).
 	"$DEV_DIR/kafka.sh" env >>"$tmp"
@@ -64,7 +66,7 @@ up() {
 	# Phase 1, all at once: the long Go builds (first time only), Maven fetches, pip, apt. The
 	# service scripts build/fetch before starting, so Kafka and HDFS come up while
 	# kube-apiserver still compiles.
-	log "starting kafka, nats, hdfs, etcd+kube control plane; building kwok and kueue; preparing venv and prometheus (logs: $LOGS)"
+	log "starting kafka, nats, hdfs, etcd+kube control plane; building kwok, kueue and prometheus 3; preparing venv and prometheus (logs: $LOGS)"
 	run_parallel \
 		"kafka=$DEV_DIR/kafka.sh start" \
 		"nats=$DEV_DIR/nats.sh start" \
@@ -73,7 +75,8 @@ up() {
 		"kwok-build=$DEV_DIR/kwok.sh build" \
 		"kueue-build=$DEV_DIR/kueue.sh build" \
 		"venv=$DEV_DIR/venv.sh" \
-		"prometheus=$DEV_DIR/prometheus.sh"
+		"prometheus=$DEV_DIR/prometheus.sh" \
+		"prometheus3=$DEV_DIR/prometheus3.sh"
 	# Phase 2: what runs on the control plane.
 	log "starting kwok and kueue on the kube-apiserver"
 	run_parallel \

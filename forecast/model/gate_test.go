@@ -160,12 +160,19 @@ func TestRegistryServesOnlyPromotedModels(t *testing.T) {
 	promoted := g.Judge(60, 5, figures(0.9, 0.9, 0.9, 0.9, 0.9))
 	rejected := g.Judge(60, 5, figures(1, 1, 1, 1, 1))
 	dir := t.TempDir()
+	// Each write gets a later modification time than the one before, set
+	// explicitly: no sleep, whatever the file system's time granularity.
+	mtime := time.Now().Add(-time.Hour)
 	write := func(name string, b []byte) {
 		t.Helper()
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mtime = mtime.Add(time.Second)
+		if err := os.Chtimes(filepath.Join(dir, name), mtime, mtime); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -187,7 +194,6 @@ func TestRegistryServesOnlyPromotedModels(t *testing.T) {
 		t.Fatalf("promoted gauge %v", got)
 	}
 
-	time.Sleep(10 * time.Millisecond) // a new modification time
 	write("qps.model.json", bundled(t, verdictAttr(t, promoted)))
 	if err := reg.Reload(t.Context()); err != nil {
 		t.Fatal(err)
@@ -200,7 +206,6 @@ func TestRegistryServesOnlyPromotedModels(t *testing.T) {
 	}
 
 	before := reg.Current().For("qps")
-	time.Sleep(10 * time.Millisecond)
 	write("qps.model.json", bytes.Clone(bundled(t, verdictAttr(t, rejected))))
 	if err := reg.Reload(t.Context()); err == nil {
 		t.Fatal("a rejected model was accepted")

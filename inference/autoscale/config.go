@@ -31,6 +31,13 @@ type Config struct {
 	StaleAfter time.Duration `yaml:"stale_after"`
 	// WindowSizeS uses only windows of this size; 0 accepts any.
 	WindowSizeS int64 `yaml:"window_size_s"`
+	// MaxFuture rejects windows and forecasts whose event time is more
+	// than this after the wall clock (dead letter, reason out_of_range):
+	// one far-future input would become the service's "now", hide every
+	// later input as older and stamp decisions that never expire. 0 turns
+	// the check off (`ebbflow dev` does: its simulation runs ahead of the
+	// wall clock).
+	MaxFuture time.Duration `yaml:"max_future"`
 	// RepeatSuppress does not re-emit the same target count within this
 	// event time (the replicas signal lags a decision while pods start).
 	RepeatSuppress time.Duration `yaml:"repeat_suppress"`
@@ -71,6 +78,7 @@ func DefaultConfig() Config {
 		Source:          "/ebbflow/autoscale",
 		DecisionTTL:     2 * time.Minute,
 		StaleAfter:      5 * time.Minute,
+		MaxFuture:       time.Hour,
 		RepeatSuppress:  5 * time.Minute,
 		DefaultKind:     "Deployment",
 		WatchWorkloads:  true,
@@ -95,6 +103,9 @@ func (c Config) Validate() error {
 	}
 	if c.StaleAfter <= 0 {
 		return errors.New("stale_after: must be positive")
+	}
+	if c.MaxFuture < 0 {
+		return errors.New("max_future: must not be negative (0 turns the check off)")
 	}
 	if c.WindowSizeS < 0 || c.RepeatSuppress < 0 || c.AlertScaleRatio < 0 {
 		return errors.New("window_size_s, repeat_suppress and alert_scale_ratio: must not be negative")

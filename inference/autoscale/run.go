@@ -275,12 +275,16 @@ func (h *handler) decide(msg *sarama.ConsumerMessage) (Output, *sarama.ProducerM
 	case schemas.Forecast{}.EventType():
 		var f schemas.Forecast
 		if f, err = schemas.Decode[schemas.Forecast](msg.Value); err == nil {
-			out, err = h.dec.ObserveForecast(f)
+			if err = forecastInRange(f, time.Now(), h.cfg.MaxFuture); err == nil {
+				out, err = h.dec.ObserveForecast(f)
+			}
 		}
 	case schemas.Window{}.EventType():
 		var w schemas.Window
 		if w, err = schemas.Decode[schemas.Window](msg.Value); err == nil {
-			out, err = h.dec.ObserveWindow(w)
+			if err = windowInRange(w, time.Now(), h.cfg.MaxFuture); err == nil {
+				out, err = h.dec.ObserveWindow(w)
+			}
 		}
 	default:
 		err = fmt.Errorf("unexpected ce_type %q", ceType)
@@ -353,6 +357,8 @@ func (h *handler) deadLetter(msg *sarama.ConsumerMessage, cause error) *sarama.P
 	var ve *schemas.ValidationError
 	if errors.As(cause, &ve) {
 		reason = "schema"
+	} else if errors.Is(cause, errOutOfRange) {
+		reason = "out_of_range"
 	}
 	h.m.bad.WithLabelValues(reason).Inc()
 	h.log.Warn("bad input sent to dead letter", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", cause)
@@ -364,4 +370,36 @@ func (h *handler) deadLetter(msg *sarama.ConsumerMessage, cause error) *sarama.P
 		return nil
 	}
 	return pm
+}
+
+// errOutOfRange marks an input that passed its schema but cannot be real
+// (dead letter reason out_of_range).
+var errOutOfRange = errors.New("out of range")
+
+// windowInRange rejects a window whose end is not its start plus its size,
+// or (maxFuture > 0) that ends more than maxFuture after now.
+func windowInRange(w schemas.Window, now time.Time, maxFuture time.Duration) error {
+	if w.EndMs != w.StartMs+w.SizeS*1000 {
+		return fmt.Errorf("%w: window %s: end_ms %d is not start_ms %d + size_s %d s", errOutOfRange, w.EventID(), w.EndMs, w.StartMs, w.SizeS)
+	}
+	return futureCheck("window "+w.EventID()+": end_ms", w.EndMs, now, maxFuture)
+}
+
+// forecastInRange rejects a forecast whose origin is more than maxFuture
+// after now (maxFuture > 0), or with a horizon not after its origin.
+func forecastInRange(f schemas.Forecast, now time.Time, maxFuture time.Duration) error {
+	for _, h := range f.Horizons {
+		if h.AtMs <= f.OriginMs {
+			return fmt.Errorf("%w: forecast %s: horizon %d min at_ms %d is not after origin_ms %d", errOutOfRange, f.ID, h.Minutes, h.AtMs, f.OriginMs)
+		}
+	}
+	return futureCheck("forecast "+f.ID+": origin_ms", f.OriginMs, now, maxFuture)
+}
+
+func futureCheck(what string, ms int64, now time.Time, maxFuture time.Duration) error {
+	if maxFuture > 0 && ms > now.Add(maxFuture).UnixMilli() {
+		return fmt.Errorf("%w: %s %d (%s) is more than max_future %s after the clock (%s)", errOutOfRange, what, ms,
+			time.UnixMilli(ms).UTC().Format(time.RFC3339), maxFuture, now.UTC().Format(time.RFC3339))
+	}
+	return nil
 }

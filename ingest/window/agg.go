@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
@@ -363,6 +364,17 @@ func (w *winState) window(k wkey) schemas.Window {
 		out.Rate = &r
 	}
 	return out
+}
+
+// sampleProblemAt is sampleProblem with the event-time limit of
+// recordAt: a sample later than limitMs is more than maxFuture after its
+// record was produced.
+func sampleProblemAt(s *schemas.RawSample, limitMs int64, maxFuture time.Duration) string {
+	if s.TimestampMs > limitMs {
+		return fmt.Sprintf("timestamp %d (%s) is more than max_future %s after its record was produced (%s)", s.TimestampMs,
+			time.UnixMilli(s.TimestampMs).UTC().Format(time.RFC3339), maxFuture, time.UnixMilli(limitMs-maxFuture.Milliseconds()).UTC().Format(time.RFC3339))
+	}
+	return sampleProblem(s)
 }
 
 // sampleProblem says why a sample cannot make a valid window (the window

@@ -48,6 +48,12 @@ type Config struct {
 	StartFrom string `yaml:"start_from"`
 	// History writes every emitted window to the Parquet history.
 	History bool `yaml:"history"`
+	// MaxFuture rejects samples whose timestamp is more than this after
+	// their record was produced (dead letter, reason invalid): one
+	// far-future sample would move the watermark so far that every later
+	// good sample is late. 0 turns the check off (`ebbflow dev` does: its
+	// simulated clock runs ahead of the wall clock).
+	MaxFuture time.Duration `yaml:"max_future"`
 }
 
 // DefaultConfig returns the documented defaults (`ebbflow config defaults`).
@@ -66,6 +72,7 @@ func DefaultConfig() Config {
 		Rebalance:       RebalanceCooperativeSticky,
 		StartFrom:       "oldest",
 		History:         true,
+		MaxFuture:       time.Hour,
 	}
 }
 
@@ -89,6 +96,9 @@ func (c Config) Validate() error {
 	}
 	if c.Delay < 0 {
 		return fmt.Errorf("delay: %s is negative", c.Delay)
+	}
+	if c.MaxFuture < 0 {
+		return fmt.Errorf("max_future: %s is negative (0 turns the check off)", c.MaxFuture)
 	}
 	if c.AllowedLateness < 0 {
 		return fmt.Errorf("allowed_lateness: %s is negative", c.AllowedLateness)

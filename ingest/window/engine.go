@@ -75,6 +75,14 @@ func (e *engine) skip(offset int64) bool { return offset < e.resumeFrom }
 
 // record applies one decoded record.
 func (e *engine) record(offset int64, samples []schemas.RawSample) recordResult {
+	return e.recordAt(offset, math.MaxInt64, samples)
+}
+
+// recordAt applies one decoded record whose samples may not be later than
+// limitMs (event time): a later sample is invalid, like a NaN. Invalid
+// samples do not move the watermark, so one far-future sample cannot make
+// every later good sample late.
+func (e *engine) recordAt(offset, limitMs int64, samples []schemas.RawSample) recordResult {
 	var r recordResult
 	e.lastSeen = max(e.lastSeen, offset)
 	r.rebuild = offset < e.restoredNext
@@ -87,6 +95,12 @@ func (e *engine) record(offset int64, samples []schemas.RawSample) recordResult 
 	maxTs := int64(math.MinInt64)
 	for i := range samples {
 		s := &samples[i]
+		if s.TimestampMs > limitMs && !schemas.IsStale(s.Value) {
+			if !r.rebuild {
+				r.invalid = append(r.invalid, *s)
+			}
+			continue
+		}
 		switch e.st.add(s, offset, r.rebuild) {
 		case outcomeAccepted:
 			r.accepted++
@@ -98,6 +112,7 @@ func (e *engine) record(offset int64, samples []schemas.RawSample) recordResult 
 			if !r.rebuild {
 				r.invalid = append(r.invalid, *s)
 			}
+			continue
 		}
 		if !schemas.IsStale(s.Value) && !math.IsNaN(s.Value) {
 			maxTs = max(maxTs, s.TimestampMs)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path"
 	"regexp"
@@ -341,7 +342,8 @@ func (pp *partProc) process(msg *sarama.ConsumerMessage) {
 		}
 		return
 	}
-	r := pp.e.record(msg.Offset, pp.samples)
+	limit := pp.futureLimit(msg)
+	r := pp.e.recordAt(msg.Offset, limit, pp.samples)
 	if r.rebuild {
 		pp.mRebuild.Inc()
 		return
@@ -377,11 +379,23 @@ func (pp *partProc) process(msg *sarama.ConsumerMessage) {
 		}
 		text := fmt.Sprintf("%d sample(s) beyond the allowed lateness %s (watermark %s)", len(bad.ss), pp.h.cfg.AllowedLateness, time.UnixMilli(pp.st.wm).UTC().Format(time.RFC3339))
 		if bad.reason == "invalid" {
-			text = fmt.Sprintf("%d invalid sample(s), the first: %s", len(bad.ss), sampleProblem(&bad.ss[0]))
+			text = fmt.Sprintf("%d invalid sample(s), the first: %s", len(bad.ss), sampleProblemAt(&bad.ss[0], limit, pp.h.cfg.MaxFuture))
 		}
 		pp.deadLetter(msg, bad.reason, text, payload)
 	}
 	crashpoint.Hit(crashpoint.MidWindow)
+}
+
+// futureLimit is the latest event time a sample of msg may carry: the
+// record's timestamp (set when ingest produced it, so a rebuild after a
+// restart judges alike) plus max_future; no limit when max_future is 0 or
+// the record has no timestamp.
+func (pp *partProc) futureLimit(msg *sarama.ConsumerMessage) int64 {
+	mf := pp.h.cfg.MaxFuture
+	if mf <= 0 || msg.Timestamp.IsZero() || msg.Timestamp.UnixMilli() <= 0 {
+		return math.MaxInt64
+	}
+	return msg.Timestamp.UnixMilli() + mf.Milliseconds()
 }
 
 func (pp *partProc) deadLetter(msg *sarama.ConsumerMessage, reason, text string, payload []byte) {

@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -115,8 +116,43 @@ func realEnv(t *testing.T, needPython bool) env {
 
 type child struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *logBuffer
 	done   chan error
+}
+
+// logBuffer is a child's output, read while the child writes it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitLog waits (generously: the machine may be loaded) until the child
+// has logged substr.
+func (c *child) waitLog(t *testing.T, substr string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(c.stderr.String(), substr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the processor did not log %q within 2m; log:\n%s", substr, c.stderr)
+		}
+		select {
+		case err := <-c.done:
+			t.Fatalf("the processor exited (%v) before logging %q; log:\n%s", err, substr, c.stderr)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func startChild(t *testing.T, s childSpec, crash string) *child {
@@ -127,13 +163,13 @@ func startChild(t *testing.T, s childSpec, crash string) *child {
 	if crash != "" {
 		cmd.Env = append(cmd.Env, crashpoint.EnvVar+"="+crash)
 	}
-	var buf bytes.Buffer
-	cmd.Stderr = &buf
-	cmd.Stdout = &buf
+	buf := &logBuffer{}
+	cmd.Stderr = buf
+	cmd.Stdout = buf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, stderr: &buf, done: make(chan error, 1)}
+	c := &child{cmd: cmd, stderr: buf, done: make(chan error, 1)}
 	go func() { c.done <- cmd.Wait() }()
 	t.Cleanup(func() { c.cmd.Process.Kill() })
 	return c
@@ -251,7 +287,7 @@ func newSpec(t *testing.T, e env, name string) (childSpec, *history.HDFS) {
 	id := fmt.Sprintf("%s%d", name, time.Now().UnixNano())
 	s := childSpec{Brokers: e.brokers, Prefix: "it" + id, Group: "g" + id, NameNode: e.namenode,
 		Root: "/ebbflow-test/" + id, Sizes: []time.Duration{15 * time.Second, 60 * time.Second}}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	h, err := history.OpenHDFS(ctx, []string{e.namenode}, "")
 	if err != nil {
@@ -370,11 +406,13 @@ func TestRebalanceTwoProcessors(t *testing.T) {
 	kc := childKafka(s)
 	a := startChild(t, s, "")
 	produceRaw(t, kc, recs[:half])
-	time.Sleep(3 * time.Second)
+	a.waitLog(t, "partition assigned")
 	b := startChild(t, s, "")
-	time.Sleep(8 * time.Second) // the rebalance completes and b owns partitions
+	// The rebalance completes and b owns partitions.
+	b.waitLog(t, "partition assigned")
 	produceRaw(t, kc, recs[half:])
-	time.Sleep(2 * time.Second)
+	// a dies while it may still hold unprocessed records of the second
+	// half; b takes over its partitions and exactly-once must hold.
 	a.cmd.Process.Kill()
 	<-a.done
 	want := expectedClosed(t, integrationConfig(s), recs, before)

@@ -88,9 +88,10 @@ func (s *Scope) ApplyKueue(files ...string) []*unstructured.Unstructured {
 		if o.GetNamespace() != "" {
 			res = ri.Namespace(o.GetNamespace())
 		}
-		// Kueue's webhooks may still be registering right after start-up: retry briefly.
+		// Kueue's webhooks may still be registering right after start-up
+		// (minutes on a loaded machine): retry for up to 2 minutes.
 		var err error
-		for range 30 {
+		for range 120 {
 			if _, err = res.Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: "ebbflow-test", Force: true}); err == nil {
 				break
 			}

@@ -106,7 +106,7 @@ func readAll(t *testing.T, brokers []string, topic string, iso sarama.IsolationL
 		if err != nil {
 			t.Fatalf("consume %s/%d: %v", topic, p, err)
 		}
-		deadline := time.After(20 * time.Second)
+		deadline := time.After(2 * time.Minute)
 	loop:
 		for {
 			select {
@@ -117,7 +117,7 @@ func readAll(t *testing.T, brokers []string, topic string, iso sarama.IsolationL
 				}
 			case err := <-pc.Errors():
 				t.Fatalf("consume %s/%d: %v", topic, p, err)
-			case <-time.After(3 * time.Second):
+			case <-time.After(10 * time.Second):
 				// Only control records (commit/abort markers) or filtered aborted records remain.
 				break loop
 			case <-deadline:
@@ -532,7 +532,7 @@ func deployment(ns, name string) *appsv1.Deployment {
 
 // deleteNamespace deletes ns and, as no namespace controller runs, finalizes it by hand.
 func deleteNamespace(t *testing.T, cs kubernetes.Interface, ns string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	_ = cs.AppsV1().Deployments(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
 	_ = cs.RbacV1().RoleBindings(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
@@ -587,7 +587,7 @@ func TestKubeActuatorRBAC(t *testing.T) {
 
 	// The RBAC authorizer sees new bindings through an informer: retry briefly.
 	patch := []byte(`{"spec":{"replicas":3}}`)
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		_, err := actuator.AppsV1().Deployments(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}, "scale")
 		if err == nil {
@@ -659,7 +659,7 @@ func TestJetStreamDecisionReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := natsbus.EnsureStreams(ctx, js, time.Hour); err != nil {
 		t.Fatalf("ensure streams: %v", err)
@@ -687,7 +687,7 @@ func TestJetStreamDecisionReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create consumer: %v", err)
 	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Minute))
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}

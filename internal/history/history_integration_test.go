@@ -20,7 +20,7 @@ func hdfsForTest(t *testing.T) (*HDFS, string) {
 	if nn == "" {
 		t.Fatal("EBBFLOW_TEST_HDFS_NAMENODE is not set: run `make test` (deploy/dev/services.sh up writes .dev/services.env)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	fsys, err := Open(ctx, Config{Backend: BackendHDFS, Root: "/", NameNodes: []string{nn}})
 	if err != nil {

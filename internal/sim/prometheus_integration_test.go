@@ -65,7 +65,7 @@ scrape_configs:
 
 	// Advance one simulated step per scrape until Prometheus has scraped
 	// several steps.
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	var got []float64
 	for time.Now().Before(deadline) {
 		time.Sleep(1100 * time.Millisecond)

@@ -41,6 +41,11 @@ type Config struct {
 	GroupUtilisation map[string]UtilisationSignal `yaml:"group_utilisation"`
 	// StaleAfter ignores a node's window or forecast older than this.
 	StaleAfter time.Duration `yaml:"stale_after"`
+	// MaxFuture dead-letters a window or forecast stamped more than this
+	// after the clock (reason out_of_range): it would stay the node's
+	// newest input, never stale, hiding every later one. 0 turns the check
+	// off (`ebbflow dev` does: its simulation runs ahead of the wall clock).
+	MaxFuture time.Duration `yaml:"max_future"`
 	// ConsumerGroup reads metrics.windows and forecasts. Run one decider
 	// per cluster: it must see every node's windows.
 	ConsumerGroup string `yaml:"consumer_group"`
@@ -143,6 +148,7 @@ func DefaultConfig() Config {
 		Utilisation:      UtilisationSignal{Signal: "gpu_util", FullScale: 100},
 		GroupUtilisation: map[string]UtilisationSignal{"cpu": {Signal: "cpu", FullScale: 0}},
 		StaleAfter:       3 * time.Minute,
+		MaxFuture:        time.Hour,
 		ConsumerGroup:    "ebbflow-mixing",
 		Actuator: ActuatorConfig{
 			Enabled: true, MaxNodesPerDecision: 4, MaxTrainingEvictionsPerHour: 4,
@@ -219,6 +225,9 @@ func (c Config) Validate() error {
 	}
 	if c.StaleAfter <= 0 {
 		return errors.New("stale_after: must be positive")
+	}
+	if c.MaxFuture < 0 {
+		return errors.New("max_future: must not be negative (0 turns the check off)")
 	}
 	if c.Utilisation.Signal == "" || c.Utilisation.FullScale < 0 {
 		return fmt.Errorf("utilisation: signal %q must be set and full_scale %v not negative", c.Utilisation.Signal, c.Utilisation.FullScale)

@@ -111,7 +111,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	topics := deps.Kafka.Topics()
 	in := []string{topics.Name(schemas.TopicMetricsWindows), topics.Name(schemas.TopicForecasts)}
 	out := topics.Name(schemas.TopicDecisions)
-	if err := kafkax.EnsureTopics(ctx, deps.Kafka, append(in, out)...); err != nil {
+	dead := topics.Name(schemas.TopicDeadLetter)
+	if err := kafkax.EnsureTopics(ctx, deps.Kafka, append(in, out, dead)...); err != nil {
 		return fmt.Errorf("mixing: %w", err)
 	}
 	if deps.JetStream != nil {
@@ -136,7 +137,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	defer group.Close()
 	consumeErr := make(chan error, 1)
 	go func() {
-		h := &inputHandler{tr: tr, m: m, log: log}
+		h := &inputHandler{tr: tr, m: m, log: log, prod: prod, dead: dead, source: cfg.Source, now: now, maxFuture: cfg.MaxFuture}
 		for ctx.Err() == nil {
 			if err := group.Consume(ctx, in, h); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) && ctx.Err() == nil {
 				consumeErr <- fmt.Errorf("mixing: consume %v: %w", in, err)
@@ -204,6 +205,12 @@ type inputHandler struct {
 	tr  *Tracker
 	m   *loopMetrics
 	log *slog.Logger
+	// prod sends bad input of node entities to the dead-letter topic.
+	prod      sarama.SyncProducer
+	dead      string
+	source    string
+	now       func() time.Time
+	maxFuture time.Duration
 }
 
 func (h *inputHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
@@ -224,9 +231,9 @@ func (h *inputHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	}
 }
 
-// observe reads one record; only node entities matter, and a record that
-// does not decode is counted and logged (the window processor and the
-// forecaster dead-letter their own bad input).
+// observe reads one record; only node entities matter. A node entity's
+// record that does not decode, or lies out of range, is counted, logged
+// and sent to the dead-letter topic with the reason.
 func (h *inputHandler) observe(msg *sarama.ConsumerMessage) {
 	if len(msg.Key) < 5 || string(msg.Key[:5]) != schemas.EntityNode+"/" {
 		h.m.inputs.WithLabelValues(msg.Topic, "ignored").Inc()
@@ -238,12 +245,18 @@ func (h *inputHandler) observe(msg *sarama.ConsumerMessage) {
 	case schemas.Window{}.EventType():
 		var w schemas.Window
 		if w, err = schemas.Decode[schemas.Window](msg.Value); err == nil {
-			used = h.tr.ObserveWindow(w)
+			if w.EndMs != w.StartMs+w.SizeS*1000 {
+				err = fmt.Errorf("%w: window %s: end_ms %d is not start_ms %d + size_s %d s", errOutOfRange, w.EventID(), w.EndMs, w.StartMs, w.SizeS)
+			} else if err = h.future("window "+w.EventID()+": end_ms", w.EndMs); err == nil {
+				used = h.tr.ObserveWindow(w)
+			}
 		}
 	case schemas.Forecast{}.EventType():
 		var f schemas.Forecast
 		if f, err = schemas.Decode[schemas.Forecast](msg.Value); err == nil {
-			used = h.tr.ObserveForecast(f)
+			if err = h.future("forecast "+f.ID+": origin_ms", f.OriginMs); err == nil {
+				used = h.tr.ObserveForecast(f)
+			}
 		}
 	default:
 		err = fmt.Errorf("ce_type %q is neither a window nor a forecast", kafkax.HeaderValue(msg.Headers, schemas.HeaderType))
@@ -251,7 +264,8 @@ func (h *inputHandler) observe(msg *sarama.ConsumerMessage) {
 	switch {
 	case err != nil:
 		h.m.inputs.WithLabelValues(msg.Topic, "bad").Inc()
-		h.log.Warn("unreadable input", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
+		h.log.Warn("bad input sent to dead letter", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
+		h.deadLetter(msg, err)
 	case used:
 		h.m.inputs.WithLabelValues(msg.Topic, "used").Inc()
 	default:
@@ -328,4 +342,41 @@ func (l *loop) publish(ctx context.Context, ev schemas.NodesDecision) error {
 		return err
 	}
 	return nil
+}
+
+// errOutOfRange marks input that passed its schema but cannot be real.
+var errOutOfRange = errors.New("out of range")
+
+func (h *inputHandler) future(what string, ms int64) error {
+	if h.maxFuture <= 0 {
+		return nil
+	}
+	if now := h.now(); ms > now.Add(h.maxFuture).UnixMilli() {
+		return fmt.Errorf("%w: %s %d (%s) is more than max_future %s after the clock (%s)", errOutOfRange, what, ms,
+			time.UnixMilli(ms).UTC().Format(time.RFC3339), h.maxFuture, now.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// deadLetter sends a bad record to the dead-letter topic (reason decode,
+// schema or out_of_range); a failure to do so is logged, not fatal: the
+// record is counted either way.
+func (h *inputHandler) deadLetter(msg *sarama.ConsumerMessage, cause error) {
+	if h.prod == nil {
+		return
+	}
+	reason := "decode"
+	var ve *schemas.ValidationError
+	if errors.As(cause, &ve) {
+		reason = "schema"
+	} else if errors.Is(cause, errOutOfRange) {
+		reason = "out_of_range"
+	}
+	pm, err := kafkax.DeadLetter(h.dead, h.source, msg, reason, cause.Error(), msg.Value)
+	if err == nil {
+		_, _, err = h.prod.SendMessage(pm)
+	}
+	if err != nil {
+		h.log.Error("dead letter not sent", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
+	}
 }

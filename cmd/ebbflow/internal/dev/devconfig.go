@@ -47,6 +47,12 @@ func devConfig(cfg wire.Config, scrapeEvery time.Duration) wire.Config {
 	// window: simulated time runs apart from the wall clock, so a quiet
 	// partition must not advance its watermark with the wall clock.
 	cfg.Window.IdleTimeout = 0
+	// Nor is a window ahead of the wall clock out of range.
+	cfg.Forecast.MaxFuture = 0
+	cfg.Window.MaxFuture = 0
+	cfg.Autoscale.MaxFuture = 0
+	cfg.Actuate.MaxFuture = 0
+	cfg.Mixing.MaxFuture = 0
 	cfg.Window.StartFrom = "oldest"
 	// forecast: the bundled models, wherever the process runs from.
 	cfg.Forecast.ModelDir = findUp(cfg.Forecast.ModelDir)

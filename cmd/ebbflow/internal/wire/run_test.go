@@ -74,7 +74,7 @@ func TestRunStopsInReverseOrder(t *testing.T) {
 	url := "http://" + ln.Addr().String() + "/metrics"
 	var ev events
 	fg := func(ctx context.Context) error {
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(2 * time.Minute)
 		for !(len(ev.list()) == 2 && up(url)) {
 			if time.Now().After(deadline) {
 				return errors.New("components or telemetry never started")
