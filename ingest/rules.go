@@ -233,6 +233,11 @@ const (
 	DropBackpressure     = "backpressure"
 	DropPublishFailed    = "publish_failed"
 	DropScrapeParse      = "scrape_parse_error"
+	// DropNotNewer: a scraped sample whose (explicit) timestamp is not
+	// after the one its series had at the target's previous scrape: a
+	// target that exposes timestamps and was scraped twice before it
+	// moved on. Prometheus appends nothing for such a sample either.
+	DropNotNewer = "not_newer"
 )
 
 // Mapper applies rules to series. It is safe for concurrent use: the only

@@ -82,6 +82,53 @@ type scrapeLoop struct {
 	name   string
 	cancel context.CancelFunc
 	health targetHealth
+	// lastTs is each series' newest sample timestamp at the previous
+	// scrape (keyed by a hash of its labels): see dropNotNewer.
+	lastTs map[uint64]int64
+}
+
+// dropNotNewer removes the samples of series whose timestamp is not after
+// the newest one the series had at this target's previous scrape, and
+// returns how many it removed. Only targets that expose explicit
+// timestamps can repeat one (others are stamped with the scrape's start);
+// without this a target scraped twice before it moved on would be
+// counted twice in its windows. Series gone from the scrape are forgotten.
+func (l *scrapeLoop) dropNotNewer(series []Series) int {
+	seen := make(map[uint64]int64, len(series))
+	dropped := 0
+	for i := range series {
+		h := labelsHash(series[i].Labels)
+		prev, had := l.lastTs[h]
+		if p, ok := seen[h]; ok && (!had || p > prev) {
+			prev, had = p, true // the same series twice in one exposition
+		}
+		kept := series[i].Samples[:0]
+		for _, smp := range series[i].Samples {
+			if had && smp.TimestampMs <= prev {
+				dropped++
+				continue
+			}
+			kept = append(kept, smp)
+			prev, had = smp.TimestampMs, true
+		}
+		series[i].Samples = kept
+		if had {
+			seen[h] = prev
+		}
+	}
+	l.lastTs = seen
+	return dropped
+}
+
+func labelsHash(ls []schemas.Label) uint64 {
+	h := fnv.New64a()
+	for _, l := range ls {
+		h.Write([]byte(l.Name))
+		h.Write([]byte{0})
+		h.Write([]byte(l.Value))
+		h.Write([]byte{1})
+	}
+	return h.Sum64()
 }
 
 // targetHealth follows one target's up/down state so that only its
@@ -311,6 +358,9 @@ func (s *Scraper) scrapeOnce(ctx context.Context, l *scrapeLoop, batch *Batch) {
 		series = series[:0]
 	} else {
 		s.m.Scrapes.WithLabelValues("ok").Inc()
+		if n := l.dropNotNewer(series); n > 0 {
+			s.m.SamplesDropped.WithLabelValues(DropNotNewer).Add(float64(n))
+		}
 		if change == healthCameUp {
 			s.log.Info("scrape target up", "target", l.name, "failed_attempts", failed, "down_for", downFor.Round(time.Millisecond))
 		}
