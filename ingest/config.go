@@ -130,6 +130,14 @@ type PublishConfig struct {
 	// answered 2xx without being written again. Transactional mode only.
 	DedupRequests int           `yaml:"dedup_requests"`
 	DedupMaxAge   time.Duration `yaml:"dedup_max_age"`
+	// PersistDigests writes the digests of each transaction's requests
+	// to DigestsTopic in the same transaction and reloads them at start,
+	// so a resend whose first attempt committed before a crash (or a
+	// restart) is still recognised. Transactional mode only.
+	PersistDigests bool `yaml:"persist_digests"`
+	// DigestsTopic overrides the digests topic name (default
+	// <kafka.topic_prefix>.ingest.digests.v1).
+	DigestsTopic string `yaml:"digests_topic"`
 }
 
 // DefaultConfig returns the documented defaults (`ebbflow config defaults`).
@@ -160,6 +168,7 @@ func DefaultConfig() Config {
 			Transactional:       true,
 			DedupRequests:       100000,
 			DedupMaxAge:         30 * time.Minute,
+			PersistDigests:      true,
 		},
 		DefaultRules: true,
 		Unmatched:    UnmatchedDrop,

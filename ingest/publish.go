@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/ebbflow/ebbflow/internal/history/crashpoint"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
 )
@@ -71,7 +72,7 @@ func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) 
 	sc.Producer.Retry.Max = pc.Retries
 	sc.Producer.Retry.Backoff = pc.RetryBackoff
 	sc.Producer.MaxMessageBytes = pc.MaxMessageBytes
-	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	sc.Producer.Partitioner = newPartitioner
 	sc.Producer.Flush.Bytes = 1 << 20
 	sc.Producer.Flush.Frequency = time.Millisecond
 	sc.ChannelBufferSize = 1024
@@ -109,9 +110,15 @@ type Publisher struct {
 	retryAfter time.Duration
 	lastErr    atomic.Int64 // unix ns of the last failed record
 	lastOK     atomic.Int64 // unix ns of the last acknowledged record
-	encs       sync.Pool
-	done       sync.WaitGroup
-	closeOnce  sync.Once
+	encs       sync.Pool    // *encState
+	// nparts is the metrics topic's partition count as the partitioner
+	// last saw it; 0 (unknown) makes one record per entity.
+	nparts partitionCount
+	// digestTopic, when set, receives in each transaction the digests of
+	// its requests (see LoadDigests).
+	digestTopic string
+	done        sync.WaitGroup
+	closeOnce   sync.Once
 
 	// Transactional mode: requests queue as jobs for one committer that
 	// writes each group of them in a Kafka transaction.
@@ -147,6 +154,16 @@ type msgMeta struct {
 	bytes   int64
 	samples int
 	sent    time.Time
+	// preset: the record holds the samples of every entity of the
+	// request that belongs to partition part of a topic with nparts
+	// partitions (0: any count); the partitioner keeps it there.
+	preset bool
+	part   int32
+	nparts int32
+	// learn, when set, receives the topic's partition count.
+	learn *partitionCount
+	// aux: the record of the transaction's request digests.
+	aux bool
 }
 
 // NewPublisher starts a publisher on prod, which it owns and closes in
@@ -166,7 +183,7 @@ func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m 
 	for _, o := range opts {
 		o(p)
 	}
-	p.encs.New = func() any { return schemas.NewRawEncoder() }
+	p.encs.New = func() any { return &encState{enc: schemas.NewRawEncoder()} }
 	m.BufferCapacity.Set(float64(cfg.MaxBufferBytes))
 	p.attach(prod)
 	if p.txn {
@@ -215,6 +232,11 @@ type PublisherOption func(*Publisher)
 // WithHooks installs hooks on the publisher.
 func WithHooks(h PublishHooks) PublisherOption { return func(p *Publisher) { p.hooks = h } }
 
+// CrashAfterCommit is the crash point (compiled only into builds with the
+// crashpoints tag, see internal/history/crashpoint) between a
+// transaction's commit and the answers to its requests.
+const CrashAfterCommit = "ingest-after-commit"
+
 // maxGroupRecords bounds how many records one transaction carries.
 const maxGroupRecords = 4096
 
@@ -251,6 +273,11 @@ func (p *Publisher) commitLoop() {
 			}
 		}
 		err := p.writeTxn(group, n, answer)
+		if err == nil {
+			// Crash tests: the transaction is committed, no request in it
+			// is answered yet.
+			crashpoint.Hit(CrashAfterCommit)
+		}
 		// The claims on the requests' digests end only with the final
 		// outcome: a resend while it is being resolved waits or gets 503.
 		now := time.Now()
@@ -279,14 +306,33 @@ func (p *Publisher) writeTxn(group []*txnJob, n int, answer func(error)) error {
 		return err
 	}
 	gp := &pending{done: make(chan struct{})}
-	gp.left.Store(int32(n))
 	now := time.Now()
+	// The digests of the group's requests go to the digests topic in the
+	// same transaction: visible exactly when their samples are.
+	var digests *sarama.ProducerMessage
+	if p.digestTopic != "" {
+		var ds []Digest
+		for _, j := range group {
+			if j.dedup {
+				ds = append(ds, j.digest)
+			}
+		}
+		if len(ds) > 0 {
+			digests = &sarama.ProducerMessage{Topic: p.digestTopic, Value: sarama.ByteEncoder(encodeDigests(nil, now, ds)),
+				Metadata: &msgMeta{p: gp, sent: now, preset: true, part: 0, aux: true}}
+			n++
+		}
+	}
+	gp.left.Store(int32(n))
 	for _, j := range group {
 		for _, msg := range j.msgs {
 			meta := msg.Metadata.(*msgMeta)
 			meta.p, meta.sent = gp, now
 			p.prod.Input() <- msg
 		}
+	}
+	if digests != nil {
+		p.prod.Input() <- digests
 	}
 	<-gp.done
 	if err := gp.err; err != nil {
@@ -430,7 +476,9 @@ func (p *Publisher) complete(msg *sarama.ProducerMessage, err error) {
 		meta.p.mu.Unlock()
 	} else {
 		p.lastOK.Store(now.UnixNano())
-		p.m.RecordsPublished.Inc()
+		if !meta.aux {
+			p.m.RecordsPublished.Inc()
+		}
 		if p.txn {
 			meta.p.mu.Lock()
 			meta.p.samples += meta.samples // counted as published at commit
@@ -515,31 +563,102 @@ func (p *Publisher) claim(ctx context.Context, d Digest, wait time.Duration) (du
 	}
 }
 
+// encState is what one publishing goroutine reuses between requests.
+type encState struct {
+	enc   *schemas.RawEncoder
+	parts [][]schemas.RawSample
+}
+
 // encodeFitting encodes a prefix of s, up to
-// publish.max_samples_per_record samples, whose record (with key and
-// Kafka's overhead) fits in publish.max_message_bytes, and returns it and
-// how many samples it holds. It fails with ErrRecordTooLarge when even
-// one sample does not fit.
-func (p *Publisher) encodeFitting(enc *schemas.RawEncoder, entity string, s []schemas.RawSample) ([]byte, int, error) {
-	limit := p.maxMsg - recordOverhead - len(entity)
+// publish.max_samples_per_record samples, whose record (with a key of
+// keyLen bytes and Kafka's overhead) fits in publish.max_message_bytes,
+// and returns it and how many samples it holds. It fails with
+// ErrRecordTooLarge when even one sample does not fit.
+func (p *Publisher) encodeFitting(enc *schemas.RawEncoder, keyLen int, s []schemas.RawSample) ([]byte, int, error) {
+	limit := p.maxMsg - recordOverhead - keyLen
 	n := min(len(s), p.maxPer)
 	for {
 		val, err := enc.Encode(s[:n])
 		if err != nil {
-			return nil, 0, fmt.Errorf("ingest: encode entity %s: %w", entity, err)
+			return nil, 0, fmt.Errorf("ingest: encode entity %s: %w", s[0].Entity, err)
 		}
 		if len(val) <= limit {
 			return val, n, nil
 		}
 		if n == 1 {
 			return nil, 0, fmt.Errorf("%w: one sample of entity %s (metric %q) encodes to a %d-byte record, over publish.max_message_bytes %d",
-				ErrRecordTooLarge, entity, s[0].Metric, len(val)+recordOverhead+len(entity), p.maxMsg)
+				ErrRecordTooLarge, s[0].Entity, s[0].Metric, len(val)+recordOverhead+keyLen, p.maxMsg)
 		}
 		// Shrink in proportion (records are nearly linear in samples),
 		// with a 10 % margin, by at least one sample.
 		next := int(int64(n) * int64(limit) / int64(len(val)) * 9 / 10)
 		n = max(1, min(next, n-1))
 	}
+}
+
+// encode turns b into records. Once the topic's partition count is known
+// (after the first record), the samples of all of b's entities that
+// belong to one partition go into one record (one Arrow IPC stream, no
+// key, split only above max_samples_per_record or max_message_bytes):
+// per-record costs (the stream's schema message, batch framing, Kafka's
+// record overhead) are paid per partition, not per entity. Before that,
+// each entity gets its own record keyed by entity, which the hash
+// partitioner puts in the same partition.
+func (p *Publisher) encode(b *Batch) ([]*sarama.ProducerMessage, int64, error) {
+	st := p.encs.Get().(*encState)
+	n := p.nparts.Load()
+	msgs := make([]*sarama.ProducerMessage, 0, max(1, min(int(n), len(b.Groups))))
+	var total int64
+	add := func(key string, s []schemas.RawSample, preset bool, part int32) error {
+		for len(s) > 0 {
+			val, k, err := p.encodeFitting(st.enc, len(key), s)
+			if err != nil {
+				return err
+			}
+			msg := &sarama.ProducerMessage{Topic: p.topic, Value: sarama.ByteEncoder(val),
+				Metadata: &msgMeta{bytes: int64(len(val)), samples: k, preset: preset, part: part, nparts: n, learn: &p.nparts}}
+			if key != "" {
+				msg.Key = sarama.StringEncoder(key)
+			}
+			msgs = append(msgs, msg)
+			total += int64(len(val))
+			s = s[k:]
+		}
+		return nil
+	}
+	var err error
+	if n <= 0 {
+		for _, g := range b.Groups {
+			if err = add(g.Entity, g.Samples, false, 0); err != nil {
+				break
+			}
+		}
+	} else {
+		if cap(st.parts) < int(n) {
+			st.parts = make([][]schemas.RawSample, n)
+		}
+		st.parts = st.parts[:n]
+		for _, g := range b.Groups {
+			part := entityPartition(g.Entity, n)
+			st.parts[part] = append(st.parts[part], g.Samples...)
+		}
+		for part, s := range st.parts {
+			if err == nil && len(s) > 0 {
+				err = add("", s, true, int32(part))
+			}
+			clear(s) // drop references to the request body
+			st.parts[part] = s[:0]
+		}
+	}
+	if err != nil {
+		if !errors.Is(err, ErrTooLarge) {
+			st.enc = schemas.NewRawEncoder() // an encoder that failed may hold half a record
+		}
+		p.encs.Put(st)
+		return nil, 0, err
+	}
+	p.encs.Put(st)
+	return msgs, total, nil
 }
 
 func (p *Publisher) publish(ctx context.Context, b *Batch, wait time.Duration, handed *bool) error {
@@ -549,29 +668,10 @@ func (p *Publisher) publish(ctx context.Context, b *Batch, wait time.Duration, h
 	if err := p.Healthy(); err != nil {
 		return err
 	}
-	enc := p.encs.Get().(*schemas.RawEncoder)
-	msgs := make([]*sarama.ProducerMessage, 0, len(b.Groups))
-	var total int64
-	for _, g := range b.Groups {
-		for s := g.Samples; len(s) > 0; {
-			val, n, err := p.encodeFitting(enc, g.Entity, s)
-			if err != nil {
-				if !errors.Is(err, ErrTooLarge) {
-					p.encs.Put(schemas.NewRawEncoder()) // an encoder that failed may hold half a record
-				} else {
-					p.encs.Put(enc)
-				}
-				return err
-			}
-			msgs = append(msgs, &sarama.ProducerMessage{
-				Topic: p.topic, Key: sarama.StringEncoder(g.Entity), Value: sarama.ByteEncoder(val),
-				Metadata: &msgMeta{bytes: int64(len(val)), samples: n},
-			})
-			total += int64(len(val))
-			s = s[n:]
-		}
+	msgs, total, err := p.encode(b)
+	if err != nil {
+		return err
 	}
-	p.encs.Put(enc)
 	if total > p.capBytes {
 		return fmt.Errorf("%w: %d bytes, buffer %d", ErrTooLarge, total, p.capBytes)
 	}

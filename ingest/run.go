@@ -82,12 +82,27 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		}
 		newProd = func() (sarama.AsyncProducer, error) { return NewProducer(deps.Kafka, cfg.Publish) }
 	}
+	persist := cfg.Publish.Transactional && cfg.Publish.DedupRequests > 0 && cfg.Publish.PersistDigests
+	digestsTopic := cfg.Publish.DigestsTopic
+	if digestsTopic == "" {
+		digestsTopic = deps.Kafka.Topics().Name(DigestsTopicBase)
+	}
+	opts := []PublisherOption{WithHooks(deps.PublishHooks)}
+	if persist {
+		if err := EnsureDigestsTopic(ctx, deps.Kafka, digestsTopic, cfg.Publish.DedupMaxAge); err != nil {
+			return err
+		}
+		opts = append(opts, WithDigestsTopic(digestsTopic))
+	}
+	// A transactional producer's InitProducerID (in newProd) completes or
+	// aborts what a previous process with the same transactional id left
+	// open, so the digests read below include every committed request.
 	prod, err := newProd()
 	if err != nil {
 		return err
 	}
 	m := NewMetrics(deps.Registerer)
-	pub := NewPublisher(prod, topic, cfg.Publish, m, log, newProd, WithHooks(deps.PublishHooks))
+	pub := NewPublisher(prod, topic, cfg.Publish, m, log, newProd, opts...)
 	newClient := deps.NewClient
 	if newClient == nil {
 		newClient = func() (sarama.Client, error) {
@@ -96,6 +111,12 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 				return nil, err
 			}
 			return sarama.NewClient(deps.Kafka.Brokers, sc)
+		}
+	}
+	if persist {
+		if err := loadDigests(ctx, newClient, digestsTopic, pub, m, log); err != nil {
+			pub.Close()
+			return err
 		}
 	}
 	resolver, closeResolver := LazyFetchResolver(newClient)
@@ -187,4 +208,29 @@ func newReceiverServer(cfg RemoteWriteConfig, mapper *Mapper, pub *Publisher, m 
 		return nil, nil, fmt.Errorf("ingest: remote_write listen on %s: %w", cfg.Listen, err)
 	}
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln, nil
+}
+
+// loadDigests reloads the digests of committed requests into pub before
+// any request is accepted.
+func loadDigests(ctx context.Context, newClient func() (sarama.Client, error), topic string, pub *Publisher, m *Metrics, log *slog.Logger) error {
+	client, err := newClient()
+	if err != nil {
+		return fmt.Errorf("ingest: client to read %s: %w", topic, err)
+	}
+	defer client.Close()
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	kept := 0
+	records, err := LoadDigests(lctx, client, topic, func(at int64, d Digest) {
+		if pub.RememberDigest(at, d) {
+			kept++
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: reload the digests of committed requests (publish.persist_digests): %w", err)
+	}
+	m.DigestsLoaded.Add(float64(kept))
+	log.Info("reloaded the digests of committed requests", "topic", topic, "records", records, "digests", kept, "took", time.Since(t0).Round(time.Millisecond))
+	return nil
 }
