@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/ebbflow/ebbflow/internal/history/crashpoint"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
@@ -123,7 +124,7 @@ func childCounter(addr, name string) float64 {
 		return -1
 	}
 	defer resp.Body.Close()
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		return -1
