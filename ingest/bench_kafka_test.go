@@ -48,12 +48,25 @@ func BenchmarkIngestRealKafka(b *testing.B) {
 	if brokers == "" {
 		b.Fatal("EBBFLOW_TEST_KAFKA_BROKERS is not set: start deploy/dev/services.sh up and source .dev/services.env (make bench does)")
 	}
+	lanes := []int{DefaultConfig().Publish.TransactionLanes}
+	if v := os.Getenv("EBBFLOW_BENCH_LANES"); v != "" { // e.g. "1,2": compare lane counts in one run
+		lanes = lanes[:0]
+		for _, f := range strings.Split(v, ",") {
+			var n int
+			if _, err := fmt.Sscan(f, &n); err != nil || n < 1 {
+				b.Fatalf("EBBFLOW_BENCH_LANES: %q is not a list of lane counts", v)
+			}
+			lanes = append(lanes, n)
+		}
+	}
 	for _, senders := range []int{4, 16} {
-		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) { benchRealKafka(b, strings.Split(brokers, ","), senders) })
+		for _, l := range lanes {
+			b.Run(fmt.Sprintf("senders=%d/lanes=%d", senders, l), func(b *testing.B) { benchRealKafka(b, strings.Split(brokers, ","), senders, l) })
+		}
 	}
 }
 
-func benchRealKafka(b *testing.B, brokers []string, senders int) {
+func benchRealKafka(b *testing.B, brokers []string, senders, lanes int) {
 	const requests = 200
 	kc := kafkax.DefaultConfig()
 	kc.Brokers = brokers
@@ -69,13 +82,18 @@ func benchRealKafka(b *testing.B, brokers []string, senders int) {
 		b.Fatal(err)
 	}
 	cfg.Publish.TransactionalID = "bench-" + kc.TopicPrefix
+	cfg.Publish.TransactionLanes = lanes
 	newProd := func() (sarama.AsyncProducer, error) { return NewProducer(kc, cfg.Publish) }
 	prod, err := newProd()
 	if err != nil {
 		b.Fatal(err)
 	}
+	extra, err := ExtraLanes(kc, cfg.Publish)
+	if err != nil {
+		b.Fatal(err)
+	}
 	m := NewMetrics(nil)
-	pub := NewPublisher(prod, topic, cfg.Publish, m, quietLog(), newProd, WithDigestsTopic(dtopic))
+	pub := NewPublisher(prod, topic, cfg.Publish, m, quietLog(), newProd, append(extra, WithDigestsTopic(dtopic))...)
 	defer pub.Close()
 	mp, _ := NewMapper(DefaultRules(), "c1", UnmatchedDrop)
 	rc := NewReceiver(mp, pub, cfg.RemoteWrite, m, quietLog(), nil)

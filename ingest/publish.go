@@ -53,6 +53,25 @@ func NewProducer(kc kafkax.Config, pc PublishConfig) (sarama.AsyncProducer, erro
 	return newAsyncProducer(kc.Brokers, sc)
 }
 
+// transactionalID is pc's transactional id, "ebbflow-ingest-<hostname>"
+// when unset.
+func transactionalID(pc PublishConfig) string {
+	if pc.TransactionalID != "" {
+		return pc.TransactionalID
+	}
+	host, _ := os.Hostname()
+	return "ebbflow-ingest-" + host
+}
+
+// laneConfig is the configuration of transaction lane i (0: pc itself;
+// lane i > 0 uses the transactional id "<id>-lane<i>").
+func laneConfig(pc PublishConfig, i int) PublishConfig {
+	if i > 0 {
+		pc.TransactionalID = fmt.Sprintf("%s-lane%d", transactionalID(pc), i)
+	}
+	return pc
+}
+
 // ProducerConfig returns the sarama configuration NewProducer uses.
 func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) {
 	sc, err := kc.IdempotentProducer()
@@ -60,12 +79,7 @@ func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) 
 		return nil, err
 	}
 	if pc.Transactional {
-		id := pc.TransactionalID
-		if id == "" {
-			host, _ := os.Hostname()
-			id = "ebbflow-ingest-" + host
-		}
-		sc.Producer.Transaction.ID = id
+		sc.Producer.Transaction.ID = transactionalID(pc)
 		sc.Producer.Transaction.Retry.Max = 20
 		sc.Producer.Transaction.Retry.Backoff = 250 * time.Millisecond
 	}
@@ -98,7 +112,10 @@ func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) 
 // for records in flight; Publish waits or refuses when it is spent.
 // Publisher is safe for concurrent use.
 type Publisher struct {
-	prod       sarama.AsyncProducer
+	// lanes are the producers; in transactional mode each runs its own
+	// committer, so one lane's transaction is written while another's
+	// commits (overlapping transactions).
+	lanes      []*lane
 	topic      string
 	m          *Metrics
 	log        *slog.Logger
@@ -117,21 +134,36 @@ type Publisher struct {
 	// digestTopic, when set, receives in each transaction the digests of
 	// its requests (see LoadDigests).
 	digestTopic string
-	done        sync.WaitGroup
 	closeOnce   sync.Once
 
 	// Transactional mode: requests queue as jobs for one committer that
 	// writes each group of them in a Kafka transaction.
 	txn       bool
 	jobs      chan *txnJob
-	newProd   func() (sarama.AsyncProducer, error)
 	committer sync.WaitGroup
 	resolve   CommitResolver
 	dedup     *dedupSet
 	closing   chan struct{}
+	hooks     PublishHooks
+}
+
+// lane is one producer (in transactional mode, one transactional id)
+// and what replaces it after a fatal error.
+type lane struct {
+	prod    sarama.AsyncProducer
+	newProd func() (sarama.AsyncProducer, error)
+	done    sync.WaitGroup
 	// prodClosed: replace gave up at Close with no producer attached.
 	prodClosed bool
-	hooks      PublishHooks
+}
+
+// WithLane adds a transaction lane: another transactional producer, with
+// its own transactional id, and how to replace it. Queued requests go to
+// whichever lane is free, so with two lanes a transaction's records are
+// written while the previous transaction commits. Every lane's
+// transactional id must be fenced at restart (keep the lane count).
+func WithLane(prod sarama.AsyncProducer, newProd func() (sarama.AsyncProducer, error)) PublisherOption {
+	return func(p *Publisher) { p.lanes = append(p.lanes, &lane{prod: prod, newProd: newProd}) }
 }
 
 type txnJob struct {
@@ -175,7 +207,8 @@ func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m 
 		topic: topic, m: m, log: log,
 		sem: semaphore.NewWeighted(cfg.MaxBufferBytes), capBytes: cfg.MaxBufferBytes,
 		maxPer: cfg.MaxSamplesPerRecord, maxMsg: cfg.MaxMessageBytes, retryAfter: cfg.RetryAfter,
-		txn: prod.IsTransactional(), newProd: newProd, closing: make(chan struct{}),
+		txn: prod.IsTransactional(), closing: make(chan struct{}),
+		lanes: []*lane{{prod: prod, newProd: newProd}},
 	}
 	if p.txn && cfg.DedupRequests > 0 {
 		p.dedup = newDedupSet(cfg.DedupRequests, cfg.DedupMaxAge)
@@ -185,28 +218,38 @@ func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m 
 	}
 	p.encs.New = func() any { return &encState{enc: schemas.NewRawEncoder()} }
 	m.BufferCapacity.Set(float64(cfg.MaxBufferBytes))
-	p.attach(prod)
+	if !p.txn {
+		for _, l := range p.lanes[1:] {
+			l.prod.AsyncClose() // lanes are for transactions only
+		}
+		p.lanes = p.lanes[:1]
+	}
+	for _, l := range p.lanes {
+		p.attach(l, l.prod)
+	}
 	if p.txn {
 		p.jobs = make(chan *txnJob)
-		p.committer.Add(1)
-		go p.commitLoop()
+		for _, l := range p.lanes {
+			p.committer.Add(1)
+			go p.commitLoop(l)
+		}
 	}
 	return p
 }
 
 // attach makes prod the current producer and starts draining its
 // acknowledgements.
-func (p *Publisher) attach(prod sarama.AsyncProducer) {
-	p.prod = prod
-	p.done.Add(2)
+func (p *Publisher) attach(l *lane, prod sarama.AsyncProducer) {
+	l.prod = prod
+	l.done.Add(2)
 	go func() {
-		defer p.done.Done()
+		defer l.done.Done()
 		for msg := range prod.Successes() {
 			p.complete(msg, nil)
 		}
 	}()
 	go func() {
-		defer p.done.Done()
+		defer l.done.Done()
 		for e := range prod.Errors() {
 			p.complete(e.Msg, fmt.Errorf("ingest: write %s partition %d: %w", e.Msg.Topic, e.Msg.Partition, e.Err))
 		}
@@ -245,7 +288,7 @@ const maxGroupRecords = 4096
 // transaction, commits, and answers each request with the outcome. A
 // failed record or commit aborts the transaction, so nothing of the group
 // becomes visible and every request in it is answered with the error.
-func (p *Publisher) commitLoop() {
+func (p *Publisher) commitLoop(l *lane) {
 	defer p.committer.Done()
 	for job := range p.jobs {
 		group := []*txnJob{job}
@@ -272,7 +315,7 @@ func (p *Publisher) commitLoop() {
 				}
 			}
 		}
-		err := p.writeTxn(group, n, answer)
+		err := p.writeTxn(l, group, n, answer)
 		if err == nil {
 			// Crash tests: the transaction is committed, no request in it
 			// is answered yet.
@@ -295,14 +338,14 @@ func (p *Publisher) commitLoop() {
 // recovering, so that senders are told to retry at once rather than after
 // the outage; the outcome it then returns may still be nil when a lost
 // commit answer turns out to have been a commit.
-func (p *Publisher) writeTxn(group []*txnJob, n int, answer func(error)) error {
-	if p.prodClosed {
+func (p *Publisher) writeTxn(l *lane, group []*txnJob, n int, answer func(error)) error {
+	if l.prodClosed {
 		return ErrUnavailable
 	}
-	if err := p.prod.BeginTxn(); err != nil {
+	if err := l.prod.BeginTxn(); err != nil {
 		err = fmt.Errorf("ingest: begin transaction on %s: %w", p.topic, err)
 		answer(err)
-		p.recover(err)
+		p.recover(l, err)
 		return err
 	}
 	gp := &pending{done: make(chan struct{})}
@@ -328,24 +371,24 @@ func (p *Publisher) writeTxn(group []*txnJob, n int, answer func(error)) error {
 		for _, msg := range j.msgs {
 			meta := msg.Metadata.(*msgMeta)
 			meta.p, meta.sent = gp, now
-			p.prod.Input() <- msg
+			l.prod.Input() <- msg
 		}
 	}
 	if digests != nil {
-		p.prod.Input() <- digests
+		l.prod.Input() <- digests
 	}
 	<-gp.done
 	if err := gp.err; err != nil {
 		// No EndTxn(commit) was sent: aborting, or the next producer's
 		// InitProducerID, aborts the transaction. Its outcome is known.
 		answer(err)
-		p.recover(err)
+		p.recover(l, err)
 		return err
 	}
 	if h := p.hooks.BeforeCommit; h != nil {
 		h()
 	}
-	err := p.prod.CommitTxn()
+	err := l.prod.CommitTxn()
 	if err == nil {
 		p.m.SamplesPublished.Add(float64(gp.samples))
 		return nil
@@ -360,7 +403,7 @@ func (p *Publisher) writeTxn(group []*txnJob, n int, answer func(error)) error {
 	p.lastErr.Store(time.Now().UnixNano())
 	p.log.Warn("transaction commit outcome unknown; re-initialising the producer to resolve it", "topic", p.topic, "err", err)
 	answer(err)
-	if !p.replace() || p.resolve == nil {
+	if !p.replace(l) || p.resolve == nil {
 		p.m.CommitsResolved.WithLabelValues("unknown").Inc()
 		return err
 	}
@@ -416,11 +459,11 @@ func (p *Publisher) resolveGroup(group []*txnJob) (committed, ok bool) {
 
 // recover aborts the open transaction, or replaces the producer when it
 // is in a fatal state (or aborting keeps failing).
-func (p *Publisher) recover(cause error) {
+func (p *Publisher) recover(l *lane, cause error) {
 	p.lastErr.Store(time.Now().UnixNano())
-	st := p.prod.TxnStatus()
+	st := l.prod.TxnStatus()
 	if st&sarama.ProducerTxnFlagInTransaction != 0 || st&sarama.ProducerTxnFlagAbortableError != 0 {
-		if err := p.prod.AbortTxn(); err == nil {
+		if err := l.prod.AbortTxn(); err == nil {
 			return
 		} else {
 			p.log.Warn("abort transaction failed; replacing the producer", "topic", p.topic, "err", err, "cause", cause)
@@ -428,30 +471,30 @@ func (p *Publisher) recover(cause error) {
 	} else if st&sarama.ProducerTxnFlagFatalError == 0 {
 		return
 	}
-	p.replace()
+	p.replace(l)
 }
 
 // replace closes the producer and builds a new one, retrying until it
 // succeeds (its InitProducerID fences the old one and completes or aborts
 // its open transaction) or the publisher closes. It reports success.
-func (p *Publisher) replace() bool {
-	if p.newProd == nil {
+func (p *Publisher) replace(l *lane) bool {
+	if l.newProd == nil {
 		return false
 	}
-	old := p.prod
+	old := l.prod
 	old.AsyncClose()
-	p.done.Wait()
+	l.done.Wait()
 	for {
-		np, err := p.newProd()
+		np, err := l.newProd()
 		if err == nil {
-			p.attach(np)
+			p.attach(l, np)
 			p.log.Info("replaced the transactional producer", "topic", p.topic)
 			return true
 		}
 		p.log.Warn("cannot create a producer yet", "topic", p.topic, "err", err)
 		select {
 		case <-p.closing:
-			p.prodClosed = true
+			l.prodClosed = true
 			return false
 		case <-time.After(p.retryAfter):
 		}
@@ -719,7 +762,7 @@ func (p *Publisher) publish(ctx context.Context, b *Batch, wait time.Duration, h
 	for _, msg := range msgs {
 		meta := msg.Metadata.(*msgMeta)
 		meta.p, meta.sent = pd, now
-		p.prod.Input() <- msg
+		p.lanes[0].prod.Input() <- msg
 	}
 	select {
 	case <-pd.done:
@@ -740,9 +783,11 @@ func (p *Publisher) Close() error {
 			close(p.jobs)
 			p.committer.Wait()
 		}
-		if !p.prodClosed {
-			p.prod.AsyncClose()
-			p.done.Wait()
+		for _, l := range p.lanes {
+			if !l.prodClosed {
+				l.prod.AsyncClose()
+				l.done.Wait()
+			}
 		}
 	})
 	return err

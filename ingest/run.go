@@ -28,7 +28,8 @@ type Deps struct {
 	// NewProducer, when set, builds the producer instead of NewProducer
 	// (it must return successes and errors, see ProducerConfig); Run
 	// calls it again to replace a transactional producer that failed
-	// fatally, and closes what it built.
+	// fatally, and closes what it built. With it, ingest runs one
+	// transaction lane (publish.transaction_lanes is not used).
 	NewProducer func() (sarama.AsyncProducer, error)
 	// NewClient, when set, builds the Kafka client that resolves the
 	// outcome of a transaction whose commit answer was lost (see
@@ -100,6 +101,14 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	prod, err := newProd()
 	if err != nil {
 		return err
+	}
+	if deps.NewProducer == nil {
+		lanes, err := ExtraLanes(deps.Kafka, cfg.Publish)
+		if err != nil {
+			prod.Close()
+			return err
+		}
+		opts = append(opts, lanes...)
 	}
 	m := NewMetrics(deps.Registerer)
 	pub := NewPublisher(prod, topic, cfg.Publish, m, log, newProd, opts...)
@@ -233,4 +242,24 @@ func loadDigests(ctx context.Context, newClient func() (sarama.Client, error), t
 	m.DigestsLoaded.Add(float64(kept))
 	log.Info("reloaded the digests of committed requests", "topic", topic, "records", records, "digests", kept, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// ExtraLanes builds the producers of transaction lanes 1 …
+// publish.transaction_lanes-1 (lane 0 is the publisher's own producer) as
+// WithLane options; none when transactions are off.
+func ExtraLanes(kc kafkax.Config, pc PublishConfig) ([]PublisherOption, error) {
+	if !pc.Transactional {
+		return nil, nil
+	}
+	var opts []PublisherOption
+	for i := 1; i < pc.TransactionLanes; i++ {
+		lc := laneConfig(pc, i)
+		newLane := func() (sarama.AsyncProducer, error) { return NewProducer(kc, lc) }
+		lp, err := newLane()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, WithLane(lp, newLane))
+	}
+	return opts, nil
 }
