@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,16 +105,21 @@ func benchRealKafka(b *testing.B, brokers []string, senders, lanes int) {
 	// The records ingest writes for these requests, for the sarama ceiling.
 	ceilRecs := encodeLikeIngest(b, mp, all[:requests], 8)
 
-	var ingCPU, ingWall, decCPU, ceilCPU float64
+	var ingCPU, ingWall, decCPU, ceilCPU, ingAlloc float64
+	var ms runtime.MemStats
 	var ceilSamples int
 	published0 := testutil.ToFloat64(m.SamplesPublished)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		bodies := all[i*requests : (i+1)*requests]
+		runtime.ReadMemStats(&ms)
+		a0 := ms.TotalAlloc
 		c0, t0 := cpuSeconds(), time.Now()
 		sendRequests(b, rc, bodies, senders)
 		ingCPU += cpuSeconds() - c0
 		ingWall += time.Since(t0).Seconds()
+		runtime.ReadMemStats(&ms)
+		ingAlloc += float64(ms.TotalAlloc - a0)
 
 		c0 = cpuSeconds()
 		var w WriteRequest
@@ -142,6 +148,7 @@ func benchRealKafka(b *testing.B, brokers []string, senders, lanes int) {
 	b.ReportMetric(ingRate/(float64(ceilSamples)/ceilCPU), "ratio-vs-sarama")
 	b.ReportMetric(sent/ingWall, "acked-samples/s")
 	b.ReportMetric(delivered/sent, "delivered/sent")
+	b.ReportMetric(ingAlloc/float64(requests*b.N), "ingest-B/request")
 }
 
 // encodeLikeIngest maps and encodes bodies as ingest does (one record per

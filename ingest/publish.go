@@ -196,6 +196,8 @@ type msgMeta struct {
 	learn *partitionCount
 	// aux: the record of the transaction's request digests.
 	aux bool
+	// buf is the record's value, recycled once the record is answered.
+	buf []byte
 }
 
 // NewPublisher starts a publisher on prod, which it owns and closes in
@@ -530,6 +532,11 @@ func (p *Publisher) complete(msg *sarama.ProducerMessage, err error) {
 			p.m.SamplesPublished.Add(float64(meta.samples))
 		}
 	}
+	if meta.buf != nil {
+		msg.Value = nil
+		putRecordBuf(meta.buf)
+		meta.buf = nil
+	}
 	if meta.p.left.Add(-1) == 0 {
 		p.m.PublishLatency.Observe(now.Sub(meta.sent).Seconds())
 		close(meta.p.done)
@@ -620,23 +627,42 @@ type encState struct {
 func (p *Publisher) encodeFitting(enc *schemas.RawEncoder, keyLen int, s []schemas.RawSample) ([]byte, int, error) {
 	limit := p.maxMsg - recordOverhead - keyLen
 	n := min(len(s), p.maxPer)
+	buf := getRecordBuf()
 	for {
-		val, err := enc.Encode(s[:n])
-		if err != nil {
-			return nil, 0, fmt.Errorf("ingest: encode entity %s: %w", s[0].Entity, err)
-		}
-		if len(val) <= limit {
-			return val, n, nil
+		buf = enc.AppendEncode(buf[:0], s[:n])
+		if len(buf) <= limit {
+			return buf, n, nil
 		}
 		if n == 1 {
+			size := len(buf)
+			putRecordBuf(buf)
 			return nil, 0, fmt.Errorf("%w: one sample of entity %s (metric %q) encodes to a %d-byte record, over publish.max_message_bytes %d",
-				ErrRecordTooLarge, s[0].Entity, s[0].Metric, len(val)+recordOverhead+keyLen, p.maxMsg)
+				ErrRecordTooLarge, s[0].Entity, s[0].Metric, size+recordOverhead+keyLen, p.maxMsg)
 		}
 		// Shrink in proportion (records are nearly linear in samples),
 		// with a 10 % margin, by at least one sample.
-		next := int(int64(n) * int64(limit) / int64(len(val)) * 9 / 10)
+		next := int(int64(n) * int64(limit) / int64(len(buf)) * 9 / 10)
 		n = max(1, min(next, n-1))
 	}
+}
+
+// recordBufs recycles record values: a value goes back once Kafka
+// acknowledged or failed its record (sarama no longer holds it then).
+var recordBufs sync.Pool // *[]byte
+
+func getRecordBuf() []byte {
+	if v, ok := recordBufs.Get().(*[]byte); ok {
+		return (*v)[:0]
+	}
+	return make([]byte, 0, 64<<10)
+}
+
+func putRecordBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > 4<<20 {
+		return
+	}
+	b = b[:0]
+	recordBufs.Put(&b)
 }
 
 // encode turns b into records. Once the topic's partition count is known
@@ -659,7 +685,7 @@ func (p *Publisher) encode(b *Batch) ([]*sarama.ProducerMessage, int64, error) {
 				return err
 			}
 			msg := &sarama.ProducerMessage{Topic: p.topic, Value: sarama.ByteEncoder(val),
-				Metadata: &msgMeta{bytes: int64(len(val)), samples: k, preset: preset, part: part, nparts: n, learn: &p.nparts}}
+				Metadata: &msgMeta{bytes: int64(len(val)), samples: k, preset: preset, part: part, nparts: n, learn: &p.nparts, buf: val}}
 			if key != "" {
 				msg.Key = sarama.StringEncoder(key)
 			}
