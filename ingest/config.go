@@ -175,7 +175,7 @@ func DefaultConfig() Config {
 			DedupRequests:       100000,
 			DedupMaxAge:         30 * time.Minute,
 			PersistDigests:      true,
-			TransactionLanes:    2,
+			TransactionLanes:    4,
 		},
 		DefaultRules: true,
 		Unmatched:    UnmatchedDrop,

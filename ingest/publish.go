@@ -159,7 +159,7 @@ type lane struct {
 
 // WithLane adds a transaction lane: another transactional producer, with
 // its own transactional id, and how to replace it. Queued requests go to
-// whichever lane is free, so with two lanes a transaction's records are
+// whichever lane is free, so with several lanes a transaction's records are
 // written while the previous transaction commits. Every lane's
 // transactional id must be fenced at restart (keep the lane count).
 func WithLane(prod sarama.AsyncProducer, newProd func() (sarama.AsyncProducer, error)) PublisherOption {
