@@ -211,7 +211,7 @@ func BenchmarkRemoteWriteRatio(b *testing.B) {
 	}
 	b.StopTimer()
 	assertNoDuplicates(b, m)
-	b.ReportMetric(float64(base)/float64(e2e), "e2e/decode")
+	b.ReportMetric(float64(base)/float64(e2e), "ratio-vs-decode")
 	b.ReportMetric(float64(n*requests*b.N)/base.Seconds(), "decode-samples/s")
 	b.ReportMetric(float64(n*requests*b.N)/e2e.Seconds(), "e2e-samples/s")
 }

@@ -133,6 +133,20 @@ type PublishConfig struct {
 	// answered 2xx without being written again. Transactional mode only.
 	DedupRequests int           `yaml:"dedup_requests"`
 	DedupMaxAge   time.Duration `yaml:"dedup_max_age"`
+	// TransactionLanes is how many transactional producers (ids <id>,
+	// <id>-lane1, …) write transactions at once: while one lane commits,
+	// the next lane's transaction is written, so acknowledged throughput
+	// is not bound by one transaction's round trips. Keep it across
+	// restarts (each lane's id is fenced at start). Transactional mode.
+	TransactionLanes int `yaml:"transaction_lanes"`
+	// PersistDigests writes the digests of each transaction's requests
+	// to DigestsTopic in the same transaction and reloads them at start,
+	// so a resend whose first attempt committed before a crash (or a
+	// restart) is still recognised. Transactional mode only.
+	PersistDigests bool `yaml:"persist_digests"`
+	// DigestsTopic overrides the digests topic name (default
+	// <kafka.topic_prefix>.ingest.digests.v1).
+	DigestsTopic string `yaml:"digests_topic"`
 }
 
 // DefaultConfig returns the documented defaults (`ebbflow config defaults`).
@@ -163,6 +177,8 @@ func DefaultConfig() Config {
 			Transactional:       true,
 			DedupRequests:       100000,
 			DedupMaxAge:         30 * time.Minute,
+			PersistDigests:      true,
+			TransactionLanes:    4,
 		},
 		DefaultRules: true,
 		Unmatched:    UnmatchedDrop,
@@ -246,6 +262,9 @@ func (c Config) Validate() error {
 	}
 	if p.MaxMessageBytes < minMessageBytes {
 		return fmt.Errorf("publish.max_message_bytes: %d is below %d", p.MaxMessageBytes, minMessageBytes)
+	}
+	if p.Transactional && p.TransactionLanes < 1 {
+		return errors.New("publish.transaction_lanes: must be at least 1")
 	}
 	if p.Retries < 1 {
 		return errors.New("publish.retries: must be at least 1 (the idempotent producer needs retries)")

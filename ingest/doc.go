@@ -4,7 +4,8 @@
 // maps each series to one of ebbflow's canonical signals for an entity
 // (svc/<cluster>/<namespace>/<workload>, node/<cluster>/<node>) with
 // configurable rules, and publishes the samples to Kafka's metrics.raw
-// topic as Arrow IPC batches keyed by entity.
+// topic as Arrow IPC batches: one record per partition per request, the
+// entity a column of every row (see Publisher.encode).
 //
 // Nothing is acknowledged before Kafka has acknowledged it: the
 // remote_write receiver answers 2xx only after every record of the request
@@ -47,13 +48,21 @@
 //     dedup_requests newer commits, or older than dedup_max_age) is written
 //     again. Prometheus retries within minutes; the defaults (100,000
 //     requests, 30 min) cover hours of retries at moderate rates.
-//   - Restart: the memory is not persisted. A request whose transaction
-//     committed but whose answer was lost (cut during EndTxn, or ingest
-//     stopped between commit and answer) and whose resend reaches a
-//     restarted ingest is written twice. Likewise at Close, a transaction
-//     still being resolved is given up (counted "unknown"). So the
-//     guarantee is exactly once within one process lifetime, at least once
-//     across restarts.
+//   - Restart: each transaction also writes its requests' digests to the
+//     digests topic (publish.persist_digests), so they become visible
+//     exactly when the samples do. Run creates the producers first (their
+//     InitProducerID completes or aborts the previous process's open
+//     transactions), then reads the digests topic read_committed up to the
+//     high-water mark it had at start (waiting until the last stable
+//     offset passes it) and remembers the digests younger than
+//     dedup_max_age before accepting requests (LoadDigests). A request
+//     whose commit answer was lost in a crash and whose resend reaches the
+//     restarted ingest is acknowledged without writing. At Close, a
+//     transaction still being resolved is given up (counted "unknown");
+//     its digests are in the topic if it committed, so a restarted ingest
+//     still recognises its resends. Without persist_digests the guarantee
+//     is exactly once within one process lifetime, at least once across
+//     restarts.
 //   - Prometheus' sample_age_limit makes a retried request drop old
 //     samples; the shorter request has another digest and its remaining
 //     samples are written again if the first attempt committed.

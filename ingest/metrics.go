@@ -26,6 +26,9 @@ type Metrics struct {
 	// DuplicateRequests counts remote_write requests recognised as resends
 	// of a committed request and acknowledged without writing again.
 	DuplicateRequests prometheus.Counter
+	// DigestsLoaded counts digests of committed requests reloaded from the
+	// digests topic at start (publish.persist_digests).
+	DigestsLoaded prometheus.Counter
 	// CommitsResolved counts transactions whose commit answer was lost,
 	// by what the read_committed check found (committed, aborted, unknown).
 	CommitsResolved *prometheus.CounterVec
@@ -83,6 +86,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Scrape targets currently active (static and discovered)."}),
 		DuplicateRequests: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_duplicate_requests_total",
 			Help: "remote_write requests recognised as resends of a request already committed to Kafka, acknowledged without writing again."}),
+		DigestsLoaded: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_digests_loaded_total",
+			Help: "Digests of committed requests reloaded from the digests topic at start; their resends are acknowledged without writing."}),
 		CommitsResolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_commits_resolved_total",
 			Help: "Transactions whose commit outcome was lost (Kafka cut during EndTxn), by the outcome a read_committed fetch found: committed, aborted, unknown (given up at shutdown)."}, []string{"outcome"}),
 		RejectedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_rejected_requests_total",
@@ -93,7 +98,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.SamplesReceived, m.SamplesPublished, m.SamplesDropped, m.RecordsPublished, m.PublishErrors,
 			m.PublishLatency, m.BufferBytes, m.BufferCapacity, m.Requests, m.TargetUp, m.ScrapeDuration,
-			m.ScrapeSamples, m.Scrapes, m.ScrapeFailures, m.Targets, m.DuplicateRequests, m.CommitsResolved, m.RejectedRequests,
+			m.ScrapeSamples, m.Scrapes, m.ScrapeFailures, m.Targets, m.DuplicateRequests, m.DigestsLoaded, m.CommitsResolved, m.RejectedRequests,
 			m.TLSHandshakeFailures)
 	}
 	return m

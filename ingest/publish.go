@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/ebbflow/ebbflow/internal/history/crashpoint"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
 )
@@ -52,6 +53,25 @@ func NewProducer(kc kafkax.Config, pc PublishConfig) (sarama.AsyncProducer, erro
 	return newAsyncProducer(kc.Brokers, sc)
 }
 
+// transactionalID is pc's transactional id, "ebbflow-ingest-<hostname>"
+// when unset.
+func transactionalID(pc PublishConfig) string {
+	if pc.TransactionalID != "" {
+		return pc.TransactionalID
+	}
+	host, _ := os.Hostname()
+	return "ebbflow-ingest-" + host
+}
+
+// laneConfig is the configuration of transaction lane i (0: pc itself;
+// lane i > 0 uses the transactional id "<id>-lane<i>").
+func laneConfig(pc PublishConfig, i int) PublishConfig {
+	if i > 0 {
+		pc.TransactionalID = fmt.Sprintf("%s-lane%d", transactionalID(pc), i)
+	}
+	return pc
+}
+
 // ProducerConfig returns the sarama configuration NewProducer uses.
 func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) {
 	sc, err := kc.IdempotentProducer()
@@ -59,19 +79,14 @@ func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) 
 		return nil, err
 	}
 	if pc.Transactional {
-		id := pc.TransactionalID
-		if id == "" {
-			host, _ := os.Hostname()
-			id = "ebbflow-ingest-" + host
-		}
-		sc.Producer.Transaction.ID = id
+		sc.Producer.Transaction.ID = transactionalID(pc)
 		sc.Producer.Transaction.Retry.Max = 20
 		sc.Producer.Transaction.Retry.Backoff = 250 * time.Millisecond
 	}
 	sc.Producer.Retry.Max = pc.Retries
 	sc.Producer.Retry.Backoff = pc.RetryBackoff
 	sc.Producer.MaxMessageBytes = pc.MaxMessageBytes
-	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	sc.Producer.Partitioner = newPartitioner
 	sc.Producer.Flush.Bytes = 1 << 20
 	sc.Producer.Flush.Frequency = time.Millisecond
 	sc.ChannelBufferSize = 1024
@@ -97,7 +112,10 @@ func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) 
 // for records in flight; Publish waits or refuses when it is spent.
 // Publisher is safe for concurrent use.
 type Publisher struct {
-	prod       sarama.AsyncProducer
+	// lanes are the producers; in transactional mode each runs its own
+	// committer, so one lane's transaction is written while another's
+	// commits (overlapping transactions).
+	lanes      []*lane
 	topic      string
 	m          *Metrics
 	log        *slog.Logger
@@ -109,22 +127,43 @@ type Publisher struct {
 	retryAfter time.Duration
 	lastErr    atomic.Int64 // unix ns of the last failed record
 	lastOK     atomic.Int64 // unix ns of the last acknowledged record
-	encs       sync.Pool
-	done       sync.WaitGroup
-	closeOnce  sync.Once
+	encs       sync.Pool    // *encState
+	// nparts is the metrics topic's partition count as the partitioner
+	// last saw it; 0 (unknown) makes one record per entity.
+	nparts partitionCount
+	// digestTopic, when set, receives in each transaction the digests of
+	// its requests (see LoadDigests).
+	digestTopic string
+	closeOnce   sync.Once
 
 	// Transactional mode: requests queue as jobs for one committer that
 	// writes each group of them in a Kafka transaction.
 	txn       bool
 	jobs      chan *txnJob
-	newProd   func() (sarama.AsyncProducer, error)
 	committer sync.WaitGroup
 	resolve   CommitResolver
 	dedup     *dedupSet
 	closing   chan struct{}
+	hooks     PublishHooks
+}
+
+// lane is one producer (in transactional mode, one transactional id)
+// and what replaces it after a fatal error.
+type lane struct {
+	prod    sarama.AsyncProducer
+	newProd func() (sarama.AsyncProducer, error)
+	done    sync.WaitGroup
 	// prodClosed: replace gave up at Close with no producer attached.
 	prodClosed bool
-	hooks      PublishHooks
+}
+
+// WithLane adds a transaction lane: another transactional producer, with
+// its own transactional id, and how to replace it. Queued requests go to
+// whichever lane is free, so with several lanes a transaction's records are
+// written while the previous transaction commits. Every lane's
+// transactional id must be fenced at restart (keep the lane count).
+func WithLane(prod sarama.AsyncProducer, newProd func() (sarama.AsyncProducer, error)) PublisherOption {
+	return func(p *Publisher) { p.lanes = append(p.lanes, &lane{prod: prod, newProd: newProd}) }
 }
 
 type txnJob struct {
@@ -147,6 +186,18 @@ type msgMeta struct {
 	bytes   int64
 	samples int
 	sent    time.Time
+	// preset: the record holds the samples of every entity of the
+	// request that belongs to partition part of a topic with nparts
+	// partitions (0: any count); the partitioner keeps it there.
+	preset bool
+	part   int32
+	nparts int32
+	// learn, when set, receives the topic's partition count.
+	learn *partitionCount
+	// aux: the record of the transaction's request digests.
+	aux bool
+	// buf is the record's value, recycled once the record is answered.
+	buf []byte
 }
 
 // NewPublisher starts a publisher on prod, which it owns and closes in
@@ -158,7 +209,8 @@ func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m 
 		topic: topic, m: m, log: log,
 		sem: semaphore.NewWeighted(cfg.MaxBufferBytes), capBytes: cfg.MaxBufferBytes,
 		maxPer: cfg.MaxSamplesPerRecord, maxMsg: cfg.MaxMessageBytes, retryAfter: cfg.RetryAfter,
-		txn: prod.IsTransactional(), newProd: newProd, closing: make(chan struct{}),
+		txn: prod.IsTransactional(), closing: make(chan struct{}),
+		lanes: []*lane{{prod: prod, newProd: newProd}},
 	}
 	if p.txn && cfg.DedupRequests > 0 {
 		p.dedup = newDedupSet(cfg.DedupRequests, cfg.DedupMaxAge)
@@ -166,30 +218,40 @@ func NewPublisher(prod sarama.AsyncProducer, topic string, cfg PublishConfig, m 
 	for _, o := range opts {
 		o(p)
 	}
-	p.encs.New = func() any { return schemas.NewRawEncoder() }
+	p.encs.New = func() any { return &encState{enc: schemas.NewRawEncoder()} }
 	m.BufferCapacity.Set(float64(cfg.MaxBufferBytes))
-	p.attach(prod)
+	if !p.txn {
+		for _, l := range p.lanes[1:] {
+			l.prod.AsyncClose() // lanes are for transactions only
+		}
+		p.lanes = p.lanes[:1]
+	}
+	for _, l := range p.lanes {
+		p.attach(l, l.prod)
+	}
 	if p.txn {
 		p.jobs = make(chan *txnJob)
-		p.committer.Add(1)
-		go p.commitLoop()
+		for _, l := range p.lanes {
+			p.committer.Add(1)
+			go p.commitLoop(l)
+		}
 	}
 	return p
 }
 
 // attach makes prod the current producer and starts draining its
 // acknowledgements.
-func (p *Publisher) attach(prod sarama.AsyncProducer) {
-	p.prod = prod
-	p.done.Add(2)
+func (p *Publisher) attach(l *lane, prod sarama.AsyncProducer) {
+	l.prod = prod
+	l.done.Add(2)
 	go func() {
-		defer p.done.Done()
+		defer l.done.Done()
 		for msg := range prod.Successes() {
 			p.complete(msg, nil)
 		}
 	}()
 	go func() {
-		defer p.done.Done()
+		defer l.done.Done()
 		for e := range prod.Errors() {
 			p.complete(e.Msg, fmt.Errorf("ingest: write %s partition %d: %w", e.Msg.Topic, e.Msg.Partition, e.Err))
 		}
@@ -215,6 +277,11 @@ type PublisherOption func(*Publisher)
 // WithHooks installs hooks on the publisher.
 func WithHooks(h PublishHooks) PublisherOption { return func(p *Publisher) { p.hooks = h } }
 
+// CrashAfterCommit is the crash point (compiled only into builds with the
+// crashpoints tag, see internal/history/crashpoint) between a
+// transaction's commit and the answers to its requests.
+const CrashAfterCommit = "ingest-after-commit"
+
 // maxGroupRecords bounds how many records one transaction carries.
 const maxGroupRecords = 4096
 
@@ -223,7 +290,7 @@ const maxGroupRecords = 4096
 // transaction, commits, and answers each request with the outcome. A
 // failed record or commit aborts the transaction, so nothing of the group
 // becomes visible and every request in it is answered with the error.
-func (p *Publisher) commitLoop() {
+func (p *Publisher) commitLoop(l *lane) {
 	defer p.committer.Done()
 	for job := range p.jobs {
 		group := []*txnJob{job}
@@ -250,7 +317,12 @@ func (p *Publisher) commitLoop() {
 				}
 			}
 		}
-		err := p.writeTxn(group, n, answer)
+		err := p.writeTxn(l, group, n, answer)
+		if err == nil {
+			// Crash tests: the transaction is committed, no request in it
+			// is answered yet.
+			crashpoint.Hit(CrashAfterCommit)
+		}
 		// The claims on the requests' digests end only with the final
 		// outcome: a resend while it is being resolved waits or gets 503.
 		now := time.Now()
@@ -268,38 +340,57 @@ func (p *Publisher) commitLoop() {
 // recovering, so that senders are told to retry at once rather than after
 // the outage; the outcome it then returns may still be nil when a lost
 // commit answer turns out to have been a commit.
-func (p *Publisher) writeTxn(group []*txnJob, n int, answer func(error)) error {
-	if p.prodClosed {
+func (p *Publisher) writeTxn(l *lane, group []*txnJob, n int, answer func(error)) error {
+	if l.prodClosed {
 		return ErrUnavailable
 	}
-	if err := p.prod.BeginTxn(); err != nil {
+	if err := l.prod.BeginTxn(); err != nil {
 		err = fmt.Errorf("ingest: begin transaction on %s: %w", p.topic, err)
 		answer(err)
-		p.recover(err)
+		p.recover(l, err)
 		return err
 	}
 	gp := &pending{done: make(chan struct{})}
-	gp.left.Store(int32(n))
 	now := time.Now()
+	// The digests of the group's requests go to the digests topic in the
+	// same transaction: visible exactly when their samples are.
+	var digests *sarama.ProducerMessage
+	if p.digestTopic != "" {
+		var ds []Digest
+		for _, j := range group {
+			if j.dedup {
+				ds = append(ds, j.digest)
+			}
+		}
+		if len(ds) > 0 {
+			digests = &sarama.ProducerMessage{Topic: p.digestTopic, Value: sarama.ByteEncoder(encodeDigests(nil, now, ds)),
+				Metadata: &msgMeta{p: gp, sent: now, preset: true, part: 0, aux: true}}
+			n++
+		}
+	}
+	gp.left.Store(int32(n))
 	for _, j := range group {
 		for _, msg := range j.msgs {
 			meta := msg.Metadata.(*msgMeta)
 			meta.p, meta.sent = gp, now
-			p.prod.Input() <- msg
+			l.prod.Input() <- msg
 		}
+	}
+	if digests != nil {
+		l.prod.Input() <- digests
 	}
 	<-gp.done
 	if err := gp.err; err != nil {
 		// No EndTxn(commit) was sent: aborting, or the next producer's
 		// InitProducerID, aborts the transaction. Its outcome is known.
 		answer(err)
-		p.recover(err)
+		p.recover(l, err)
 		return err
 	}
 	if h := p.hooks.BeforeCommit; h != nil {
 		h()
 	}
-	err := p.prod.CommitTxn()
+	err := l.prod.CommitTxn()
 	if err == nil {
 		p.m.SamplesPublished.Add(float64(gp.samples))
 		return nil
@@ -314,7 +405,7 @@ func (p *Publisher) writeTxn(group []*txnJob, n int, answer func(error)) error {
 	p.lastErr.Store(time.Now().UnixNano())
 	p.log.Warn("transaction commit outcome unknown; re-initialising the producer to resolve it", "topic", p.topic, "err", err)
 	answer(err)
-	if !p.replace() || p.resolve == nil {
+	if !p.replace(l) || p.resolve == nil {
 		p.m.CommitsResolved.WithLabelValues("unknown").Inc()
 		return err
 	}
@@ -370,11 +461,11 @@ func (p *Publisher) resolveGroup(group []*txnJob) (committed, ok bool) {
 
 // recover aborts the open transaction, or replaces the producer when it
 // is in a fatal state (or aborting keeps failing).
-func (p *Publisher) recover(cause error) {
+func (p *Publisher) recover(l *lane, cause error) {
 	p.lastErr.Store(time.Now().UnixNano())
-	st := p.prod.TxnStatus()
+	st := l.prod.TxnStatus()
 	if st&sarama.ProducerTxnFlagInTransaction != 0 || st&sarama.ProducerTxnFlagAbortableError != 0 {
-		if err := p.prod.AbortTxn(); err == nil {
+		if err := l.prod.AbortTxn(); err == nil {
 			return
 		} else {
 			p.log.Warn("abort transaction failed; replacing the producer", "topic", p.topic, "err", err, "cause", cause)
@@ -382,30 +473,30 @@ func (p *Publisher) recover(cause error) {
 	} else if st&sarama.ProducerTxnFlagFatalError == 0 {
 		return
 	}
-	p.replace()
+	p.replace(l)
 }
 
 // replace closes the producer and builds a new one, retrying until it
 // succeeds (its InitProducerID fences the old one and completes or aborts
 // its open transaction) or the publisher closes. It reports success.
-func (p *Publisher) replace() bool {
-	if p.newProd == nil {
+func (p *Publisher) replace(l *lane) bool {
+	if l.newProd == nil {
 		return false
 	}
-	old := p.prod
+	old := l.prod
 	old.AsyncClose()
-	p.done.Wait()
+	l.done.Wait()
 	for {
-		np, err := p.newProd()
+		np, err := l.newProd()
 		if err == nil {
-			p.attach(np)
+			p.attach(l, np)
 			p.log.Info("replaced the transactional producer", "topic", p.topic)
 			return true
 		}
 		p.log.Warn("cannot create a producer yet", "topic", p.topic, "err", err)
 		select {
 		case <-p.closing:
-			p.prodClosed = true
+			l.prodClosed = true
 			return false
 		case <-time.After(p.retryAfter):
 		}
@@ -430,7 +521,9 @@ func (p *Publisher) complete(msg *sarama.ProducerMessage, err error) {
 		meta.p.mu.Unlock()
 	} else {
 		p.lastOK.Store(now.UnixNano())
-		p.m.RecordsPublished.Inc()
+		if !meta.aux {
+			p.m.RecordsPublished.Inc()
+		}
 		if p.txn {
 			meta.p.mu.Lock()
 			meta.p.samples += meta.samples // counted as published at commit
@@ -438,6 +531,11 @@ func (p *Publisher) complete(msg *sarama.ProducerMessage, err error) {
 		} else {
 			p.m.SamplesPublished.Add(float64(meta.samples))
 		}
+	}
+	if meta.buf != nil {
+		msg.Value = nil
+		putRecordBuf(meta.buf)
+		meta.buf = nil
 	}
 	if meta.p.left.Add(-1) == 0 {
 		p.m.PublishLatency.Observe(now.Sub(meta.sent).Seconds())
@@ -515,31 +613,121 @@ func (p *Publisher) claim(ctx context.Context, d Digest, wait time.Duration) (du
 	}
 }
 
+// encState is what one publishing goroutine reuses between requests.
+type encState struct {
+	enc   *schemas.RawEncoder
+	parts [][]schemas.RawSample
+}
+
 // encodeFitting encodes a prefix of s, up to
-// publish.max_samples_per_record samples, whose record (with key and
-// Kafka's overhead) fits in publish.max_message_bytes, and returns it and
-// how many samples it holds. It fails with ErrRecordTooLarge when even
-// one sample does not fit.
-func (p *Publisher) encodeFitting(enc *schemas.RawEncoder, entity string, s []schemas.RawSample) ([]byte, int, error) {
-	limit := p.maxMsg - recordOverhead - len(entity)
+// publish.max_samples_per_record samples, whose record (with a key of
+// keyLen bytes and Kafka's overhead) fits in publish.max_message_bytes,
+// and returns it and how many samples it holds. It fails with
+// ErrRecordTooLarge when even one sample does not fit.
+func (p *Publisher) encodeFitting(enc *schemas.RawEncoder, keyLen int, s []schemas.RawSample) ([]byte, int, error) {
+	limit := p.maxMsg - recordOverhead - keyLen
 	n := min(len(s), p.maxPer)
+	buf := getRecordBuf()
 	for {
-		val, err := enc.Encode(s[:n])
-		if err != nil {
-			return nil, 0, fmt.Errorf("ingest: encode entity %s: %w", entity, err)
-		}
-		if len(val) <= limit {
-			return val, n, nil
+		buf = enc.AppendEncode(buf[:0], s[:n])
+		if len(buf) <= limit {
+			return buf, n, nil
 		}
 		if n == 1 {
+			size := len(buf)
+			putRecordBuf(buf)
 			return nil, 0, fmt.Errorf("%w: one sample of entity %s (metric %q) encodes to a %d-byte record, over publish.max_message_bytes %d",
-				ErrRecordTooLarge, entity, s[0].Metric, len(val)+recordOverhead+len(entity), p.maxMsg)
+				ErrRecordTooLarge, s[0].Entity, s[0].Metric, size+recordOverhead+keyLen, p.maxMsg)
 		}
 		// Shrink in proportion (records are nearly linear in samples),
 		// with a 10 % margin, by at least one sample.
-		next := int(int64(n) * int64(limit) / int64(len(val)) * 9 / 10)
+		next := int(int64(n) * int64(limit) / int64(len(buf)) * 9 / 10)
 		n = max(1, min(next, n-1))
 	}
+}
+
+// recordBufs recycles record values: a value goes back once Kafka
+// acknowledged or failed its record (sarama no longer holds it then).
+var recordBufs sync.Pool // *[]byte
+
+func getRecordBuf() []byte {
+	if v, ok := recordBufs.Get().(*[]byte); ok {
+		return (*v)[:0]
+	}
+	return make([]byte, 0, 64<<10)
+}
+
+func putRecordBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > 4<<20 {
+		return
+	}
+	b = b[:0]
+	recordBufs.Put(&b)
+}
+
+// encode turns b into records. Once the topic's partition count is known
+// (after the first record), the samples of all of b's entities that
+// belong to one partition go into one record (one Arrow IPC stream, no
+// key, split only above max_samples_per_record or max_message_bytes):
+// per-record costs (the stream's schema message, batch framing, Kafka's
+// record overhead) are paid per partition, not per entity. Before that,
+// each entity gets its own record keyed by entity, which the hash
+// partitioner puts in the same partition.
+func (p *Publisher) encode(b *Batch) ([]*sarama.ProducerMessage, int64, error) {
+	st := p.encs.Get().(*encState)
+	n := p.nparts.Load()
+	msgs := make([]*sarama.ProducerMessage, 0, max(1, min(int(n), len(b.Groups))))
+	var total int64
+	add := func(key string, s []schemas.RawSample, preset bool, part int32) error {
+		for len(s) > 0 {
+			val, k, err := p.encodeFitting(st.enc, len(key), s)
+			if err != nil {
+				return err
+			}
+			msg := &sarama.ProducerMessage{Topic: p.topic, Value: sarama.ByteEncoder(val),
+				Metadata: &msgMeta{bytes: int64(len(val)), samples: k, preset: preset, part: part, nparts: n, learn: &p.nparts, buf: val}}
+			if key != "" {
+				msg.Key = sarama.StringEncoder(key)
+			}
+			msgs = append(msgs, msg)
+			total += int64(len(val))
+			s = s[k:]
+		}
+		return nil
+	}
+	var err error
+	if n <= 0 {
+		for _, g := range b.Groups {
+			if err = add(g.Entity, g.Samples, false, 0); err != nil {
+				break
+			}
+		}
+	} else {
+		if cap(st.parts) < int(n) {
+			st.parts = make([][]schemas.RawSample, n)
+		}
+		st.parts = st.parts[:n]
+		for _, g := range b.Groups {
+			part := entityPartition(g.Entity, n)
+			st.parts[part] = append(st.parts[part], g.Samples...)
+		}
+		for part, s := range st.parts {
+			if err == nil && len(s) > 0 {
+				err = add("", s, true, int32(part))
+			}
+			clear(s) // drop references to the request body
+			st.parts[part] = s[:0]
+		}
+	}
+	if err != nil {
+		if !errors.Is(err, ErrTooLarge) {
+			st.enc = schemas.NewRawEncoder() // an encoder that failed may hold half a record
+		}
+		p.encs.Put(st)
+		return nil, 0, err
+	}
+	p.encs.Put(st)
+	return msgs, total, nil
 }
 
 func (p *Publisher) publish(ctx context.Context, b *Batch, wait time.Duration, handed *bool) error {
@@ -549,29 +737,10 @@ func (p *Publisher) publish(ctx context.Context, b *Batch, wait time.Duration, h
 	if err := p.Healthy(); err != nil {
 		return err
 	}
-	enc := p.encs.Get().(*schemas.RawEncoder)
-	msgs := make([]*sarama.ProducerMessage, 0, len(b.Groups))
-	var total int64
-	for _, g := range b.Groups {
-		for s := g.Samples; len(s) > 0; {
-			val, n, err := p.encodeFitting(enc, g.Entity, s)
-			if err != nil {
-				if !errors.Is(err, ErrTooLarge) {
-					p.encs.Put(schemas.NewRawEncoder()) // an encoder that failed may hold half a record
-				} else {
-					p.encs.Put(enc)
-				}
-				return err
-			}
-			msgs = append(msgs, &sarama.ProducerMessage{
-				Topic: p.topic, Key: sarama.StringEncoder(g.Entity), Value: sarama.ByteEncoder(val),
-				Metadata: &msgMeta{bytes: int64(len(val)), samples: n},
-			})
-			total += int64(len(val))
-			s = s[n:]
-		}
+	msgs, total, err := p.encode(b)
+	if err != nil {
+		return err
 	}
-	p.encs.Put(enc)
 	if total > p.capBytes {
 		return fmt.Errorf("%w: %d bytes, buffer %d", ErrTooLarge, total, p.capBytes)
 	}
@@ -619,7 +788,7 @@ func (p *Publisher) publish(ctx context.Context, b *Batch, wait time.Duration, h
 	for _, msg := range msgs {
 		meta := msg.Metadata.(*msgMeta)
 		meta.p, meta.sent = pd, now
-		p.prod.Input() <- msg
+		p.lanes[0].prod.Input() <- msg
 	}
 	select {
 	case <-pd.done:
@@ -640,9 +809,11 @@ func (p *Publisher) Close() error {
 			close(p.jobs)
 			p.committer.Wait()
 		}
-		if !p.prodClosed {
-			p.prod.AsyncClose()
-			p.done.Wait()
+		for _, l := range p.lanes {
+			if !l.prodClosed {
+				l.prod.AsyncClose()
+				l.done.Wait()
+			}
 		}
 	})
 	return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -250,6 +251,7 @@ type Mapper struct {
 	mu        sync.Mutex
 	ratio     map[string]*ratioState
 	ratioSeen uint64
+	keyBuf    []byte // ratio key scratch, guarded by mu
 }
 
 // NewMapper compiles rules. cluster fills {cluster} when a series has no
@@ -488,29 +490,30 @@ func stripName(ls []schemas.Label) []schemas.Label {
 	return ls
 }
 
-func ratioKey(r *compiledRule, ls []schemas.Label) string {
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "%d", r.idx)
+// appendRatioKey appends the key of rule r's ratio state for series ls.
+func appendRatioKey(dst []byte, r *compiledRule, ls []schemas.Label) []byte {
+	dst = strconv.AppendInt(dst, int64(r.idx), 10)
 	for _, l := range ls {
-		sb.WriteByte(0)
-		sb.WriteString(l.Name)
-		sb.WriteByte(0)
-		sb.WriteString(l.Value)
+		dst = append(dst, 0)
+		dst = append(dst, l.Name...)
+		dst = append(dst, 0)
+		dst = append(dst, l.Value...)
 	}
-	return sb.String()
+	return dst
 }
 
 // ratioUpdate records numerator or denominator samples and emits the ratio
 // for every timestamp at which both are known and a previous pair exists.
 // Counter resets (a decrease) restart the pair without emitting.
 func (m *Mapper) ratioUpdate(b *Batch, r *compiledRule, entity []byte, ls []schemas.Label, samples []Sample, isNum bool) {
-	key := ratioKey(r, ls)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := m.ratio[key]
+	// The lookup does not allocate; only a new series' key is copied.
+	m.keyBuf = appendRatioKey(m.keyBuf[:0], r, ls)
+	st := m.ratio[string(m.keyBuf)]
 	if st == nil {
 		st = &ratioState{numTs: math.MinInt64, denTs: math.MinInt64, prevTs: math.MinInt64}
-		m.ratio[key] = st
+		m.ratio[string(m.keyBuf)] = st
 	}
 	st.lastSeenGen = m.ratioSeen
 	for _, s := range samples {

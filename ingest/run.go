@@ -30,7 +30,8 @@ type Deps struct {
 	// NewProducer, when set, builds the producer instead of NewProducer
 	// (it must return successes and errors, see ProducerConfig); Run
 	// calls it again to replace a transactional producer that failed
-	// fatally, and closes what it built.
+	// fatally, and closes what it built. With it, ingest runs one
+	// transaction lane (publish.transaction_lanes is not used).
 	NewProducer func() (sarama.AsyncProducer, error)
 	// NewClient, when set, builds the Kafka client that resolves the
 	// outcome of a transaction whose commit answer was lost (see
@@ -84,12 +85,35 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		}
 		newProd = func() (sarama.AsyncProducer, error) { return NewProducer(deps.Kafka, cfg.Publish) }
 	}
+	persist := cfg.Publish.Transactional && cfg.Publish.DedupRequests > 0 && cfg.Publish.PersistDigests
+	digestsTopic := cfg.Publish.DigestsTopic
+	if digestsTopic == "" {
+		digestsTopic = deps.Kafka.Topics().Name(DigestsTopicBase)
+	}
+	opts := []PublisherOption{WithHooks(deps.PublishHooks)}
+	if persist {
+		if err := EnsureDigestsTopic(ctx, deps.Kafka, digestsTopic, cfg.Publish.DedupMaxAge); err != nil {
+			return err
+		}
+		opts = append(opts, WithDigestsTopic(digestsTopic))
+	}
+	// A transactional producer's InitProducerID (in newProd) completes or
+	// aborts what a previous process with the same transactional id left
+	// open, so the digests read below include every committed request.
 	prod, err := newProd()
 	if err != nil {
 		return err
 	}
+	if deps.NewProducer == nil {
+		lanes, err := ExtraLanes(deps.Kafka, cfg.Publish)
+		if err != nil {
+			prod.Close()
+			return err
+		}
+		opts = append(opts, lanes...)
+	}
 	m := NewMetrics(deps.Registerer)
-	pub := NewPublisher(prod, topic, cfg.Publish, m, log, newProd, WithHooks(deps.PublishHooks))
+	pub := NewPublisher(prod, topic, cfg.Publish, m, log, newProd, opts...)
 	newClient := deps.NewClient
 	if newClient == nil {
 		newClient = func() (sarama.Client, error) {
@@ -98,6 +122,12 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 				return nil, err
 			}
 			return sarama.NewClient(deps.Kafka.Brokers, sc)
+		}
+	}
+	if persist {
+		if err := loadDigests(ctx, newClient, digestsTopic, pub, m, log); err != nil {
+			pub.Close()
+			return err
 		}
 	}
 	resolver, closeResolver := LazyFetchResolver(newClient)
@@ -232,4 +262,49 @@ func (s serverLog) Write(p []byte) (int, error) {
 		s.log.Warn("remote_write server", "detail", msg)
 	}
 	return len(p), nil
+}
+
+// loadDigests reloads the digests of committed requests into pub before
+// any request is accepted.
+func loadDigests(ctx context.Context, newClient func() (sarama.Client, error), topic string, pub *Publisher, m *Metrics, log *slog.Logger) error {
+	client, err := newClient()
+	if err != nil {
+		return fmt.Errorf("ingest: client to read %s: %w", topic, err)
+	}
+	defer client.Close()
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	kept := 0
+	records, err := LoadDigests(lctx, client, topic, func(at int64, d Digest) {
+		if pub.RememberDigest(at, d) {
+			kept++
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: reload the digests of committed requests (publish.persist_digests): %w", err)
+	}
+	m.DigestsLoaded.Add(float64(kept))
+	log.Info("reloaded the digests of committed requests", "topic", topic, "records", records, "digests", kept, "took", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// ExtraLanes builds the producers of transaction lanes 1 …
+// publish.transaction_lanes-1 (lane 0 is the publisher's own producer) as
+// WithLane options; none when transactions are off.
+func ExtraLanes(kc kafkax.Config, pc PublishConfig) ([]PublisherOption, error) {
+	if !pc.Transactional {
+		return nil, nil
+	}
+	var opts []PublisherOption
+	for i := 1; i < pc.TransactionLanes; i++ {
+		lc := laneConfig(pc, i)
+		newLane := func() (sarama.AsyncProducer, error) { return NewProducer(kc, lc) }
+		lp, err := newLane()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, WithLane(lp, newLane))
+	}
+	return opts, nil
 }

@@ -64,9 +64,14 @@ func consumeRaw(t *testing.T, brokers []string, topic string, stop func([]schema
 			if err != nil {
 				t.Fatalf("partition %d offset %d: %v", m.Partition, m.Offset, err)
 			}
+			// A record keyed by entity holds that entity only; a record
+			// without a key holds the entities of its partition.
 			for _, s := range out[n:] {
-				if s.Entity != string(m.Key) {
+				if m.Key != nil && s.Entity != string(m.Key) {
 					t.Fatalf("record key %q holds a sample of entity %q", m.Key, s.Entity)
+				}
+				if p := entityPartition(s.Entity, int32(len(parts))); p != m.Partition {
+					t.Fatalf("partition %d offset %d holds a sample of entity %q, which belongs to partition %d", m.Partition, m.Offset, s.Entity, p)
 				}
 			}
 		case <-deadline:
@@ -82,7 +87,7 @@ func consumeRaw(t *testing.T, brokers []string, topic string, stop func([]schema
 func TestRunEndToEndKfake(t *testing.T) {
 	kc := kafkax.DefaultConfig()
 	topic := kc.Topics().Name(schemas.TopicMetricsRaw)
-	emb, err := kafkax.StartEmbedded(0, 4, topic)
+	emb, err := kafkax.StartEmbedded(0, 4, topic, kc.Topics().Name(DigestsTopicBase))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +35,7 @@ func newBenchCmd(*globals) *cobra.Command {
 		brokers                   []string
 		topic                     string
 		interval                  time.Duration
+		receiverPID               int
 	)
 	ingestCmd := &cobra.Command{
 		Use:   "ingest",
@@ -52,7 +56,12 @@ therefore writes every request; the figure is ingest, not its dedup path.
 With --brokers, it also reads back (read_committed) every record written
 to --topic during the run and reports the samples delivered there (rows
 after ingest's mapping; anything else writing to the topic meanwhile is
-counted too).`,
+counted too).
+
+With --receiver-pid, it reads the receiver's CPU time (user + system,
+/proc/<pid>/stat) before and after the run and reports acknowledged (and,
+with --brokers, delivered) samples per receiver CPU-second: the figure to
+compare receivers by on a shared machine.`,
 		Example: `  ebbflow bench ingest --url http://127.0.0.1:9201/api/v1/write --duration 30s --series 2000`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -66,6 +75,10 @@ counted too).`,
 				if marks, err = markTopic(brokers, topic); err != nil {
 					return err
 				}
+			}
+			cpu0, err := processCPU(receiverPID)
+			if err != nil {
+				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), duration)
 			defer cancel()
@@ -130,6 +143,15 @@ counted too).`,
 			fmt.Fprintf(cmd.OutOrStdout(), "url=%s duration=%.1fs series=%d labels=%d samples/series=%d concurrency=%d churn=%g distinct_requests=true\n", url, el, series, labels, per, conc, churn)
 			fmt.Fprintf(cmd.OutOrStdout(), "requests=%d acknowledged_samples=%d acknowledged_samples_per_s=%.0f pushed_back=%d failed=%d\n",
 				reqs.Load(), acked.Load(), float64(acked.Load())/el, pushedBack.Load(), failed.Load())
+			cpu1, err := processCPU(receiverPID)
+			if err != nil {
+				return err
+			}
+			if receiverPID > 0 {
+				cpu := cpu1 - cpu0
+				fmt.Fprintf(cmd.OutOrStdout(), "receiver_pid=%d receiver_cpu_s=%.2f acknowledged_samples_per_receiver_cpu_s=%.0f\n",
+					receiverPID, cpu, float64(acked.Load())/cpu)
+			}
 			if marks != nil {
 				recs, samples, err := marks.delivered()
 				if err != nil {
@@ -137,6 +159,9 @@ counted too).`,
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "topic=%s delivered_records=%d delivered_samples=%d delivered_samples_per_s=%.0f\n",
 					topic, recs, samples, float64(samples)/el)
+				if receiverPID > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "delivered_samples_per_receiver_cpu_s=%.0f\n", float64(samples)/(cpu1-cpu0))
+				}
 			}
 			if acked.Load() == 0 {
 				return fmt.Errorf("bench ingest: no request to %s was acknowledged", url)
@@ -155,6 +180,7 @@ counted too).`,
 	f.StringSliceVar(&brokers, "brokers", nil, "Kafka bootstrap brokers: read back what was delivered to --topic (empty: skip)")
 	f.StringVar(&topic, "topic", kafkax.DefaultConfig().Topics().Name(schemas.TopicMetricsRaw), "metrics.raw topic to read back with --brokers")
 	f.DurationVar(&interval, "interval", 0, "send one request per worker per interval (e.g. 15s: --series × --concurrency series scraped every 15 s); 0 sends as fast as acknowledged")
+	f.IntVar(&receiverPID, "receiver-pid", 0, "process id of the receiver (same machine): also report its CPU seconds during the run and samples per receiver CPU-second (Linux /proc)")
 	f.Float64Var(&churn, "churn", 0.01, "fraction of a worker's series replaced by new pods' series after each request")
 	cmd.AddCommand(ingestCmd, newBenchLagCmd())
 	return cmd
@@ -341,4 +367,33 @@ func (m *topicMarks) delivered() (records, samples int64, err error) {
 		pc.Close()
 	}
 	return records, samples, nil
+}
+
+// processCPU returns the CPU seconds (user + system) process pid has used,
+// from /proc/<pid>/stat; 0 when pid is 0.
+func processCPU(pid int) (float64, error) {
+	if pid <= 0 {
+		return 0, nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("bench ingest: --receiver-pid %d: %w", pid, err)
+	}
+	// The command name (field 2) may hold spaces; fields after its ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bench ingest: --receiver-pid %d: unexpected /proc stat %q", pid, s)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("bench ingest: --receiver-pid %d: short /proc stat", pid)
+	}
+	// utime and stime are fields 14 and 15 (1-based), in USER_HZ (100/s on Linux).
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bench ingest: --receiver-pid %d: cannot parse CPU times", pid)
+	}
+	return float64(ut+st) / 100, nil
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: every Go benchmark, each with its baseline measured in the same
 # run (ratios are what to read; these machines are shared and noisy), then
-# a summary of the headline figures (deploy/dev/bench-summary.sh).
+# ingest against prometheus-kafka-adapter on the same broker when the
+# adapter's module builds here, and a summary of the headline figures, each
+# with its same-run baselines (deploy/dev/bench-summary.sh), however it ends.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 lib=$(ls .venv/lib/python3*/site-packages/xgboost/lib/libxgboost.so 2>/dev/null | head -n 1 || true)
@@ -19,4 +21,54 @@ if [ -z "${EBBFLOW_TEST_KAFKA_BROKERS:-}" ]; then
 fi
 mkdir -p .dev
 go test -run '^$' -bench . -benchmem -tags xgbnative -timeout 30m ./... | tee .dev/bench.txt
-bash deploy/dev/bench-summary.sh .dev/bench.txt
+summary() { bash deploy/dev/bench-summary.sh .dev/bench.txt; }
+trap summary EXIT
+
+# ingest vs prometheus-kafka-adapter: both receive the same distinct
+# requests from `ebbflow bench ingest` at 4 and 16 senders, write to the
+# same broker, and are compared per receiver CPU-second (ratio-vs-adapter).
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/ebbflow-dev"
+adapter="$cache/bin/prometheus-kafka-adapter"
+mkdir -p "$cache/bin"
+if [ ! -x "$adapter" ]; then
+  # cgo (confluent-kafka-go with its bundled librdkafka); never vendored here.
+  if ! timeout 600 env GOFLAGS=-mod=mod GOBIN="$cache/bin" go install github.com/Telefonica/prometheus-kafka-adapter@latest >.dev/adapter-build.log 2>&1; then
+    echo "bench: ratio-vs-adapter NOT MEASURED: prometheus-kafka-adapter does not build here ($(grep -v '^\s*$' .dev/adapter-build.log | head -n 2 | tr -s '\n\t' '  ')); ingest is compared with decode-only (ratio-vs-decode) and a bare sarama transactional producer (ratio-vs-sarama) in BenchmarkIngestRealKafka above" | tee -a .dev/bench.txt
+    exit 0
+  fi
+fi
+if [ -z "${EBBFLOW_TEST_KAFKA_BROKERS:-}" ]; then
+  echo "bench: ratio-vs-adapter NOT MEASURED: no Kafka (EBBFLOW_TEST_KAFKA_BROKERS)" | tee -a .dev/bench.txt
+  exit 1
+fi
+go build -o .dev/ebbflow-bench ./cmd/ebbflow
+broker="${EBBFLOW_TEST_KAFKA_BROKERS%%,*}"
+prefix="benchcmp$(date +%s)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; summary; }
+trap cleanup EXIT
+iport=$(free_port); aport=$(free_port); tport=$(free_port)
+.dev/ebbflow-bench ingest --set kafka.brokers="$EBBFLOW_TEST_KAFKA_BROKERS" --set kafka.topic_prefix="$prefix" \
+  --set ingest.remote_write.listen="127.0.0.1:$iport" --set telemetry.listen="127.0.0.1:$tport" >.dev/bench-ingest.log 2>&1 &
+ipid=$!; pids+=("$ipid")
+KAFKA_BROKER_LIST="$broker" KAFKA_TOPIC="$prefix.adapter" PORT="$aport" "$adapter" >.dev/bench-adapter.log 2>&1 &
+apid=$!; pids+=("$apid")
+for url in "http://127.0.0.1:$tport/readyz" "http://127.0.0.1:$aport/metrics"; do
+  for _ in $(seq 120); do curl -sf -o /dev/null "$url" && break; sleep 0.5; done
+done
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" "$2" | tail -n 1; }
+for c in 4 16; do
+  # Alternate the receivers; the machine is shared, so compare within a run.
+  for round in 1 2; do
+    .dev/ebbflow-bench bench ingest --url "http://127.0.0.1:$iport/api/v1/write" --receiver-pid "$ipid" --concurrency "$c" \
+      --duration 20s --brokers "$EBBFLOW_TEST_KAFKA_BROKERS" --topic "$prefix.metrics.raw.v1" >.dev/bench-cmp-ingest.txt
+    .dev/ebbflow-bench bench ingest --url "http://127.0.0.1:$aport/receive" --receiver-pid "$apid" --concurrency "$c" \
+      --duration 20s >.dev/bench-cmp-adapter.txt
+    i=$(field delivered_samples_per_receiver_cpu_s .dev/bench-cmp-ingest.txt)
+    a=$(field acknowledged_samples_per_receiver_cpu_s .dev/bench-cmp-adapter.txt)
+    ia=$(field acknowledged_samples_per_s .dev/bench-cmp-ingest.txt)
+    aa=$(field acknowledged_samples_per_s .dev/bench-cmp-adapter.txt)
+    python3 -c "print('BenchmarkIngestVsAdapter/senders=$c/round=$round  %s delivered-samples/cpu-s  %s adapter-acked-samples/cpu-s  %.3f ratio-vs-adapter  %s acked-samples/s  %s adapter-acked-samples/s' % ('$i', '$a', float('$i')/float('$a'), '$ia', '$aa'))" | tee -a .dev/bench.txt
+  done
+done
