@@ -253,7 +253,13 @@ func (s Spec) Validate(cfg Config) error {
 		bad("outputs", "at least one output is required")
 	}
 	seen := map[string]string{}
-	for kind, ts := range map[string][]Tensor{"inputs": s.Inputs, "outputs": s.Outputs} {
+	// Inputs first, then outputs: the error names the later of two tensors
+	// sharing a name, the same one every time.
+	for _, group := range []struct {
+		kind string
+		ts   []Tensor
+	}{{"inputs", s.Inputs}, {"outputs", s.Outputs}} {
+		kind, ts := group.kind, group.ts
 		for i, t := range ts {
 			at := fmt.Sprintf("%s[%d]", kind, i)
 			if t.Name == "" {
