@@ -58,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		SamplesPublished: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_samples_published_total",
 			Help: "Samples acknowledged by Kafka on metrics.raw."}),
 		SamplesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_samples_dropped_total",
-			Help: "Samples not published, by reason (unmatched, entity_incomplete, native_histogram, backpressure, publish_failed, scrape_parse_error, not_newer)."}, []string{"reason"}),
+			Help: "Samples not published, by reason (unmatched, entity_incomplete, native_histogram, backpressure, publish_failed, scrape_parse_error, repeated)."}, []string{"reason"}),
 		RecordsPublished: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_records_published_total",
 			Help: "Kafka records (one Arrow IPC stream per entity) acknowledged."}),
 		PublishErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_publish_errors_total",

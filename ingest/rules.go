@@ -234,11 +234,11 @@ const (
 	DropBackpressure     = "backpressure"
 	DropPublishFailed    = "publish_failed"
 	DropScrapeParse      = "scrape_parse_error"
-	// DropNotNewer: a scraped sample whose (explicit) timestamp is not
-	// after the one its series had at the target's previous scrape: a
-	// target that exposes timestamps and was scraped twice before it
-	// moved on. Prometheus appends nothing for such a sample either.
-	DropNotNewer = "not_newer"
+	// DropRepeated: a scraped sample that repeats its series' previous
+	// one exactly (same explicit timestamp, same value): a target that
+	// exposes timestamps scraped twice before it moved on. Prometheus
+	// appends nothing for such a sample either.
+	DropRepeated = "repeated"
 )
 
 // Mapper applies rules to series. It is safe for concurrent use: the only

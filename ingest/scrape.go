@@ -82,41 +82,49 @@ type scrapeLoop struct {
 	name   string
 	cancel context.CancelFunc
 	health targetHealth
-	// lastTs is each series' newest sample timestamp at the previous
-	// scrape (keyed by a hash of its labels): see dropNotNewer.
-	lastTs map[uint64]int64
+	// last is each series' newest sample at the previous scrape (keyed
+	// by a hash of its labels): see dropRepeats.
+	last map[uint64]lastSample
 }
 
-// dropNotNewer removes the samples of series whose timestamp is not after
-// the newest one the series had at this target's previous scrape, and
-// returns how many it removed. Only targets that expose explicit
-// timestamps can repeat one (others are stamped with the scrape's start);
-// without this a target scraped twice before it moved on would be
-// counted twice in its windows. Series gone from the scrape are forgotten.
-func (l *scrapeLoop) dropNotNewer(series []Series) int {
-	seen := make(map[uint64]int64, len(series))
+type lastSample struct {
+	ts int64
+	v  float64
+}
+
+// dropRepeats removes the samples that repeat their series' previous one
+// exactly, same timestamp and same value, and returns how many it
+// removed. Only targets that expose explicit timestamps can repeat one
+// (others are stamped with the scrape's start): such a target scraped
+// twice before it moved on would otherwise be counted twice in its
+// windows. Prometheus appends nothing for such a sample either. A sample
+// whose value changed at the same timestamp, or that goes back in time,
+// is kept (the window processor orders and judges it). Series gone from
+// the scrape are forgotten.
+func (l *scrapeLoop) dropRepeats(series []Series) int {
+	seen := make(map[uint64]lastSample, len(series))
 	dropped := 0
 	for i := range series {
 		h := labelsHash(series[i].Labels)
-		prev, had := l.lastTs[h]
-		if p, ok := seen[h]; ok && (!had || p > prev) {
+		prev, had := l.last[h]
+		if p, ok := seen[h]; ok {
 			prev, had = p, true // the same series twice in one exposition
 		}
 		kept := series[i].Samples[:0]
 		for _, smp := range series[i].Samples {
-			if had && smp.TimestampMs <= prev {
+			if had && smp.TimestampMs == prev.ts && (smp.Value == prev.v || math.IsNaN(smp.Value) && math.IsNaN(prev.v)) {
 				dropped++
 				continue
 			}
 			kept = append(kept, smp)
-			prev, had = smp.TimestampMs, true
+			prev, had = lastSample{smp.TimestampMs, smp.Value}, true
 		}
 		series[i].Samples = kept
 		if had {
 			seen[h] = prev
 		}
 	}
-	l.lastTs = seen
+	l.last = seen
 	return dropped
 }
 
@@ -358,8 +366,8 @@ func (s *Scraper) scrapeOnce(ctx context.Context, l *scrapeLoop, batch *Batch) {
 		series = series[:0]
 	} else {
 		s.m.Scrapes.WithLabelValues("ok").Inc()
-		if n := l.dropNotNewer(series); n > 0 {
-			s.m.SamplesDropped.WithLabelValues(DropNotNewer).Add(float64(n))
+		if n := l.dropRepeats(series); n > 0 {
+			s.m.SamplesDropped.WithLabelValues(DropRepeated).Add(float64(n))
 		}
 		if change == healthCameUp {
 			s.log.Info("scrape target up", "target", l.name, "failed_attempts", failed, "down_for", downFor.Round(time.Millisecond))

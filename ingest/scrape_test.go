@@ -205,18 +205,23 @@ func TestDiscoveryFakeClientset(t *testing.T) {
 	}
 }
 
-// TestDropNotNewer: a target that exposes explicit timestamps and is
+// TestDropRepeats: a target that exposes explicit timestamps and is
 // scraped again before it moved on repeats its samples; the second scrape
-// must add nothing (else its windows count every sample twice), a series
-// that moved on keeps its new sample, and a series that reappears after
-// being gone starts afresh.
-func TestDropNotNewer(t *testing.T) {
+// must add nothing (else its windows count every sample twice). A series
+// that moved on keeps its new sample, a changed value at the same
+// timestamp is kept, and a series that reappears after being gone starts
+// afresh.
+func TestDropRepeats(t *testing.T) {
 	lbl := func(name string) []schemas.Label { return []schemas.Label{{Name: "__name__", Value: name}} }
-	scrape := func(ts map[string]int64) []Series {
+	type smp struct {
+		ts int64
+		v  float64
+	}
+	scrape := func(in map[string]smp) []Series {
 		var out []Series
 		for _, n := range []string{"a", "b"} {
-			if v, ok := ts[n]; ok {
-				out = append(out, Series{Labels: lbl(n), Samples: []Sample{{TimestampMs: v, Value: 1}}})
+			if x, ok := in[n]; ok {
+				out = append(out, Series{Labels: lbl(n), Samples: []Sample{{TimestampMs: x.ts, Value: x.v}}})
 			}
 		}
 		return out
@@ -228,26 +233,25 @@ func TestDropNotNewer(t *testing.T) {
 		return n
 	}
 	l := &scrapeLoop{}
-	first := scrape(map[string]int64{"a": 1000, "b": 1000})
-	if d := l.dropNotNewer(first); d != 0 || count(first) != 2 {
+	first := scrape(map[string]smp{"a": {1000, 1}, "b": {1000, 1}})
+	if d := l.dropRepeats(first); d != 0 || count(first) != 2 {
 		t.Fatalf("first scrape: dropped %d, kept %d; want 0 and 2", d, count(first))
 	}
-	again := scrape(map[string]int64{"a": 1000, "b": 2000})
-	if d := l.dropNotNewer(again); d != 1 || count(again) != 1 || again[1].Samples[0].TimestampMs != 2000 {
+	again := scrape(map[string]smp{"a": {1000, 1}, "b": {2000, 1}})
+	if d := l.dropRepeats(again); d != 1 || count(again) != 1 || again[1].Samples[0].TimestampMs != 2000 {
 		t.Fatalf("repeat scrape: dropped %d, kept %v; want a's repeat dropped, b's new sample kept", d, again)
 	}
-	older := scrape(map[string]int64{"a": 500})
-	if d := l.dropNotNewer(older); d != 1 {
-		t.Fatalf("older sample: dropped %d, want 1", d)
+	changed := scrape(map[string]smp{"a": {1000, 5}})
+	if d := l.dropRepeats(changed); d != 0 {
+		t.Fatalf("changed value at the same timestamp: dropped %d, want 0 (kept)", d)
 	}
-	// b was absent from the last scrape: it is forgotten, so an old
-	// timestamp is accepted again (a restarted target).
-	back := scrape(map[string]int64{"b": 1500})
-	if d := l.dropNotNewer(back); d != 0 {
+	// b was absent from the last scrape: it is forgotten.
+	back := scrape(map[string]smp{"b": {2000, 1}})
+	if d := l.dropRepeats(back); d != 0 {
 		t.Fatalf("reappearing series: dropped %d, want 0", d)
 	}
-	dup := []Series{{Labels: lbl("c"), Samples: []Sample{{TimestampMs: 10, Value: 1}}}, {Labels: lbl("c"), Samples: []Sample{{TimestampMs: 10, Value: 2}}}}
-	if d := l.dropNotNewer(dup); d != 1 {
-		t.Fatalf("same series twice in one exposition at one timestamp: dropped %d, want 1", d)
+	dup := []Series{{Labels: lbl("c"), Samples: []Sample{{TimestampMs: 10, Value: 1}}}, {Labels: lbl("c"), Samples: []Sample{{TimestampMs: 10, Value: 1}}}}
+	if d := l.dropRepeats(dup); d != 1 {
+		t.Fatalf("the same sample twice in one exposition: dropped %d, want 1", d)
 	}
 }

@@ -151,8 +151,8 @@ func checkSizingLearnsFromDev(t *testing.T, cfg wire.Config, hist string, end ti
 			read++
 			// The GPU count is inferred from samples per window: a scrape
 			// repeated at the same simulated instant (the clock waits on the
-			// pipeline) must add nothing (ingest drops samples not newer than
-			// their series' last, as Prometheus does), so each run reads as
+			// pipeline) must add nothing (ingest drops a sample repeating its
+			// series' previous one, as Prometheus does), so each run reads as
 			// exactly its GPUs.
 			if r.GPUs != want || math.Abs(r.GPUUtilMean-f.GPUUtil) > 0.005 || math.Abs(r.GPUMemPeakMiB/float64(r.GPUs)-f.GPUMemMiB) > 1 {
 				t.Errorf("family %s run %s: read %d GPUs at %.3f, peak %.0f MiB; the simulation ran %d GPUs at %.3f, %.0f MiB each",
