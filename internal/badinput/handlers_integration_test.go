@@ -238,7 +238,11 @@ func TestBadInputNodesActuator(t *testing.T) {
 		{"no nodes", s.raw(dt, key, nt, bad(func(d *schemas.NodesDecision) { d.Nodes = []schemas.NodeFlip{} })), actuators.BadSchema, "/nodes"},
 		{"target is not the group", s.raw(dt, key, nt, bad(func(d *schemas.NodesDecision) { d.Target.Name = "other-group" })), actuators.BadSchema, "/target/name"},
 		{"seq 0", s.raw(dt, key, nt, withJSON(t, w, map[string]string{"seq": "0"})), actuators.BadOutOfRange, "/seq"},
-		{"far future", s.eventNow(dt, func() schemas.NodesDecision { d := decision("future", "to-online", flip(n1, "offline", "online")); d.AtMs = farFuture; return d }()), actuators.BadFuture, "max_future"},
+		{"far future", s.eventNow(dt, func() schemas.NodesDecision {
+			d := decision("future", "to-online", flip(n1, "offline", "online"))
+			d.AtMs = farFuture
+			return d
+		}()), actuators.BadFuture, "max_future"},
 	}
 	good2 := decision("good2", "to-offline", flip(n2, "online", "offline"))
 	msgs := []*sarama.ProducerMessage{s.event(dt, good1), s.event(dt, missing)}
@@ -336,7 +340,9 @@ func TestBadInputInferenceActuator(t *testing.T) {
 		mut(&d)
 		return jsonOf(t, d)
 	}
-	respec := func(d *schemas.InferenceDecision, doc string) { d.Spec, d.SpecDigest = doc, servers.Digest([]byte(doc)) }
+	respec := func(d *schemas.InferenceDecision, doc string) {
+		d.Spec, d.SpecDigest = doc, servers.Digest([]byte(doc))
+	}
 	key := good1.Target.Key()
 	dt := schemas.TopicDecisions
 	cases := []badCase{
