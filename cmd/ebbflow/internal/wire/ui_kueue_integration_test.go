@@ -3,6 +3,7 @@
 package wire
 
 import (
+	"context"
 	"fmt"
 	"html"
 	"net/http"
@@ -98,6 +99,17 @@ func TestUITrainingQueueOnRealKueue(t *testing.T) {
 	}
 	first := submit("fam-first")
 	s.WaitWorkload(first.Job.Name, 2*time.Minute, "the first job admitted", func(w cluster.Workload) bool { return w.Admitted() })
+	// Kueue reports a ClusterQueue's reservation a moment after admission;
+	// the second job is planned against it (SubmitTraining reads it).
+	kc, err := KueueClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	research, a100 := s.KueueName("research"), s.KueueName("a100")
+	cluster.WaitFor(t, 2*time.Minute, "the ClusterQueue to report the first job's 8 GPUs", func(ctx context.Context) (bool, string, error) {
+		u, err := kc.ReadUsage(ctx)
+		return err == nil && u.Used[research][a100] == 8, fmt.Sprintf("usage %v", u.Used), err
+	})
 	second := submit("fam-second")
 	waiting := s.WaitWorkload(second.Job.Name, 2*time.Minute, "Kueue to say why the second job waits", func(w cluster.Workload) bool {
 		c, ok := w.Conditions["QuotaReserved"]
@@ -157,11 +169,11 @@ func TestUITrainingQueueOnRealKueue(t *testing.T) {
 			t.Errorf("waiting row %q lacks %q (Kueue's QuotaReserved message)", wait, want)
 		}
 	}
-	// The page's rows are QueueRows' (what `ebbflow training queue` prints).
-	kc, err := KueueClient(cfg)
-	if err != nil {
-		t.Fatal(err)
+	// Planned while the quota was full: it borrows.
+	if terms[2] != string(scheduler.Borrowing) {
+		t.Errorf("waiting job's standing %q, want %s (the department's a100 quota was in use)", terms[2], scheduler.Borrowing)
 	}
+	// The page's rows are QueueRows' (what `ebbflow training queue` prints).
 	wls, err := kc.ListWorkloads(ctx)
 	if err != nil {
 		t.Fatal(err)
