@@ -59,7 +59,7 @@ func newActMetrics(reg prometheus.Registerer) (*actMetrics, error) {
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_actuate_actions_total",
 			Help: "Decisions handled, by kind, outcome and reason class (applied, duplicate, stale, expired, dry_run, error)."}, []string{"kind", "outcome", "why"}),
 		bad: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_actuate_bad_decisions_total",
-			Help: "Decisions that could not be decoded (dead-lettered), by reason."}, []string{"reason"}),
+			Help: "Decisions refused as input (dead-lettered), by reason (unknown_type, garbage, schema, out_of_range, future)."}, []string{"reason"}),
 		ignored: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_actuate_other_cluster_total",
 			Help: "Decisions for other clusters, left to their actuators."}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_actuate_retries_total",
@@ -80,6 +80,9 @@ func newActMetrics(reg prometheus.Registerer) (*actMetrics, error) {
 	}
 	for _, r := range decisionsig.Reasons {
 		m.rejected.WithLabelValues(string(r))
+	}
+	for _, r := range BadReasons {
+		m.bad.WithLabelValues(r)
 	}
 	return m, nil
 }
@@ -138,26 +141,81 @@ func (a *Actuator) Verify(r decisionsig.Record) error {
 // caller dead-letters it.
 var ErrUndecodable = errors.New("undecodable decision")
 
+// Reasons a decision is refused as input (the dead letter's reason and the
+// label of ebbflow_actuate_bad_decisions_total). Signature rejections have
+// their own reasons (decisionsig.Reasons).
+const (
+	// BadUnknownType: no handler for the record's ce_type (an unknown
+	// decision kind, or no ce_type header).
+	BadUnknownType = "unknown_type"
+	// BadGarbage: the body is not JSON at all.
+	BadGarbage = "garbage"
+	// BadSchema: JSON that violates the kind's schema (a missing or
+	// unknown field, a wrong type, another kind in the body); the error
+	// names the field.
+	BadSchema = "schema"
+	// BadOutOfRange: a number outside its schema's bounds (negative
+	// replicas or counts, seq 0); the error names the field.
+	BadOutOfRange = "out_of_range"
+	// BadFuture: at_ms more than max_future after the clock (it would
+	// never expire).
+	BadFuture = "future"
+)
+
+// BadReasons lists every reason of BadDecisionError.
+var BadReasons = []string{BadUnknownType, BadGarbage, BadSchema, BadOutOfRange, BadFuture}
+
+// BadDecisionError is a decision refused as input: Reason is one of
+// BadReasons. It wraps ErrUndecodable.
+type BadDecisionError struct {
+	Reason string
+	Err    error
+}
+
+func (e *BadDecisionError) Error() string { return e.Err.Error() }
+func (e *BadDecisionError) Unwrap() error { return e.Err }
+
+// bad counts and returns a refused decision.
+func (a *Actuator) bad(reason, format string, args ...any) error {
+	a.m.bad.WithLabelValues(reason).Inc()
+	return &BadDecisionError{Reason: reason, Err: fmt.Errorf("%w: "+format, append([]any{ErrUndecodable}, args...)...)}
+}
+
+// decodeReason classifies a handler's decode error: not JSON (garbage), a
+// number out of its bounds (out_of_range) or any other schema violation.
+func decodeReason(err error) string {
+	var ve *schemas.ValidationError
+	if !errors.As(err, &ve) {
+		return BadSchema
+	}
+	if strings.HasPrefix(ve.Reason, "not JSON") {
+		return BadGarbage
+	}
+	for _, kw := range []string{"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} {
+		if strings.HasPrefix(ve.Reason, kw+":") {
+			return BadOutOfRange
+		}
+	}
+	return BadSchema
+}
+
 // Process handles one decision record: ceType is its ce_type header.
 // It returns the action to publish, ok=false when the decision belongs to
-// another cluster (nothing to publish), or an error wrapping
-// ErrUndecodable for input to dead-letter.
+// another cluster (nothing to publish), or a *BadDecisionError (wrapping
+// ErrUndecodable) for input to dead-letter.
 func (a *Actuator) Process(ctx context.Context, ceType string, body []byte) (act schemas.Action, ok bool, err error) {
 	start := time.Now()
 	h, found := a.reg.Handler(ceType)
 	if !found {
-		a.m.bad.WithLabelValues("unknown_type").Inc()
-		return act, false, fmt.Errorf("%w: no handler for ce_type %q (have %s)", ErrUndecodable, ceType, strings.Join(a.reg.Types(), ", "))
+		return act, false, a.bad(BadUnknownType, "no handler for ce_type %q (have %s)", ceType, strings.Join(a.reg.Types(), ", "))
 	}
 	d, err := h.Decode(body)
 	if err != nil {
-		a.m.bad.WithLabelValues("schema").Inc()
-		return act, false, fmt.Errorf("%w: %s: %w", ErrUndecodable, ceType, err)
+		return act, false, a.bad(decodeReason(err), "%s: %w", ceType, err)
 	}
 	if mf := a.cfg.MaxFuture; mf > 0 {
 		if now := a.clock.Now(); d.AtMs > now.Add(mf).UnixMilli() {
-			a.m.bad.WithLabelValues("out_of_range").Inc()
-			return act, false, fmt.Errorf("%w: %s %s: out of range: at_ms %d (%s) is more than max_future %s after the clock (%s)", ErrUndecodable, ceType, d.ID,
+			return act, false, a.bad(BadFuture, "%s %s: too far in the future: at_ms %d (%s) is more than max_future %s after the clock (%s)", ceType, d.ID,
 				d.AtMs, time.UnixMilli(d.AtMs).UTC().Format(time.RFC3339), mf, now.UTC().Format(time.RFC3339))
 		}
 	}

@@ -256,9 +256,9 @@ func (h *claimHandler) handle(ctx context.Context, msg *sarama.ConsumerMessage) 
 		return h.deadLetter(msg, reason, err)
 	}
 	act, ok, err := h.act.Process(ctx, rec.Type, msg.Value)
-	if errors.Is(err, ErrUndecodable) {
-		h.log.Warn("undecodable decision sent to dead letter", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
-		return h.deadLetter(msg, "decode", err)
+	if bad := (*BadDecisionError)(nil); errors.As(err, &bad) {
+		h.log.Warn("bad decision sent to dead letter", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "reason", bad.Reason, "err", err)
+		return h.deadLetter(msg, bad.Reason, err)
 	}
 	if err != nil {
 		return err

@@ -65,8 +65,41 @@ func (h *Handler) Decode(body []byte) (actuators.Decision, error) {
 	if err != nil {
 		return actuators.Decision{}, err
 	}
+	// The schema carries the serving spec as an opaque string: a spec that
+	// does not parse, fails validation or does not match its digest or the
+	// decision is refused as input (dead letter), before any API call.
+	// Apply checks the same again.
+	if field, why := h.specProblem(d); why != "" {
+		return actuators.Decision{}, &schemas.ValidationError{Type: d.EventType(), Field: field, Reason: why}
+	}
 	return actuators.Decision{Kind: d.Kind, ID: d.ID, Seq: d.Seq, Target: d.Target, AtMs: d.AtMs,
 		ExpiresMs: d.ExpiresMs, DryRun: d.DryRun, Event: d}, nil
+}
+
+// specProblem names the field of a decision whose serving spec is wrong,
+// and why ("" when it is right or the decision carries none: retire).
+func (h *Handler) specProblem(d schemas.InferenceDecision) (field, why string) {
+	if d.Target.Name != d.Model.Name {
+		return "/target/name", fmt.Sprintf("target %s is not model %s's Deployment", d.Target.Key(), d.Model.Name)
+	}
+	if d.Action == schemas.InferenceRetire {
+		return "", ""
+	}
+	spec, err := servers.ParseBytes([]byte(d.Spec))
+	if err == nil {
+		err = spec.Validate(h.cfg)
+	}
+	switch {
+	case err != nil:
+		return "/spec", "malformed serving spec: " + err.Error()
+	case servers.Digest([]byte(d.Spec)) != d.SpecDigest:
+		return "/spec_digest", "not the sha256 of spec"
+	case spec.Name != d.Model.Name || spec.Version != d.Model.Version:
+		return "/model", fmt.Sprintf("spec is %s v%d, the decision says %s v%d", spec.Name, spec.Version, d.Model.Name, d.Model.Version)
+	case spec.NamespaceOr(h.cfg) != d.Target.Namespace:
+		return "/target/namespace", fmt.Sprintf("spec serves in namespace %s, the target is in %s", spec.NamespaceOr(h.cfg), d.Target.Namespace)
+	}
+	return "", ""
 }
 
 // Apply implements actuators.Handler.

@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,6 +218,47 @@ func TestDryRunAndBadSpecsWriteNothing(t *testing.T) {
 	for _, a := range kube.Actions() {
 		if v := a.GetVerb(); v != "get" && v != "list" {
 			t.Errorf("dry run or bad spec wrote: %s %s", v, a.GetResource().Resource)
+		}
+	}
+}
+
+// TestDecodeRefusesBadSpecs: a serving spec that does not parse or
+// validate, does not match its digest, its model or the target, is a
+// schema error naming the field at decode (the actuator dead-letters it
+// before any API call); a retire carries no spec and decodes.
+func TestDecodeRefusesBadSpecs(t *testing.T) {
+	cfg := servers.DefaultConfig()
+	h := New(fake.NewClientset(), cfg)
+	doc := specDoc(t, "bert-fp16.yaml")
+	good := decision(t, h, "d1", 1, schemas.InferenceLaunch, doc, "bert-base", 7).Event.(schemas.InferenceDecision)
+	respec := func(d *schemas.InferenceDecision, s string) { d.Spec, d.SpecDigest = s, servers.Digest([]byte(s)) }
+	for _, tc := range []struct {
+		name, field, says string
+		mut               func(*schemas.InferenceDecision)
+	}{
+		{"not YAML", "/spec", "malformed", func(d *schemas.InferenceDecision) { respec(d, "name: [unclosed\n  {{") }},
+		{"unknown device", "/spec", "unknown device", func(d *schemas.InferenceDecision) {
+			respec(d, strings.Replace(d.Spec, "device: t4", "device: v100", 1))
+		}},
+		{"digest", "/spec_digest", "sha256", func(d *schemas.InferenceDecision) { d.Spec += "\n# tampered" }},
+		{"another model", "/model", "the decision says", func(d *schemas.InferenceDecision) { d.Model.Version = 8 }},
+		{"target not the model", "/target/name", "is not model", func(d *schemas.InferenceDecision) { d.Target.Name = "other" }},
+		{"another namespace", "/target/namespace", "namespace", func(d *schemas.InferenceDecision) { d.Target.Namespace = "elsewhere" }},
+		{"retire", "", "", func(d *schemas.InferenceDecision) { d.Action, d.Spec, d.SpecDigest = schemas.InferenceRetire, "", "" }},
+	} {
+		d := good
+		tc.mut(&d)
+		b, err := schemas.Marshal(d)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		_, err = h.Decode(b)
+		var ve *schemas.ValidationError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.field != "" && (!errors.As(err, &ve) || ve.Field != tc.field || !strings.Contains(ve.Reason, tc.says)):
+			t.Errorf("%s: err %v, want a schema error at %s saying %q", tc.name, err, tc.field, tc.says)
 		}
 	}
 }

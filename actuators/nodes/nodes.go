@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
@@ -127,6 +128,18 @@ func (h *Handler) Decode(body []byte) (actuators.Decision, error) {
 	nd, err := schemas.Decode[schemas.NodesDecision](body)
 	if err != nil {
 		return actuators.Decision{}, err
+	}
+	// The schema takes any non-empty string; a name Kubernetes cannot
+	// hold (or a path) is the decider's error, not a node to look up.
+	for i, f := range nd.Nodes {
+		if errs := validation.IsDNS1123Subdomain(f.Node); len(errs) > 0 {
+			return actuators.Decision{}, &schemas.ValidationError{Type: nd.EventType(), Field: fmt.Sprintf("/nodes/%d/node", i),
+				Reason: fmt.Sprintf("%q is not a Kubernetes node name: %s", f.Node, strings.Join(errs, "; "))}
+		}
+	}
+	if nd.Target.Name != nd.Group {
+		return actuators.Decision{}, &schemas.ValidationError{Type: nd.EventType(), Field: "/target/name",
+			Reason: fmt.Sprintf("target %q is not the decision's group %q", nd.Target.Name, nd.Group)}
 	}
 	return actuators.Decision{Kind: nd.Kind, ID: nd.ID, Seq: nd.Seq, Target: nd.Target, AtMs: nd.AtMs,
 		ExpiresMs: nd.ExpiresMs, DryRun: nd.DryRun, Event: nd}, nil

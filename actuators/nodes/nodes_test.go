@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -344,4 +345,38 @@ func TestConflictIsRetried(t *testing.T) {
 		t.Fatalf("%+v %v (conflicts %d)", act, err, conflicts)
 	}
 	assertPool(t, getNode(t, cs, "n1"), "online", false)
+}
+
+// TestDecodeRefusesWhatTheSchemaCannotSay: a node name Kubernetes cannot
+// hold, or a target that is not the decision's group, is a schema error
+// naming the field (the actuator dead-letters it), not a node to look up.
+func TestDecodeRefusesWhatTheSchemaCannotSay(t *testing.T) {
+	h, err := New(fake.NewClientset(), DefaultConfig(), nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, field string
+		mut         func(*schemas.NodesDecision)
+	}{
+		{"a path", "/nodes/0/node", func(d *schemas.NodesDecision) { d.Nodes[0].Node = "../../etc/passwd" }},
+		{"capitals and spaces", "/nodes/1/node", func(d *schemas.NodesDecision) { d.Nodes[1].Node = "GPU Node" }},
+		{"target not the group", "/target/name", func(d *schemas.NodesDecision) { d.Target.Name = "t5" }},
+		{"good", "", func(*schemas.NodesDecision) {}},
+	} {
+		nd := decision("d1", 1, "to-online", toOnline("n1"), toOnline("gpu-node-02.zone-a")).Event.(schemas.NodesDecision)
+		tc.mut(&nd)
+		b, err := schemas.Marshal(nd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = h.Decode(b)
+		var ve *schemas.ValidationError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.field != "" && (!errors.As(err, &ve) || ve.Field != tc.field):
+			t.Errorf("%s: err %v, want a schema error at %s", tc.name, err, tc.field)
+		}
+	}
 }

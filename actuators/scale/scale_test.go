@@ -3,6 +3,7 @@ package scale
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -298,5 +299,49 @@ func TestRegistryPlugsInKinds(t *testing.T) {
 	}
 	if got := reg.Types(); len(got) != 2 {
 		t.Fatalf("types %v", got)
+	}
+}
+
+// TestBadDecisionReasons: each kind of bad input is refused with its own
+// reason (the dead letter's), and the error names what is wrong.
+func TestBadDecisionReasons(t *testing.T) {
+	cs := fake.NewClientset(deployment("web", 2, nil))
+	cfg := actuators.DefaultConfig()
+	cfg.MaxFuture = time.Hour
+	a := newTestActuator(t, cs, cfg, testNow)
+	st := schemas.ScaleDecision{}.EventType()
+	good := body(t, decision(testNow, 3))
+	replace := func(from, to string) []byte {
+		b := strings.Replace(string(good), from, to, 1)
+		if b == string(good) {
+			t.Fatalf("%q not in %s", from, good)
+		}
+		return []byte(b)
+	}
+	for _, tc := range []struct {
+		name, ceType string
+		body         []byte
+		reason, err  string
+	}{
+		{"unknown kind", "io.ebbflow.decision.bogus.v1", good, actuators.BadUnknownType, "no handler"},
+		{"garbage", st, []byte("\x00\xff{not json"), actuators.BadGarbage, "not JSON"},
+		{"missing field", st, []byte(`{"id":"x"}`), actuators.BadSchema, "missing propert"},
+		{"another kind", st, replace(`"kind":"scale"`, `"kind":"nodes"`), actuators.BadSchema, "/kind"},
+		{"negative replicas", st, replace(`"to":3`, `"to":-3`), actuators.BadOutOfRange, "/to"},
+		{"seq 0", st, replace(fmt.Sprintf(`"seq":%d`, testNow), `"seq":0`), actuators.BadOutOfRange, "/seq"},
+		{"far future", st, body(t, decision(testNow+2*3_600_000, 3)), actuators.BadFuture, "max_future"},
+	} {
+		_, _, err := a.Process(context.Background(), tc.ceType, tc.body)
+		var bad *actuators.BadDecisionError
+		if !errors.As(err, &bad) || !errors.Is(err, actuators.ErrUndecodable) {
+			t.Errorf("%s: err %v, want a BadDecisionError", tc.name, err)
+			continue
+		}
+		if bad.Reason != tc.reason || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: reason %q err %q, want %q naming %q", tc.name, bad.Reason, err, tc.reason, tc.err)
+		}
+	}
+	if n, _ := replicas(t, cs); n != 2 {
+		t.Fatalf("replicas changed to %d", n)
 	}
 }

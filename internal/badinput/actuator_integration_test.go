@@ -20,10 +20,11 @@ import (
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
-// TestBadInputActuator: decisions that are not decisions, too big, of an
-// unknown kind, violate the schema (negative replicas, another kind in the body,
-// seq 0) or are stamped far in the future go to the dead letter with the
-// reason and a count; the good decisions before and after them are acted
+// TestBadInputActuator: decisions that are not JSON (garbage), too big or
+// of another kind in the body (schema), of an unknown kind (unknown_type),
+// with a number out of its bounds (negative replicas, seq 0: out_of_range)
+// or stamped far in the future (future) go to the dead letter with that
+// reason and a count under it; the good decisions before and after them are acted
 // on (they have expired, so the actuator answers each with a skipped
 // action without touching the cluster).
 func TestBadInputActuator(t *testing.T) {
@@ -57,14 +58,14 @@ func TestBadInputActuator(t *testing.T) {
 	key := "svc/" + cluster + "/ns/web"
 	w := decision(3, now-3_580_000)
 	cases := []badCase{
-		{"garbage", s.raw(dt, key, st, []byte("\x00\xff{not json")), "decode", "not JSON"},
-		{"oversize", s.raw(dt, key, st, oversize(900<<10)), "decode", "missing propert"},
-		{"unknown decision kind", s.raw(dt, key, "io.ebbflow.decision.bogus.v1", withJSON(t, w, nil)), "decode", "no handler"},
-		{"no CloudEvents type", s.raw(dt, key, "", withJSON(t, w, nil)), "decode", "no handler"},
-		{"negative replicas", s.raw(dt, key, st, withJSON(t, w, map[string]string{"to": "-3"})), "decode", "/to"},
-		{"another kind in a scale decision", s.raw(dt, key, st, withJSON(t, w, map[string]string{"kind": `"nodes"`})), "decode", "/kind"},
-		{"seq 0", s.raw(dt, key, st, withJSON(t, w, map[string]string{"seq": "0"})), "decode", "/seq"},
-		{"far future", s.eventNow(dt, decision(4, farFuture)), "decode", "max_future"},
+		{"garbage", s.raw(dt, key, st, []byte("\x00\xff{not json")), actuators.BadGarbage, "not JSON"},
+		{"oversize", s.raw(dt, key, st, oversize(900<<10)), actuators.BadSchema, "missing propert"},
+		{"unknown decision kind", s.raw(dt, key, "io.ebbflow.decision.bogus.v1", withJSON(t, w, nil)), actuators.BadUnknownType, "no handler"},
+		{"no CloudEvents type", s.raw(dt, key, "", withJSON(t, w, nil)), actuators.BadUnknownType, "no handler"},
+		{"negative replicas", s.raw(dt, key, st, withJSON(t, w, map[string]string{"to": "-3"})), actuators.BadOutOfRange, "/to"},
+		{"another kind in a scale decision", s.raw(dt, key, st, withJSON(t, w, map[string]string{"kind": `"nodes"`})), actuators.BadSchema, "/kind"},
+		{"seq 0", s.raw(dt, key, st, withJSON(t, w, map[string]string{"seq": "0"})), actuators.BadOutOfRange, "/seq"},
+		{"far future", s.eventNow(dt, decision(4, farFuture)), actuators.BadFuture, "max_future"},
 	}
 	msgs := []*sarama.ProducerMessage{s.event(dt, good1)}
 	for _, c := range cases {
@@ -74,6 +75,7 @@ func TestBadInputActuator(t *testing.T) {
 	offs := s.send(msgs...)
 	s.checkDeadLetters(done, cases, offs[1:1+len(cases)])
 	s.checkCounter(reg, "ebbflow_actuate_bad_decisions_total", float64(len(cases)))
+	s.checkReasons(reg, "ebbflow_actuate_bad_decisions_total", cases)
 	s.wait(out, "actions for the good decisions before and after the bad ones", done, func(ms []*sarama.ConsumerMessage) bool {
 		seen := map[string]bool{}
 		for _, m := range ms {

@@ -391,3 +391,34 @@ func (s *sweep) waitGroupJoined(group string, done <-chan error) {
 		}
 	}
 }
+
+// checkReasons checks a component's bad-input counter, labelled by reason,
+// against the cases: one per case under its dead letter's reason, none
+// under any other label.
+func (s *sweep) checkReasons(reg *prometheus.Registry, name string, cases []badCase) {
+	s.t.Helper()
+	want := map[string]float64{}
+	for _, c := range cases {
+		want[c.reason]++
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && m.GetCounter().GetValue() != 0 {
+					got[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		s.t.Errorf("%s by reason = %v, want %v", name, got, want)
+	}
+}
