@@ -1,0 +1,142 @@
+package ingest
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/IBM/sarama/mocks"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/ebbflow/ebbflow/schemas"
+)
+
+func appendMetaV1(dst []byte, typ int32, name, help, unit string) []byte {
+	var md []byte
+	md = protowire.AppendTag(md, 1, protowire.VarintType)
+	md = protowire.AppendVarint(md, uint64(typ))
+	md = protowire.AppendTag(md, 2, protowire.BytesType)
+	md = protowire.AppendString(md, name)
+	md = protowire.AppendTag(md, 4, protowire.BytesType)
+	md = protowire.AppendString(md, help)
+	md = protowire.AppendTag(md, 5, protowire.BytesType)
+	md = protowire.AppendString(md, unit)
+	dst = protowire.AppendTag(dst, 3, protowire.BytesType)
+	return protowire.AppendBytes(dst, md)
+}
+
+// remote_write 1.0's WriteRequest.metadata decodes beside the series; an
+// entry without a family name is skipped.
+func TestDecodeMetadataV1(t *testing.T) {
+	body := AppendWriteRequestV1(nil, []Series{{Labels: []schemas.Label{{Name: "__name__", Value: "up"}}, Samples: []Sample{{TimestampMs: 1, Value: 1}}}})
+	body = appendMetaV1(body, 2, "room_temperature_celsius", "Room temperature.", "celsius")
+	body = appendMetaV1(body, 3, "", "nameless", "")
+	body = appendMetaV1(body, 1, "http_requests_total", "Requests.", "")
+	var w WriteRequest
+	if err := DecodeWriteRequestV1(body, &w); err != nil {
+		t.Fatal(err)
+	}
+	want := []MetricMeta{{Name: "room_temperature_celsius", Help: "Room temperature.", Unit: "celsius", Type: 2}, {Name: "http_requests_total", Help: "Requests.", Type: 1}}
+	if len(w.Metadata) != len(want) || w.Metadata[0] != want[0] || w.Metadata[1] != want[1] || w.NumSamples() != 1 {
+		t.Fatalf("metadata %+v, samples %d; want %+v and 1", w.Metadata, w.NumSamples(), want)
+	}
+	if err := DecodeWriteRequestV1(appendMetaV1(nil, 1, "x", "y", "z")[:8], &w); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("truncated metadata: %v, want ErrMalformed", err)
+	}
+}
+
+func TestFamilyName(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		typ  int32
+		want string
+	}{
+		{"lat_seconds_bucket", 3, "lat_seconds"}, {"lat_seconds_sum", 3, "lat_seconds"}, {"lat_seconds_count", 4, "lat_seconds"},
+		{"rpc_seconds_sum", 5, "rpc_seconds"}, {"rpc_seconds_bucket", 5, "rpc_seconds_bucket"},
+		{"requests_total", 1, "requests_total"}, {"queue_count", 2, "queue_count"}, {"_sum", 3, "_sum"},
+	} {
+		if got := familyName(c.name, c.typ); got != c.want {
+			t.Errorf("familyName(%q, %d) = %q, want %q", c.name, c.typ, got, c.want)
+		}
+	}
+}
+
+// The writer writes a family's metadata once while it is unchanged, again
+// when it changes or after metadataRefresh, and retries one whose write
+// failed when it is declared next.
+func TestMetadataWriterWritesOnlyChanges(t *testing.T) {
+	sc := mocks.NewTestConfig()
+	prod := mocks.NewSyncProducer(t, sc)
+	m := NewMetrics(nil)
+	w := NewMetadataWriter(prod, "p.metrics.metadata.v1", m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	now := time.UnixMilli(1_700_000_000_000)
+	w.now = func() time.Time { return now }
+	var sent []schemas.MetricMetadata
+	expect := func() {
+		prod.ExpectSendMessageWithCheckerFunctionAndSucceed(func(v []byte) error {
+			md, err := schemas.Decode[schemas.MetricMetadata](v)
+			sent = append(sent, md)
+			return err
+		})
+	}
+	wait := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); gatheredCounterVec(m, "written")+gatheredCounterVec(m, "failed") < float64(n); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d metadata writes answered", int(gatheredCounterVec(m, "written")+gatheredCounterVec(m, "failed")), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	g := MetricMeta{Name: "temp_celsius", Type: 2, Help: "Temperature.", Unit: "celsius"}
+	expect()
+	w.Observe(schemas.MetadataSourceRW2, []MetricMeta{g, g})
+	wait(1)
+	now = now.Add(time.Minute)
+	w.Observe(schemas.MetadataSourceRW2, []MetricMeta{g}) // unchanged: nothing
+	changed := g
+	changed.Help = "Room temperature."
+	expect()
+	w.Observe(schemas.MetadataSourceRW1, []MetricMeta{changed})
+	wait(2)
+	now = now.Add(metadataRefresh)
+	expect()
+	w.Observe(schemas.MetadataSourceRW2, []MetricMeta{changed}) // refresh
+	wait(3)
+	// A failed write is forgotten, so the next declaration writes it.
+	other := MetricMeta{Name: "q", Type: 1}
+	prod.ExpectSendMessageAndFail(sarama.ErrOutOfBrokers)
+	w.Observe(schemas.MetadataSourceRW2, []MetricMeta{other})
+	wait(4)
+	expect()
+	w.Observe(schemas.MetadataSourceRW2, []MetricMeta{other})
+	wait(5)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != 4 || gatheredCounterVec(m, "failed") != 1 {
+		t.Fatalf("sent %+v, failed %v", sent, gatheredCounterVec(m, "failed"))
+	}
+	first := int64(1_700_000_000_000)
+	if s := sent[0]; s.Help != "Temperature." || s.Unit != "celsius" || s.Type != "gauge" || s.FirstSeenMs != first || s.LastSeenMs != first {
+		t.Errorf("first write %+v", s)
+	}
+	if s := sent[1]; s.Help != "Room temperature." || s.Source != "rw1" || s.FirstSeenMs != first || s.LastSeenMs != first+60_000 {
+		t.Errorf("changed write %+v", s)
+	}
+	if s := sent[2]; s.FirstSeenMs != first || s.LastSeenMs != first+60_000+metadataRefresh.Milliseconds() {
+		t.Errorf("refresh write %+v", s)
+	}
+	if s := sent[3]; s.Metric != "q" || s.Type != "counter" {
+		t.Errorf("retried write %+v", s)
+	}
+	w.Observe(schemas.MetadataSourceRW2, []MetricMeta{{Name: "after_close", Type: 1}}) // no panic, nothing sent
+}
+
+func gatheredCounterVec(m *Metrics, result string) float64 {
+	return testutil.ToFloat64(m.Metadata.WithLabelValues(result))
+}
