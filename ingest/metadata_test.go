@@ -10,6 +10,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/IBM/sarama/mocks"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ebbflow/ebbflow/schemas"
@@ -139,4 +140,20 @@ func TestMetadataWriterWritesOnlyChanges(t *testing.T) {
 
 func gatheredCounterVec(m *Metrics, result string) float64 {
 	return testutil.ToFloat64(m.Metadata.WithLabelValues(result))
+}
+
+// A scraped exposition's # TYPE and # HELP become metadata; an untyped
+// family without help does not.
+func TestParseExpositionMetadata(t *testing.T) {
+	body := "# HELP http_requests_total Requests served.\n# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 3\n" +
+		"# TYPE lat_seconds histogram\nlat_seconds_bucket{le=\"+Inf\"} 1\nlat_seconds_sum 0.5\nlat_seconds_count 1\nbare 1\n"
+	var md []MetricMeta
+	series, err := parseExposition([]byte(body), expfmt.NewFormat(expfmt.TypeTextPlain), nil, false, 1, &md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []MetricMeta{{Name: "http_requests_total", Type: 1, Help: "Requests served."}, {Name: "lat_seconds", Type: 3}}
+	if len(md) != 2 || md[0] != want[0] || md[1] != want[1] || len(series) != 5 {
+		t.Fatalf("metadata %+v (want %+v), %d series (want 5)", md, want, len(series))
+	}
 }

@@ -138,17 +138,20 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		deps.Readiness.Add("ingest-kafka", pub.Healthy)
 	}
 
+	// Metric metadata (remote_write's, scraped # TYPE/# HELP) goes to its
+	// own compacted topic (see MetadataWriter); closed after the receiver
+	// and the scraper stop.
+	var mw *MetadataWriter
+	if deps.NewProducer == nil {
+		metaTopic := deps.Kafka.Topics().Name(schemas.TopicMetricsMetadata)
+		if mw, err = newMetadataWriter(ctx, deps.Kafka, metaTopic, m, log); err != nil {
+			return err
+		}
+		defer mw.Close()
+	}
 	// Producers (receiver, scraper) stop before the publisher closes.
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.RemoteWrite.Listen != "" {
-		var mw *MetadataWriter
-		if deps.NewProducer == nil {
-			metaTopic := deps.Kafka.Topics().Name(schemas.TopicMetricsMetadata)
-			if mw, err = newMetadataWriter(ctx, deps.Kafka, metaTopic, m, log); err != nil {
-				return err
-			}
-			defer mw.Close()
-		}
 		srv, ln, err := newReceiverServer(cfg.RemoteWrite, mapper, pub, m, log, mw)
 		if err != nil {
 			return err
@@ -179,6 +182,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		})
 	}
 	scraper := NewScraper(cfg.Scrape, mapper, pub, m, log)
+	scraper.SetMetadataWriter(mw)
 	scraper.SetTargets("static", StaticTargets(cfg.Scrape))
 	g.Go(func() error { return scraper.Run(gctx) })
 	if cfg.Scrape.Kubernetes.Enabled {
