@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,7 +155,51 @@ func TestParseExpositionMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []MetricMeta{{Name: "http_requests_total", Type: 1, Help: "Requests served."}, {Name: "lat_seconds", Type: 3}}
+	sort.Slice(md, func(i, j int) bool { return md[i].Name < md[j].Name }) // the text parser's order is a map's
 	if len(md) != 2 || md[0] != want[0] || md[1] != want[1] || len(series) != 5 {
 		t.Fatalf("metadata %+v (want %+v), %d series (want 5)", md, want, len(series))
+	}
+}
+
+func rw2WithMeta(name string, typ int32, helpRef, unitRef uint64, syms ...string) []byte {
+	var b []byte
+	for _, s := range append([]string{"", "__name__", name}, syms...) {
+		b = protowire.AppendTag(b, 4, protowire.BytesType)
+		b = protowire.AppendString(b, s)
+	}
+	var ts, md []byte
+	ts = protowire.AppendTag(ts, 1, protowire.BytesType)
+	ts = protowire.AppendBytes(ts, []byte{1, 2})
+	md = protowire.AppendTag(md, 1, protowire.VarintType)
+	md = protowire.AppendVarint(md, uint64(typ))
+	md = protowire.AppendTag(md, 3, protowire.VarintType)
+	md = protowire.AppendVarint(md, helpRef)
+	md = protowire.AppendTag(md, 4, protowire.VarintType)
+	md = protowire.AppendVarint(md, unitRef)
+	ts = protowire.AppendTag(ts, 5, protowire.BytesType)
+	ts = protowire.AppendBytes(ts, md)
+	b = protowire.AppendTag(b, 5, protowire.BytesType)
+	return protowire.AppendBytes(b, ts)
+}
+
+// remote_write 2.0 per-series metadata resolves through the symbols, names
+// the family, and a reference outside the symbols is a malformed request.
+func TestDecodeMetadataV2(t *testing.T) {
+	var w WriteRequest
+	if err := DecodeWriteRequestV2(rw2WithMeta("lat_seconds_bucket", 3, 3, 4, "Latency.", "seconds"), &w); err != nil {
+		t.Fatal(err)
+	}
+	if want := (MetricMeta{Name: "lat_seconds", Type: 3, Help: "Latency.", Unit: "seconds"}); len(w.Metadata) != 1 || w.Metadata[0] != want {
+		t.Fatalf("metadata %+v, want %+v", w.Metadata, want)
+	}
+	if err := DecodeWriteRequestV2(rw2WithMeta("m", 2, 0, 0), &w); err != nil || len(w.Metadata) != 1 || w.Metadata[0] != (MetricMeta{Name: "m", Type: 2}) {
+		t.Fatalf("gauge without help: %+v, %v", w.Metadata, err)
+	}
+	if err := DecodeWriteRequestV2(rw2WithMeta("m", 0, 0, 0), &w); err != nil || len(w.Metadata) != 0 {
+		t.Fatalf("empty metadata: %+v, %v (want none)", w.Metadata, err)
+	}
+	err := DecodeWriteRequestV2(rw2WithMeta("m", 1, 9, 0), &w)
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "help/unit reference 9/0") {
+		t.Fatalf("help_ref outside the symbols: %v", err)
 	}
 }
