@@ -347,6 +347,14 @@ func checkRW2Metadata(t *testing.T, u *ingestUnderTest) {
 		}
 		want[name] = schemas.MetricMetadata{Metric: name, Type: s.typ, Unit: s.unit, Help: s.help, Source: schemas.MetadataSourceRW2}
 	}
+	checkMetadataTopic(t, u, "rw2_", want)
+}
+
+// checkMetadataTopic reads the metadata topic until every family of want
+// is there, then checks each family named with prefix: expected, written
+// once, with want's type, unit, help and source.
+func checkMetadataTopic(t *testing.T, u *ingestUnderTest, prefix string, want map[string]schemas.MetricMetadata) {
+	t.Helper()
 	topic := u.kc.Topics().Name(schemas.TopicMetricsMetadata)
 	c, err := sarama.NewConsumer(u.kc.Brokers, sarama.NewConfig())
 	if err != nil {
@@ -402,7 +410,7 @@ func checkRW2Metadata(t *testing.T, u *ingestUnderTest) {
 	for name, mds := range got {
 		w, ok := want[name]
 		if !ok {
-			if strings.HasPrefix(name, "rw2_") {
+			if strings.HasPrefix(name, prefix) {
 				t.Errorf("unexpected metadata for %q: %+v", name, mds)
 			}
 			continue
