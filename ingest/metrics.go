@@ -39,6 +39,13 @@ type Metrics struct {
 	// failed their TLS handshake (untrusted or missing client certificate,
 	// a sender that does not trust ingest's certificate, plain HTTP).
 	TLSHandshakeFailures prometheus.Counter
+	// Metadata counts metric metadata events by result: written to the
+	// metadata topic, failed (written again when next declared), dropped
+	// (the writer's queue was full).
+	Metadata *prometheus.CounterVec
+	// Exemplars counts exemplars received in remote_write requests; they
+	// are not carried to Kafka.
+	Exemplars prometheus.Counter
 }
 
 // Reasons of ebbflow_ingest_rejected_requests_total.
@@ -94,12 +101,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "remote_write requests answered 413 because they can never be written as sent, by reason: body_too_large, buffer_too_large, record_too_large, broker_too_large."}, []string{"reason"}),
 		TLSHandshakeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_tls_handshake_failures_total",
 			Help: "Connections to the HTTPS remote_write receiver whose TLS handshake failed (certificate not trusted by either side, no client certificate, plain HTTP)."}),
+		Metadata: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ebbflow_ingest_metadata_total",
+			Help: "Metric metadata (TYPE/HELP/UNIT) events for the metrics.metadata topic, by result: written, failed, dropped (queue full)."}, []string{"result"}),
+		Exemplars: prometheus.NewCounter(prometheus.CounterOpts{Name: "ebbflow_ingest_exemplars_received_total",
+			Help: "Exemplars received in remote_write requests; counted only, not written to Kafka."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.SamplesReceived, m.SamplesPublished, m.SamplesDropped, m.RecordsPublished, m.PublishErrors,
 			m.PublishLatency, m.BufferBytes, m.BufferCapacity, m.Requests, m.TargetUp, m.ScrapeDuration,
 			m.ScrapeSamples, m.Scrapes, m.ScrapeFailures, m.Targets, m.DuplicateRequests, m.DigestsLoaded, m.CommitsResolved, m.RejectedRequests,
-			m.TLSHandshakeFailures)
+			m.TLSHandshakeFailures, m.Metadata, m.Exemplars)
 	}
 	return m
 }

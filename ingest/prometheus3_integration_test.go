@@ -20,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+
+	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -187,10 +190,12 @@ remote_write:
 // its value and timestamp bit for bit, and ingest answered with protocol
 // 2.0 (its written-count headers), so Prometheus recorded no failures.
 //
-// What metrics.raw does not carry, by design (schemas.RawSample: entity,
-// signal, kind, metric, labels, timestamp, value): the HELP and UNIT
-// metadata and the exemplars. The test checks that the 2.0 requests that
-// carried them decoded and were acknowledged.
+// The metadata (TYPE, HELP, UNIT), which metrics.raw has no column for,
+// arrives on <prefix>.metrics.metadata.v1: the counter's, the gauge's
+// (with its unit) and the histogram's (one family for its _bucket, _sum
+// and _count series), each written once although every request repeats
+// it. Exemplars are counted (ebbflow_ingest_exemplars_received_total),
+// not carried: the test checks the count, not their content.
 func TestPrometheus3RemoteWrite2ToKafka(t *testing.T) {
 	srv := &omTarget{}
 	target := httptest.NewServer(srv)
@@ -322,6 +327,105 @@ func TestPrometheus3RemoteWrite2ToKafka(t *testing.T) {
 		if n := gatheredCounterLabel(t, u, code); n != 0 {
 			t.Errorf("ingest answered %v remote_write requests with %s", n, code)
 		}
+	}
+	checkRW2Metadata(t, u)
+	if n := gatheredCounter(t, u.reg, "ebbflow_ingest_exemplars_received_total"); n < 1 {
+		t.Errorf("ebbflow_ingest_exemplars_received_total = %v, want at least 1 (the counter's exemplar)", n)
+	}
+}
+
+// checkRW2Metadata reads the metadata topic until the target's three
+// families are there and checks their type, unit and help, and that each
+// was written once.
+func checkRW2Metadata(t *testing.T, u *ingestUnderTest) {
+	t.Helper()
+	want := map[string]schemas.MetricMetadata{}
+	for _, s := range omSeries {
+		name := s.family
+		if s.typ == "counter" {
+			name = s.name // a counter keeps its series name (see familyName)
+		}
+		want[name] = schemas.MetricMetadata{Metric: name, Type: s.typ, Unit: s.unit, Help: s.help, Source: schemas.MetadataSourceRW2}
+	}
+	checkMetadataTopic(t, u, "rw2_", want)
+}
+
+// checkMetadataTopic reads the metadata topic until every family of want
+// is there, then checks each family named with prefix: expected, written
+// once, with want's type, unit, help and source.
+func checkMetadataTopic(t *testing.T, u *ingestUnderTest, prefix string, want map[string]schemas.MetricMetadata) {
+	t.Helper()
+	topic := u.kc.Topics().Name(schemas.TopicMetricsMetadata)
+	c, err := sarama.NewConsumer(u.kc.Brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pc, err := c.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	if err != nil {
+		t.Fatalf("metadata topic %s: %v", topic, err)
+	}
+	defer pc.Close()
+	got := map[string][]schemas.MetricMetadata{}
+	done := func() bool {
+		for k := range want {
+			if len(got[k]) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.After(2 * time.Minute)
+	for !done() {
+		select {
+		case m := <-pc.Messages():
+			md, err := schemas.Decode[schemas.MetricMetadata](m.Value)
+			if err != nil {
+				t.Fatalf("metadata record at offset %d: %v", m.Offset, err)
+			}
+			if string(m.Key) != md.Metric {
+				t.Errorf("metadata record key %q, metric %q", m.Key, md.Metric)
+			}
+			if ct := kafkax.HeaderValue(m.Headers, "ce_type"); ct != md.EventType() {
+				t.Errorf("metadata record ce_type %q, want %q", ct, md.EventType())
+			}
+			got[md.Metric] = append(got[md.Metric], md)
+		case <-deadline:
+			t.Fatalf("metadata topic after 2m: %v, want %v", got, want)
+		}
+	}
+	// Whatever else is already there (a repeat, a wrong family name).
+	for drained := false; !drained; {
+		select {
+		case m := <-pc.Messages():
+			md, err := schemas.Decode[schemas.MetricMetadata](m.Value)
+			if err != nil {
+				t.Fatalf("metadata record at offset %d: %v", m.Offset, err)
+			}
+			got[md.Metric] = append(got[md.Metric], md)
+		case <-time.After(2 * time.Second):
+			drained = true
+		}
+	}
+	for name, mds := range got {
+		w, ok := want[name]
+		if !ok {
+			if strings.HasPrefix(name, prefix) {
+				t.Errorf("unexpected metadata for %q: %+v", name, mds)
+			}
+			continue
+		}
+		if len(mds) != 1 {
+			t.Errorf("metadata of %s written %d times, want once: %+v", name, len(mds), mds)
+		}
+		g := mds[0]
+		if g.Metric != w.Metric || g.Type != w.Type || g.Unit != w.Unit || g.Help != w.Help || g.Source != w.Source {
+			t.Errorf("metadata of %s = %+v, want %+v", name, g, w)
+		}
+		if g.FirstSeenMs <= 0 || g.LastSeenMs < g.FirstSeenMs {
+			t.Errorf("metadata of %s: first/last seen %d/%d", name, g.FirstSeenMs, g.LastSeenMs)
+		}
+		t.Logf("metadata %s: type %s, unit %q, help %q", name, g.Type, g.Unit, g.Help)
 	}
 }
 

@@ -247,6 +247,25 @@ func expectedKeys(t *testing.T, tss []int64, instance string) map[string]bool {
 // remote-writes to ingest; what arrives in the real Kafka, decoded, is
 // exactly what the target exposed (names, labels, values, timestamps),
 // once each.
+// TestPrometheusRemoteWrite1Metadata: a real Prometheus sending
+// remote_write 1.0 with metadata every second delivers the # TYPE and
+// # HELP of a text-format target to <prefix>.metrics.metadata.v1
+// (source rw1), each family written once although it is sent repeatedly.
+func TestPrometheusRemoteWrite1Metadata(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		fmt.Fprint(w, "# HELP rw1_jobs_total Jobs done.\n# TYPE rw1_jobs_total counter\nrw1_jobs_total 7\n"+
+			"# HELP rw1_queue_depth Items waiting.\n# TYPE rw1_queue_depth gauge\nrw1_queue_depth 3\n")
+	}))
+	defer target.Close()
+	u := startIngest(t, Deps{}, nil)
+	startPrometheusWith(t, strings.TrimPrefix(target.URL, "http://"), u.url, "    metadata_config:\n      send_interval: 1s\n")
+	checkMetadataTopic(t, u, "rw1_", map[string]schemas.MetricMetadata{
+		"rw1_jobs_total":  {Metric: "rw1_jobs_total", Type: "counter", Help: "Jobs done.", Source: schemas.MetadataSourceRW1},
+		"rw1_queue_depth": {Metric: "rw1_queue_depth", Type: "gauge", Help: "Items waiting.", Source: schemas.MetadataSourceRW1},
+	})
+}
+
 func TestPrometheusRemoteWriteToKafka(t *testing.T) {
 	srv := &served{}
 	target := httptest.NewServer(srv.handler())

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+
+	"github.com/ebbflow/ebbflow/schemas"
 )
 
 // Remote-write protobuf message names, as the Content-Type proto parameter
@@ -45,7 +47,12 @@ type Receiver struct {
 	wait    time.Duration
 	auth    func(*http.Request) bool
 	states  sync.Pool
+	meta    *MetadataWriter
 }
+
+// SetMetadataWriter makes the receiver hand the metric metadata of each
+// request it accepts to mw (see MetadataWriter).
+func (rc *Receiver) SetMetadataWriter(mw *MetadataWriter) { rc.meta = mw }
 
 type rwState struct {
 	compressed []byte
@@ -140,6 +147,13 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.fail(w, code, msg)
 		return
 	}
+	// Metadata of accepted requests only; Observe copies what it keeps
+	// before st (and the body its strings point into) is reused.
+	if ver == 2 {
+		rc.meta.Observe(schemas.MetadataSourceRW2, st.req.Metadata)
+	} else {
+		rc.meta.Observe(schemas.MetadataSourceRW1, st.req.Metadata)
+	}
 	if ver == 2 {
 		h := w.Header()
 		h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(written))
@@ -228,6 +242,11 @@ func (rc *Receiver) decodeAndMap(ver int, st *rwState) (int, string, error) {
 		return http.StatusBadRequest, err.Error(), err
 	}
 	rc.m.SamplesReceived.WithLabelValues("remote_write").Add(float64(st.req.NumSamples()))
+	var exemplars int
+	for i := range st.req.Series {
+		exemplars += st.req.Series[i].Exemplars
+	}
+	rc.m.Exemplars.Add(float64(exemplars))
 	st.batch.Digest, st.batch.HasDigest = requestDigest(&st.req, &st.digestBuf), true
 	for i := range st.req.Series {
 		s := &st.req.Series[i]

@@ -28,9 +28,23 @@ type Series struct {
 	Histograms, Exemplars int
 }
 
+// MetricMeta is the metadata a request declared for one metric family:
+// remote_write 1.0's WriteRequest.metadata, or 2.0's per-series
+// TimeSeries.metadata (Name is then the family of the series' __name__,
+// see familyName). Type is the protobuf enum (both versions number the
+// types alike: 0 unknown/unspecified, 1 counter … 7 stateset). Strings
+// share memory with the request body.
+type MetricMeta struct {
+	Name, Help, Unit string
+	Type             int32
+}
+
 // WriteRequest is a decoded remote_write request (protocol 1.0 or 2.0).
 type WriteRequest struct {
 	Series []Series
+	// Metadata lists the metric metadata the request carried, in order
+	// (2.0: at most one per series that had any).
+	Metadata []MetricMeta
 
 	labels  []schemas.Label
 	samples []Sample
@@ -46,6 +60,7 @@ func (w *WriteRequest) NumSamples() int { return len(w.samples) }
 // Reset empties w, keeping its buffers.
 func (w *WriteRequest) Reset() {
 	w.Series = w.Series[:0]
+	w.Metadata = w.Metadata[:0]
 	w.labels = w.labels[:0]
 	w.samples = w.samples[:0]
 	w.offs = w.offs[:0]
@@ -92,6 +107,17 @@ func DecodeWriteRequestV1(body []byte, w *WriteRequest) error {
 			}
 			continue
 		}
+		if num == 3 && typ == protowire.BytesType {
+			md, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return malformed("WriteRequest.metadata: %v", protowire.ParseError(n))
+			}
+			b = b[n:]
+			if err := w.decodeMetadataV1(md); err != nil {
+				return fmt.Errorf("metadata %d: %w", len(w.Metadata), err)
+			}
+			continue
+		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
 			return malformed("WriteRequest field %d: %v", num, protowire.ParseError(n))
@@ -100,6 +126,103 @@ func DecodeWriteRequestV1(body []byte, w *WriteRequest) error {
 	}
 	w.finish()
 	return nil
+}
+
+// decodeMetadataV1 decodes a prometheus.MetricMetadata: type = 1,
+// metric_family_name = 2, help = 4, unit = 5. One without a name is
+// skipped: it describes nothing.
+func (w *WriteRequest) decodeMetadataV1(b []byte) error {
+	var m MetricMeta
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return malformed("MetricMetadata: bad tag: %v", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return malformed("MetricMetadata.type: %v", protowire.ParseError(n))
+			}
+			b, m.Type = b[n:], int32(v)
+		case (num == 2 || num == 4 || num == 5) && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return malformed("MetricMetadata field %d: %v", num, protowire.ParseError(n))
+			}
+			b = b[n:]
+			switch num {
+			case 2:
+				m.Name = bstr(v)
+			case 4:
+				m.Help = bstr(v)
+			default:
+				m.Unit = bstr(v)
+			}
+		default:
+			var err error
+			if b, err = skipField(num, typ, b); err != nil {
+				return err
+			}
+		}
+	}
+	if m.Name != "" {
+		w.Metadata = append(w.Metadata, m)
+	}
+	return nil
+}
+
+// decodeMetadataV2 decodes an io.prometheus.write.v2.Metadata: type = 1,
+// help_ref = 3, unit_ref = 4.
+func decodeMetadataV2(b []byte) (typ int32, help, unit uint64, err error) {
+	for len(b) > 0 {
+		num, wt, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, 0, 0, malformed("Metadata: bad tag: %v", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if wt == protowire.VarintType && (num == 1 || num == 3 || num == 4) {
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return 0, 0, 0, malformed("Metadata field %d: %v", num, protowire.ParseError(n))
+			}
+			b = b[n:]
+			switch num {
+			case 1:
+				typ = int32(v)
+			case 3:
+				help = v
+			default:
+				unit = v
+			}
+			continue
+		}
+		if b, err = skipField(num, wt, b); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	return typ, help, unit, nil
+}
+
+// familyName is the metric family a series named name belongs to, given
+// the family's type (the protobuf enum): a classic histogram's _bucket,
+// _sum and _count series (and a summary's _sum and _count) carry the
+// family's metadata under their own names. Other names are the family.
+func familyName(name string, typ int32) string {
+	var suffixes []string
+	switch typ {
+	case 3, 4: // histogram, gaugehistogram
+		suffixes = []string{"_bucket", "_sum", "_count"}
+	case 5: // summary
+		suffixes = []string{"_sum", "_count"}
+	}
+	for _, s := range suffixes {
+		if len(name) > len(s) && name[len(name)-len(s):] == s {
+			return name[:len(name)-len(s)]
+		}
+	}
+	return name
 }
 
 func (w *WriteRequest) finish() {
@@ -338,6 +461,11 @@ func (w *WriteRequest) decodeSeriesV2(b []byte) error {
 	var refs []uint64
 	var stack [64]uint64
 	refs = stack[:0]
+	var (
+		hasMeta          bool
+		mType            int32
+		helpRef, unitRef uint64
+	)
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -371,6 +499,17 @@ func (w *WriteRequest) decodeSeriesV2(b []byte) error {
 			if b, err = w.consumeSample(b); err != nil {
 				return err
 			}
+		case num == 5 && typ == protowire.BytesType:
+			md, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return malformed("TimeSeries.metadata: %v", protowire.ParseError(n))
+			}
+			b = b[n:]
+			var err error
+			if mType, helpRef, unitRef, err = decodeMetadataV2(md); err != nil {
+				return err
+			}
+			hasMeta = true
 		default:
 			if typ == protowire.BytesType && num == 3 {
 				o.hist++
@@ -395,6 +534,21 @@ func (w *WriteRequest) decodeSeriesV2(b []byte) error {
 	o.l1, o.s1 = len(w.labels), len(w.samples)
 	if err := checkLabels(w.labels[o.l0:o.l1]); err != nil {
 		return err
+	}
+	if hasMeta {
+		if helpRef >= uint64(len(w.symbols)) || unitRef >= uint64(len(w.symbols)) {
+			return malformed("metadata help/unit reference %d/%d outside the %d symbols", helpRef, unitRef, len(w.symbols))
+		}
+		name := ""
+		for _, l := range w.labels[o.l0:o.l1] {
+			if l.Name == "__name__" {
+				name = l.Value
+				break
+			}
+		}
+		if name != "" && (mType != 0 || helpRef != 0 || unitRef != 0) {
+			w.Metadata = append(w.Metadata, MetricMeta{Name: familyName(name, mType), Type: mType, Help: w.symbols[helpRef], Unit: w.symbols[unitRef]})
+		}
 	}
 	w.offs = append(w.offs, o)
 	return nil

@@ -138,10 +138,21 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		deps.Readiness.Add("ingest-kafka", pub.Healthy)
 	}
 
+	// Metric metadata (remote_write's, scraped # TYPE/# HELP) goes to its
+	// own compacted topic (see MetadataWriter); closed after the receiver
+	// and the scraper stop.
+	var mw *MetadataWriter
+	if deps.NewProducer == nil {
+		metaTopic := deps.Kafka.Topics().Name(schemas.TopicMetricsMetadata)
+		if mw, err = newMetadataWriter(ctx, deps.Kafka, metaTopic, m, log); err != nil {
+			return err
+		}
+		defer mw.Close()
+	}
 	// Producers (receiver, scraper) stop before the publisher closes.
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.RemoteWrite.Listen != "" {
-		srv, ln, err := newReceiverServer(cfg.RemoteWrite, mapper, pub, m, log)
+		srv, ln, err := newReceiverServer(cfg.RemoteWrite, mapper, pub, m, log, mw)
 		if err != nil {
 			return err
 		}
@@ -171,6 +182,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		})
 	}
 	scraper := NewScraper(cfg.Scrape, mapper, pub, m, log)
+	scraper.SetMetadataWriter(mw)
 	scraper.SetTargets("static", StaticTargets(cfg.Scrape))
 	g.Go(func() error { return scraper.Run(gctx) })
 	if cfg.Scrape.Kubernetes.Enabled {
@@ -197,7 +209,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	return g.Wait()
 }
 
-func newReceiverServer(cfg RemoteWriteConfig, mapper *Mapper, pub *Publisher, m *Metrics, log *slog.Logger) (*http.Server, net.Listener, error) {
+func newReceiverServer(cfg RemoteWriteConfig, mapper *Mapper, pub *Publisher, m *Metrics, log *slog.Logger, mw *MetadataWriter) (*http.Server, net.Listener, error) {
 	var auth func(*http.Request) bool
 	switch {
 	case cfg.BearerTokenFile != "":
@@ -224,7 +236,9 @@ func newReceiverServer(cfg RemoteWriteConfig, mapper *Mapper, pub *Publisher, m 
 		srv.TLSConfig = tc
 	}
 	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, NewReceiver(mapper, pub, cfg, m, log, auth))
+	rc := NewReceiver(mapper, pub, cfg, m, log, auth)
+	rc.SetMetadataWriter(mw)
+	mux.Handle(cfg.Path, rc)
 	srv.Handler = mux
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -69,6 +69,7 @@ type Scraper struct {
 	log    *slog.Logger
 	client *http.Client
 	slots  chan struct{}
+	meta   *MetadataWriter
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -433,12 +434,28 @@ func (s *Scraper) fetch(ctx context.Context, t Target, start time.Time) ([]Serie
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
 		return nil, fmt.Errorf("scrape %s: %w: over %d bytes", t.URL, errBodyTooBig, s.cfg.MaxBodyBytes)
 	}
-	series, err := ParseExposition(body, expfmt.ResponseFormat(resp.Header), t.Labels, s.cfg.HonorLabels, start.UnixMilli())
+	var md *[]MetricMeta
+	if s.meta != nil {
+		md = new([]MetricMeta)
+	}
+	series, err := parseExposition(body, expfmt.ResponseFormat(resp.Header), t.Labels, s.cfg.HonorLabels, start.UnixMilli(), md)
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", t.URL, err)
 	}
+	if md != nil {
+		s.meta.Observe(schemas.MetadataSourceScrape, *md)
+	}
 	return series, nil
 }
+
+// SetMetadataWriter makes the scraper hand each exposition's # TYPE,
+// # HELP (and, where the parser keeps it, # UNIT) to mw.
+func (s *Scraper) SetMetadataWriter(mw *MetadataWriter) { s.meta = mw }
+
+// dtoTypes maps the exposition's metric types to the remote_write enum
+// MetricMeta.Type uses.
+var dtoTypes = map[dto.MetricType]int32{dto.MetricType_COUNTER: 1, dto.MetricType_GAUGE: 2, dto.MetricType_HISTOGRAM: 3,
+	dto.MetricType_GAUGE_HISTOGRAM: 4, dto.MetricType_SUMMARY: 5, dto.MetricType_UNTYPED: 0}
 
 // ParseExposition parses a metrics exposition (Prometheus text, protobuf
 // or OpenMetrics, as format says) into series, flattening summaries and
@@ -447,6 +464,13 @@ func (s *Scraper) fetch(ctx context.Context, t Target, start time.Time) ([]Serie
 // with one is renamed exported_<name> unless honor is set. Samples without
 // their own timestamp get defaultTs. Label sets come out sorted by name.
 func ParseExposition(body []byte, format expfmt.Format, target map[string]string, honor bool, defaultTs int64) ([]Series, error) {
+	return parseExposition(body, format, target, honor, defaultTs, nil)
+}
+
+// parseExposition is ParseExposition that also appends each family's
+// metadata (type, help, unit; not an untyped family without help or unit)
+// to *meta when meta is not nil.
+func parseExposition(body []byte, format expfmt.Format, target map[string]string, honor bool, defaultTs int64, meta *[]MetricMeta) ([]Series, error) {
 	if format.FormatType() == expfmt.TypeUnknown {
 		format = expfmt.NewFormat(expfmt.TypeTextPlain)
 	}
@@ -459,6 +483,11 @@ func ParseExposition(body []byte, format expfmt.Format, target map[string]string
 				break
 			}
 			return nil, fmt.Errorf("%w: %v", errParse, err)
+		}
+		if meta != nil && mf.GetName() != "" {
+			if typ := dtoTypes[mf.GetType()]; typ != 0 || mf.GetHelp() != "" || mf.GetUnit() != "" {
+				*meta = append(*meta, MetricMeta{Name: mf.GetName(), Type: typ, Help: mf.GetHelp(), Unit: mf.GetUnit()})
+			}
 		}
 		var err error
 		out, err = appendFamily(out, &mf, target, honor, defaultTs)

@@ -36,7 +36,7 @@ func TestReceiverTLSFileErrors(t *testing.T) {
 		cfg := DefaultConfig().RemoteWrite
 		cfg.Listen = "127.0.0.1:0"
 		cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile = tc.cert, tc.key, tc.cas
-		srv, ln, err := newReceiverServer(cfg, nil, nil, NewMetrics(nil), log)
+		srv, ln, err := newReceiverServer(cfg, nil, nil, NewMetrics(nil), log, nil)
 		if err == nil {
 			ln.Close()
 			_ = srv

@@ -55,6 +55,7 @@ var schemaFile = map[string]string{
 	Action{}.EventType():            "action.schema.json",
 	DeadLetter{}.EventType():        "deadletter.schema.json",
 	Alert{}.EventType():             "alert.schema.json",
+	MetricMetadata{}.EventType():    "metricmetadata.schema.json",
 }
 
 // EventTypes returns every CloudEvents type this package defines, sorted.

@@ -46,6 +46,8 @@ func sampleEvents() []Event {
 				Inputs:     map[string]float64{"utilisation": 0.8, "online": 10, "offline": 3, "required": 13},
 				Forecast:   []UtilisationPoint{{AtMs: 80, Utilisation: 0.9}}}},
 		sampleTrainingDecision(),
+		MetricMetadata{Metric: "http_request_duration_seconds", Type: "histogram", Unit: "seconds", Help: "Request latency.", Source: MetadataSourceRW2,
+			FirstSeenMs: 1_700_000_000_000, LastSeenMs: 1_700_000_060_000},
 		DeadLetter{ID: "dl1", Source: "window/0", Topic: "ebbflow.metrics.raw.v1", Partition: 3, Offset: 99, Key: "svc/c1/shop/web", Reason: "late", Error: "sample at 10:00:01 is 5m after the watermark", AtMs: 5, Payload: []byte{0, 1, 2}},
 	}
 }
@@ -77,6 +79,8 @@ func TestEveryEventValidates(t *testing.T) {
 			got, err = Decode[Alert](b)
 		case TrainingDecision:
 			got, err = Decode[TrainingDecision](b)
+		case MetricMetadata:
+			got, err = Decode[MetricMetadata](b)
 		default:
 			t.Fatalf("no decoder case for %T", ev)
 		}

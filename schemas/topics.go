@@ -22,7 +22,7 @@ const TopicVersion = 1
 const DefaultTopicPrefix = "ebbflow"
 
 // AllTopics lists every topic base name, in pipeline order.
-var AllTopics = []string{TopicMetricsRaw, TopicMetricsWindows, TopicForecasts, TopicDecisions, TopicActions, TopicDeadLetter}
+var AllTopics = []string{TopicMetricsRaw, TopicMetricsMetadata, TopicMetricsWindows, TopicForecasts, TopicDecisions, TopicActions, TopicDeadLetter}
 
 // Topics names Kafka topics under a configurable prefix. The zero value
 // uses DefaultTopicPrefix.
