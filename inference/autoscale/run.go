@@ -239,7 +239,8 @@ func (p *pending) ack(err error) {
 // offsets are marked strictly in order, each batch only after all its
 // records were acknowledged (at-least-once as before).
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	inflight := make(chan *pending, maxInFlight)
+	// settle holds the oldest batch while it waits: the channel the rest.
+	inflight := make(chan *pending, maxInFlight-1)
 	failed := make(chan error, 1)
 	settled := make(chan struct{})
 	go func() { defer close(settled); h.settle(sess, inflight, failed) }()
