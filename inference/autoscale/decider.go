@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 
 	"github.com/ebbflow/ebbflow/schemas"
@@ -313,7 +314,8 @@ func (d *Decider) decideWith(s *service, forecastID string, n int32, pol Policy,
 // DecisionID is deterministic from (target, seq), so a replayed decision
 // carries the id the actuator already recorded.
 func DecisionID(t schemas.Target, seq int64) string {
-	return fmt.Sprintf("scale/%s/%d", t.Key(), seq)
+	// Concatenation, not fmt: one allocation per decision at a burst.
+	return "scale/" + t.Cluster + "/" + t.Namespace + "/" + t.Kind + "/" + t.Name + "/" + strconv.FormatInt(seq, 10)
 }
 
 func alertsFor(sd *schemas.ScaleDecision, dec Decision, cfg Config) []schemas.Alert {

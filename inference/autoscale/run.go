@@ -121,11 +121,16 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	kafkax.Idempotent(sc) // decisions and dead letters
 	sc.Consumer.Offsets.AutoCommit.Enable = true
 	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
-	prod, err := sarama.NewSyncProducer(deps.Kafka.Brokers, sc)
+	// Asynchronous producer: a partition decides its next batch while the
+	// previous one is in flight (see ConsumeClaim); acknowledgements are
+	// routed back to their batch by acks.
+	prod, err := sarama.NewAsyncProducer(deps.Kafka.Brokers, sc)
 	if err != nil {
 		return fmt.Errorf("autoscale: producer to %v: %w", deps.Kafka.Brokers, err)
 	}
-	defer prod.Close()
+	acksDone := make(chan struct{})
+	go func() { defer close(acksDone); routeAcks(prod) }()
+	defer func() { prod.AsyncClose(); <-acksDone }()
 	group, err := sarama.NewConsumerGroup(deps.Kafka.Brokers, cfg.ConsumerGroup, sc)
 	if err != nil {
 		return fmt.Errorf("autoscale: consumer group %s on %v: %w", cfg.ConsumerGroup, deps.Kafka.Brokers, err)
@@ -153,7 +158,7 @@ type handler struct {
 	dec        *Decider
 	m          *metrics
 	log        *slog.Logger
-	prod       sarama.SyncProducer
+	prod       sarama.AsyncProducer
 	js         jetstream.JetStream
 	decisions  string
 	deadletter string
@@ -171,22 +176,89 @@ func (h *handler) Setup(sarama.ConsumerGroupSession) error {
 
 func (h *handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
-// maxBatch bounds how many consumed records share one produce call.
+// maxBatch bounds how many consumed records are decided together.
 const maxBatch = 512
 
+// maxInFlight bounds the batches of one partition produced and not yet
+// acknowledged: the partition decides the next while these are in flight.
+const maxInFlight = 4
+
+// burstLog is the most decisions of one batch logged one Info line each;
+// a larger batch (a burst) logs one Info summary and each decision at Debug.
+const burstLog = 16
+
+// pending is one batch of decisions and dead letters handed to the
+// producer. routeAcks counts its acknowledgements down and closes done;
+// err (the first produce error) is read only after done.
+type pending struct {
+	left  int
+	err   error
+	done  chan struct{}
+	outs  []Output
+	last  *sarama.ConsumerMessage
+	start time.Time
+}
+
+// routeAcks delivers the producer's acknowledgements and errors to their
+// batch (the message's Metadata) until the producer is closed.
+func routeAcks(prod sarama.AsyncProducer) {
+	succ, errs := prod.Successes(), prod.Errors()
+	for succ != nil || errs != nil {
+		select {
+		case m, ok := <-succ:
+			if !ok {
+				succ = nil
+				continue
+			}
+			m.Metadata.(*pending).ack(nil)
+		case pe, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			pe.Msg.Metadata.(*pending).ack(pe.Err)
+		}
+	}
+}
+
+func (p *pending) ack(err error) {
+	if err != nil && p.err == nil {
+		p.err = err
+	}
+	p.left--
+	if p.left == 0 {
+		close(p.done)
+	}
+}
+
+// ConsumeClaim decides what is fetched in batches and pipelines the
+// produce: batch N+1 is decided and handed to the producer while batch N
+// waits for its acknowledgement. Records enter the idempotent producer in
+// consumption order (one goroutine per partition writes them), so the
+// decisions of one partition keep their order on each output partition;
+// offsets are marked strictly in order, each batch only after all its
+// records were acknowledged (at-least-once as before).
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	// settle holds the oldest batch while it waits: the channel the rest.
+	inflight := make(chan *pending, maxInFlight-1)
+	failed := make(chan error, 1)
+	settled := make(chan struct{})
+	go func() { defer close(settled); h.settle(sess, inflight, failed) }()
+	defer func() { close(inflight); <-settled }()
 	batch := make([]*sarama.ConsumerMessage, 0, maxBatch)
 	for {
 		select {
 		case <-sess.Context().Done():
 			return nil
+		case err := <-failed:
+			return err
 		case msg, ok := <-claim.Messages():
 			if !ok {
 				return nil
 			}
-			// Everything already fetched is decided together and produced in
-			// one call: at a minute boundary every service's window closes at
-			// once, and one round trip per decision would queue them.
+			// Everything already fetched is decided together: at a minute
+			// boundary every service's window closes at once, and one
+			// round trip per decision would queue them.
 			batch = append(batch[:0], msg)
 		drain:
 			for len(batch) < maxBatch {
@@ -200,24 +272,59 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 					break drain
 				}
 			}
-			if err := h.handleBatch(sess.Context(), batch); err != nil {
-				// A failed publish must not be committed: end the session so
-				// the records are redelivered.
+			p := h.handleBatch(batch)
+			select {
+			case inflight <- p:
+			case err := <-failed:
+				// Not committed: redelivered inputs must decide again.
+				<-p.done
+				h.forget(p)
 				return err
-			}
-			for _, m := range batch {
-				sess.MarkMessage(m, "")
 			}
 		}
 	}
 }
 
-// handleBatch decides on every record and publishes the decisions and dead
-// letters in one produce call; an error means "do not commit".
-func (h *handler) handleBatch(ctx context.Context, batch []*sarama.ConsumerMessage) error {
-	start := time.Now()
-	var outs []Output
-	var pms []*sarama.ProducerMessage
+// settle waits for each batch's acknowledgements in order, then publishes
+// its decisions to NATS, logs them and marks its offsets. After a failed
+// produce nothing more is marked (the session ends, the records are
+// redelivered) and the later batches' decisions are forgotten.
+func (h *handler) settle(sess sarama.ConsumerGroupSession, inflight <-chan *pending, failed chan<- error) {
+	var broken bool
+	for p := range inflight {
+		<-p.done
+		if broken {
+			h.forget(p)
+			continue
+		}
+		if p.err != nil {
+			broken = true
+			h.m.pubErrs.WithLabelValues("kafka").Inc()
+			h.forget(p)
+			failed <- fmt.Errorf("autoscale: produce to %s: %w", h.decisions, p.err)
+			continue
+		}
+		h.settled(sess.Context(), p)
+		if p.last != nil {
+			sess.MarkMessage(p.last, "")
+		}
+	}
+}
+
+// forget makes a batch's services decide again when their inputs are
+// redelivered, instead of suppressing the decisions as repeats.
+func (h *handler) forget(p *pending) {
+	for _, o := range p.outs {
+		h.dec.Forget(o.Decision.Entity)
+	}
+}
+
+// handleBatch decides on every record and hands the decisions and dead
+// letters to the producer, in record order; the returned batch's done
+// closes when all are acknowledged (at once when there are none).
+func (h *handler) handleBatch(batch []*sarama.ConsumerMessage) *pending {
+	p := &pending{done: make(chan struct{}), start: time.Now(), last: batch[len(batch)-1]}
+	pms := make([]*sarama.ProducerMessage, 0, len(batch))
 	for _, msg := range batch {
 		out, dl := h.decide(msg)
 		if dl != nil {
@@ -235,33 +342,60 @@ func (h *handler) handleBatch(ctx context.Context, batch []*sarama.ConsumerMessa
 			continue
 		}
 		pms = append(pms, pm)
-		outs = append(outs, out)
+		p.outs = append(p.outs, out)
 	}
 	if len(pms) == 0 {
-		return nil
+		close(p.done)
+		return p
 	}
-	if err := h.prod.SendMessages(pms); err != nil {
-		h.m.pubErrs.WithLabelValues("kafka").Inc()
-		// The redelivered inputs must decide again, not be suppressed as repeats.
-		for _, o := range outs {
-			h.dec.Forget(o.Decision.Entity)
-		}
-		return fmt.Errorf("autoscale: produce %d records to %s: %w", len(pms), h.decisions, err)
+	p.left = len(pms)
+	in := h.prod.Input()
+	for _, pm := range pms {
+		pm.Metadata = p
+		in <- pm
 	}
-	for _, o := range outs {
+	return p
+}
+
+// settled records an acknowledged batch: metrics, log, NATS.
+func (h *handler) settled(ctx context.Context, p *pending) {
+	if len(p.outs) == 0 {
+		return
+	}
+	lat := time.Since(p.start).Seconds()
+	up, down := 0, 0
+	perDecision := len(p.outs) <= burstLog
+	debug := !perDecision && h.log.Enabled(ctx, slog.LevelDebug)
+	for _, o := range p.outs {
 		d := o.Decision
-		dir := "up"
 		if d.To < d.From {
-			dir = "down"
+			down++
+		} else {
+			up++
 		}
-		h.m.decisions.WithLabelValues(dir).Inc()
-		h.m.latency.Observe(time.Since(start).Seconds())
-		h.log.Info("decision", "id", d.ID, "target", d.Target.Key(), "from", d.From, "to", d.To, "guard", d.Reason.Guard, "why", d.Reason.Summary)
+		h.m.latency.Observe(lat)
+		switch {
+		case perDecision:
+			h.log.Info("decision", "id", d.ID, "target", d.Target.Key(), "from", d.From, "to", d.To, "guard", d.Reason.Guard, "why", d.Reason.Summary)
+		case debug:
+			h.log.Debug("decision", "id", d.ID, "target", d.Target.Key(), "from", d.From, "to", d.To, "guard", d.Reason.Guard, "why", d.Reason.Summary)
+		}
 	}
-	if h.js != nil && len(outs) > 0 {
-		h.publishNATS(ctx, outs)
+	if up > 0 {
+		h.m.decisions.WithLabelValues("up").Add(float64(up))
 	}
-	return nil
+	if down > 0 {
+		h.m.decisions.WithLabelValues("down").Add(float64(down))
+	}
+	if !perDecision {
+		// A burst: one line for the batch; each decision carries its own
+		// explanation on the decisions topic (and at Debug here).
+		h.log.Info("decisions", "count", len(p.outs), "up", up, "down", down,
+			"first", p.outs[0].Decision.ID, "last", p.outs[len(p.outs)-1].Decision.ID, "acked_after", time.Duration(lat*float64(time.Second)).Round(time.Microsecond))
+	}
+	if h.js != nil {
+		h.publishNATS(ctx, p.outs)
+	}
 }
 
 // decide decodes and decides one record; a bad record returns its dead

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,7 +123,7 @@ func benchBurst(b *testing.B, kc kafkax.Config) {
 	}
 
 	var lat []time.Duration
-	var total, produce time.Duration
+	var total, produce, cpu time.Duration
 	b.ResetTimer()
 	for round := 0; round < b.N; round++ {
 		for i, e := range entities {
@@ -131,6 +132,7 @@ func benchBurst(b *testing.B, kc kafkax.Config) {
 				b.Fatal(err)
 			}
 		}
+		c0 := processCPU()
 		start := time.Now()
 		if err := prod.SendMessages(msgs); err != nil {
 			b.Fatal(err)
@@ -146,6 +148,7 @@ func benchBurst(b *testing.B, kc kafkax.Config) {
 			}
 		}
 		total += time.Since(start)
+		cpu += processCPU() - c0
 	}
 	b.StopTimer()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
@@ -156,6 +159,18 @@ func benchBurst(b *testing.B, kc kafkax.Config) {
 	b.ReportMetric(q(0.99)/15000, "p99/hpa_15s")
 	// Baseline in the same run: producing the burst of windows alone.
 	b.ReportMetric(float64(produce.Microseconds())/1000/float64(b.N), "burst_produce_ms")
+	// CPU of the whole process per burst (decider, load producer, decisions
+	// consumer and, on kfake, the broker): less sensitive to the other
+	// load on a shared machine than the latencies.
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/burst")
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkRunOnBroker is BenchmarkRunOnKfake against the real broker of

@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/ebbflow/ebbflow/schemas"
@@ -19,9 +20,17 @@ func BenchmarkWriteWindows(b *testing.B) {
 	}
 	root := b.TempDir()
 	b.ReportAllocs()
+	var paths []string
 	for i := 0; i < b.N; i++ {
-		if _, err := WriteWindows(context.Background(), LocalFS{}, root, ws, "part.parquet"); err != nil {
+		var err error
+		if paths, err = WriteWindows(context.Background(), LocalFS{}, root, ws, "part.parquet"); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
+	st, err := os.Stat(paths[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(st.Size()), "file-bytes")
 }
