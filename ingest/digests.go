@@ -61,27 +61,10 @@ func decodeDigests(v []byte, fn func(atMs int64, d Digest)) error {
 // retention of twice maxAge, at least an hour) unless it exists or topic
 // creation is off.
 func EnsureDigestsTopic(ctx context.Context, kc kafkax.Config, topic string, maxAge time.Duration) error {
-	if !kc.CreateTopics {
-		return nil
-	}
-	sc, err := kc.Sarama()
-	if err != nil {
-		return err
-	}
-	admin, err := sarama.NewClusterAdmin(kc.Brokers, sc)
-	if err != nil {
-		return fmt.Errorf("ingest: connect admin to %v: %w", kc.Brokers, err)
-	}
-	defer admin.Close()
 	retention := fmt.Sprint(max(2*maxAge, time.Hour).Milliseconds())
 	policy := "delete"
-	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: kc.ReplicationFactor,
-		ConfigEntries: map[string]*string{"retention.ms": &retention, "cleanup.policy": &policy}}, false)
-	var te *sarama.TopicError
-	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) && !(errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) {
-		return fmt.Errorf("ingest: create topic %s: %w", topic, err)
-	}
-	return nil
+	return kafkax.EnsureTopic(ctx, kc, topic, sarama.TopicDetail{NumPartitions: 1,
+		ConfigEntries: map[string]*string{"retention.ms": &retention, "cleanup.policy": &policy}})
 }
 
 // LoadDigests reads partition 0 of the digests topic read_committed from

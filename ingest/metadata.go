@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -162,26 +161,9 @@ func (w *MetadataWriter) Close() error {
 // EnsureMetadataTopic creates the metadata topic (one partition,
 // cleanup.policy=compact) unless it exists or topic creation is off.
 func EnsureMetadataTopic(ctx context.Context, kc kafkax.Config, topic string) error {
-	if !kc.CreateTopics {
-		return nil
-	}
-	sc, err := kc.Sarama()
-	if err != nil {
-		return err
-	}
-	admin, err := sarama.NewClusterAdmin(kc.Brokers, sc)
-	if err != nil {
-		return fmt.Errorf("ingest: connect admin to %v: %w", kc.Brokers, err)
-	}
-	defer admin.Close()
 	policy := "compact"
-	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: kc.ReplicationFactor,
-		ConfigEntries: map[string]*string{"cleanup.policy": &policy}}, false)
-	var te *sarama.TopicError
-	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) && !(errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) {
-		return fmt.Errorf("ingest: create topic %s: %w", topic, err)
-	}
-	return nil
+	return kafkax.EnsureTopic(ctx, kc, topic, sarama.TopicDetail{NumPartitions: 1,
+		ConfigEntries: map[string]*string{"cleanup.policy": &policy}})
 }
 
 // newMetadataWriter builds the writer Run uses: the topic (created when

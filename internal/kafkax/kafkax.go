@@ -208,13 +208,45 @@ func EnsureTopics(ctx context.Context, c Config, names ...string) error {
 		if _, ok := existing[n]; ok {
 			continue
 		}
-		err := admin.CreateTopic(n, &sarama.TopicDetail{NumPartitions: c.Partitions, ReplicationFactor: c.ReplicationFactor}, false)
-		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-			var te *sarama.TopicError
-			if !(errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) {
-				return fmt.Errorf("kafka: create topic %s: %w", n, err)
-			}
+		if err := createTopic(admin, n, sarama.TopicDetail{NumPartitions: c.Partitions, ReplicationFactor: c.ReplicationFactor}); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// EnsureTopic creates one topic with a layout of its own (partitions,
+// cleanup policy, retention: e.g. a compacted or single-partition topic)
+// unless it exists or topic creation is off. A zero ReplicationFactor
+// takes the configured one.
+func EnsureTopic(ctx context.Context, c Config, name string, d sarama.TopicDetail) error {
+	if !c.CreateTopics {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sc, err := c.Sarama()
+	if err != nil {
+		return err
+	}
+	admin, err := sarama.NewClusterAdmin(c.Brokers, sc)
+	if err != nil {
+		return fmt.Errorf("kafka: connect admin to %v: %w", c.Brokers, err)
+	}
+	defer admin.Close()
+	if d.ReplicationFactor == 0 {
+		d.ReplicationFactor = c.ReplicationFactor
+	}
+	return createTopic(admin, name, d)
+}
+
+// createTopic creates name; a topic that already exists is not an error.
+func createTopic(admin sarama.ClusterAdmin, name string, d sarama.TopicDetail) error {
+	err := admin.CreateTopic(name, &d, false)
+	var te *sarama.TopicError
+	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) && !(errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) {
+		return fmt.Errorf("kafka: create topic %s: %w", name, err)
 	}
 	return nil
 }
