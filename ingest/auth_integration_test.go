@@ -143,15 +143,15 @@ func TestPrometheusRemoteWriteAuthTLS(t *testing.T) {
 			})
 			if tc.logWant == "401" {
 				waitFor(t, 30*time.Second, "ingest counts 401 answers", func() bool {
-					return gatherCounter(t, u, "ebbflow_ingest_remote_write_requests_total", "code", "401") >= 2
+					return gatheredCounterLabelOf(t, u, "ebbflow_ingest_remote_write_requests_total", "code", "401") >= 2
 				})
 			}
 			if tc.logWant != "401" {
 				waitFor(t, 30*time.Second, "ingest counts failed TLS handshakes", func() bool {
-					return gatherCounter(t, u, "ebbflow_ingest_tls_handshake_failures_total", "", "") >= 2
+					return gatheredCounterLabelOf(t, u, "ebbflow_ingest_tls_handshake_failures_total", "", "") >= 2
 				})
 			}
-			if n := gatherCounter(t, u, "ebbflow_ingest_remote_write_requests_total", "code", "204"); n != 0 {
+			if n := gatheredCounterLabelOf(t, u, "ebbflow_ingest_remote_write_requests_total", "code", "204"); n != 0 {
 				t.Errorf("%v requests answered 204", n)
 			}
 			if n := topicRecords(t, u.kc.Brokers, u.topic); n != 0 {
@@ -166,32 +166,6 @@ func TestPrometheusRemoteWriteAuthTLS(t *testing.T) {
 			}
 		})
 	}
-}
-
-// gatherCounter reads the counter name{label=value} (name alone when label
-// is "") from ingest's registry (0 when absent).
-func gatherCounter(t *testing.T, u *ingestUnderTest, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := u.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" {
-				return m.GetCounter().GetValue()
-			}
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
 
 // TestIngestPublishesOverKafkaSCRAM: ingest's transactional producer

@@ -153,33 +153,7 @@ remote_write:
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", freePort(t)),
-		"--enable-feature=exemplar-storage,metadata-wal-records", "--log.level=warn")
-	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		b, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
-		if t.Failed() {
-			t.Logf("prometheus 3 log:\n%s", b)
-		}
-	})
+	runPrometheus(t, bin, dir, "prometheus 3", time.Minute, "--enable-feature=exemplar-storage,metadata-wal-records")
 }
 
 // TestPrometheus3RemoteWrite2ToKafka: the upstream Prometheus 3 scrapes an
