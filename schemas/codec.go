@@ -199,7 +199,11 @@ func Marshal(ev Event) ([]byte, error) {
 	var err error
 	if ja, ok := ev.(jsonAppender); ok {
 		// json.Marshal's bytes without reflection (windows, scale decisions).
-		if b, err = ja.appendJSON(make([]byte, 0, 512)); err != nil {
+		size := 512 // a window is ~350 bytes
+		if _, ok := ev.(ScaleDecision); ok {
+			size = 1024 // a decision with its explanation ~850
+		}
+		if b, err = ja.appendJSON(make([]byte, 0, size)); err != nil {
 			return nil, err // names the event type and the field
 		}
 	} else if b, err = json.Marshal(ev); err != nil {

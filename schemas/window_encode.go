@@ -1,10 +1,10 @@
 package schemas
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
 // AppendWindowJSON appends the JSON encoding of w to b: byte for byte what
@@ -49,19 +49,59 @@ func AppendWindowJSON(b []byte, w *Window) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// appendJSONString writes s as encoding/json does: plain printable ASCII
-// as is; anything it would escape (quotes, backslashes, control
-// characters, <, >, &, non-ASCII that needs checking) through json.Marshal.
+// appendJSONString writes s as encoding/json writes a string (HTML-safe
+// escaping of <, > and &; \b \f \n \r \t and other control characters;
+// invalid UTF-8 as \ufffd; U+2028 and U+2029 escaped), byte for byte
+// (TestAppendJSONStringMatchesMarshal, FuzzAppendJSONString), without
+// reflection: decision explanations carry non-ASCII (→, ×, ≤).
 func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string cannot fail
-			return append(b, q...)
-		}
-	}
+	const hex = "0123456789abcdef"
 	b = append(b, '"')
-	b = append(b, s...)
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }
 

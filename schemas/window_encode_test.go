@@ -107,3 +107,40 @@ func TestAppendScaleDecisionJSONMatchesMarshal(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendJSONStringMatchesMarshal: appendJSONString writes exactly what
+// json.Marshal writes for any string: arbitrary bytes (invalid UTF-8), every
+// ASCII byte, HTML characters, U+2028/U+2029 and the non-ASCII that
+// decision explanations carry.
+func TestAppendJSONStringMatchesMarshal(t *testing.T) {
+	check := func(t interface{ Fatalf(string, ...any) }, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString([]byte("x"), s); !bytes.Equal(got[1:], want) || got[0] != 'x' {
+			t.Fatalf("appendJSONString(%q)\n  %s\njson.Marshal\n  %s", s, got[1:], want)
+		}
+	}
+	for c := 0; c < 256; c++ {
+		check(t, string([]byte{byte(c)}))
+		check(t, "a"+string([]byte{byte(c)})+"é")
+	}
+	for _, s := range []string{"", "plain", "need ⌈7 × 500 / (100 × 0.70)⌉ = 8 → 8", "\u2028\u2029", "a\u2028b", "\xe2\x80", "\xf0\x9f\x98", "😀", "<script>&amp;</script>", "\x00\x1f\x7f", "\ufffd", "\xed\xa0\x80"} {
+		check(t, s)
+	}
+	rapid.Check(t, func(rt *rapid.T) {
+		s := rapid.OneOf(rapid.String(), rapid.Map(rapid.SliceOf(rapid.Byte()), func(b []byte) string { return string(b) })).Draw(rt, "s")
+		check(rt, s)
+	})
+}
+
+// FuzzAppendJSONString: go test -run '^$' -fuzz FuzzAppendJSONString ./schemas/
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "a<b>&c", "\u2028", "\xff", "→ ×", "\"\\\b\f\n\r\t\x01"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("appendJSONString(%q) = %s, json.Marshal = %s", s, got, want)
+		}
+	})
+}

@@ -229,15 +229,17 @@ type candidate struct {
 
 func newCandidate(st State, pol Policy) *candidate {
 	n := st.Replicas
+	// Sized for what the guards add (demand ratio, recommendation, band,
+	// latency, error rate…): no growth on the way.
+	inputs := make(map[string]float64, 16)
+	inputs["replicas"] = float64(n)
+	inputs["min_replicas"] = float64(pol.MinReplicas)
+	inputs["max_replicas"] = float64(pol.MaxReplicas)
+	inputs["tolerance"] = pol.Tolerance
 	return &candidate{st: st, pol: pol, n: n, desired: n, rMax: -1, reason: schemas.Reason{
 		HorizonMinutes: pol.HorizonMinutes(),
-		Demands:        []schemas.SignalDemand{},
-		Inputs: map[string]float64{
-			"replicas":     float64(n),
-			"min_replicas": float64(pol.MinReplicas),
-			"max_replicas": float64(pol.MaxReplicas),
-			"tolerance":    pol.Tolerance,
-		},
+		Demands:        make([]schemas.SignalDemand, 0, len(pol.Signals)),
+		Inputs:         inputs,
 	}}
 }
 
@@ -310,7 +312,10 @@ func (c *candidate) demand() bool {
 	}
 	c.desired, _ = targetFor(c.rMax, n, pol.Tolerance)
 	c.reason.Inputs["demand_ratio"] = c.rMax
-	op := map[string]string{"ceil": "ceil", "floor": "floor", "floor→no-flap": "floor (raised to ceil(r/(1+tolerance)) so it cannot re-expand)", "hold": "hold"}[winRule]
+	op := winRule // ceil, floor, hold
+	if winRule == "floor→no-flap" {
+		op = "floor (raised to ceil(r/(1+tolerance)) so it cannot re-expand)"
+	}
 	c.reason.Formula = fmt.Sprintf("%s: r = u/expectRate × N = %.4g/%.4g × %d = %.4g (signal %s, %s); desired %d",
 		op, c.winDemand.Used, c.winDemand.ExpectRate, n, c.rMax, c.winner, c.winDemand.Source, c.desired)
 	return true

@@ -46,6 +46,9 @@ type signalState struct {
 }
 
 type service struct {
+	// mu guards everything below: inputs of one service are decided one
+	// at a time, different services in parallel.
+	mu                       sync.Mutex
 	entity                   string
 	cluster, namespace, name string
 	nowMs                    int64
@@ -58,16 +61,21 @@ type service struct {
 	replicasMs               int64
 	// badPolicy is the last rejected policy seen (alerted once per change).
 	badPolicy string
+	// inputs is the State.Signals map handed to Decide, reused (Decide
+	// and Remember keep no reference to it).
+	inputs map[string]SignalInput
 }
 
 // Decider keeps per-service inputs and history and runs Decide on every
-// input. It is safe for concurrent use (one mutex; Decide is cheap).
+// input. It is safe for concurrent use: a service's inputs are decided
+// one at a time under its own mutex, different services (the partitions'
+// goroutines of a burst) in parallel.
 type Decider struct {
 	cfg       Config
 	cluster   string
 	workloads WorkloadLister
 
-	mu       sync.Mutex
+	mu       sync.RWMutex // guards the map; each service guards itself
 	services map[string]*service
 }
 
@@ -77,16 +85,24 @@ func NewDecider(cfg Config, cluster string, workloads WorkloadLister) *Decider {
 	return &Decider{cfg: cfg, cluster: cluster, workloads: workloads, services: map[string]*service{}}
 }
 
+// service returns the entity's service, locked (the caller unlocks s.mu).
 func (d *Decider) service(entity string) (*service, error) {
-	if s, ok := d.services[entity]; ok {
-		return s, nil
+	d.mu.RLock()
+	s, ok := d.services[entity]
+	d.mu.RUnlock()
+	if !ok {
+		c, ns, name, err := schemas.ParseServiceEntity(entity)
+		if err != nil {
+			return nil, err
+		}
+		d.mu.Lock()
+		if s, ok = d.services[entity]; !ok {
+			s = &service{entity: entity, cluster: c, namespace: ns, name: name, signals: map[string]*signalState{}}
+			d.services[entity] = s
+		}
+		d.mu.Unlock()
 	}
-	c, ns, name, err := schemas.ParseServiceEntity(entity)
-	if err != nil {
-		return nil, err
-	}
-	s := &service{entity: entity, cluster: c, namespace: ns, name: name, signals: map[string]*signalState{}}
-	d.services[entity] = s
+	s.mu.Lock()
 	return s, nil
 }
 
@@ -108,12 +124,11 @@ func (d *Decider) ObserveWindow(w schemas.Window) (Output, error) {
 	if d.cfg.WindowSizeS > 0 && w.SizeS != d.cfg.WindowSizeS {
 		return Output{}, nil
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	s, err := d.service(w.Entity)
 	if err != nil {
 		return Output{}, fmt.Errorf("autoscale: window %s: %w", w.EventID(), err)
 	}
+	defer s.mu.Unlock()
 	if w.Signal == schemas.SignalReplicas {
 		if w.EndMs >= s.replicasMs {
 			s.replicasWin, s.replicasMs = w.Value(), w.EndMs
@@ -140,12 +155,11 @@ func (d *Decider) ObserveForecast(f schemas.Forecast) (Output, error) {
 	if len(f.Entity) < 4 || f.Entity[:4] != schemas.EntityService+"/" {
 		return Output{}, nil
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	s, err := d.service(f.Entity)
 	if err != nil {
 		return Output{}, fmt.Errorf("autoscale: forecast %s: %w", f.ID, err)
 	}
+	defer s.mu.Unlock()
 	st := s.sig(f.Signal)
 	if f.OriginMs >= st.forecast {
 		st.horizons, st.forecast, st.fallback, st.forecasID = f.Horizons, f.OriginMs, f.Fallback, f.ID
@@ -247,7 +261,11 @@ func (d *Decider) decideWith(s *service, forecastID string, n int32, pol Policy,
 	if st.FirstSeenMs == 0 {
 		st.FirstSeenMs = s.nowMs
 	}
-	st.Signals = make(map[string]SignalInput, len(pol.Signals))
+	if s.inputs == nil {
+		s.inputs = make(map[string]SignalInput, len(pol.Signals))
+	}
+	clear(s.inputs)
+	st.Signals = s.inputs
 	for name := range pol.Signals {
 		ss, ok := s.signals[name]
 		if !ok {
@@ -345,8 +363,8 @@ func alertsFor(sd *schemas.ScaleDecision, dec Decision, cfg Config) []schemas.Al
 
 // Services returns how many services the decider tracks.
 func (d *Decider) Services() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	return len(d.services)
 }
 
@@ -354,9 +372,12 @@ func (d *Decider) Services() int {
 // for on a service, so that inputs redelivered after a failed publish
 // decide again instead of being suppressed as repeats.
 func (d *Decider) Forget(entity string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if s, ok := d.services[entity]; ok {
+	d.mu.RLock()
+	s, ok := d.services[entity]
+	d.mu.RUnlock()
+	if ok {
+		s.mu.Lock()
 		s.lastTo, s.lastToMs = 0, 0
+		s.mu.Unlock()
 	}
 }

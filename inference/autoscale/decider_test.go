@@ -2,7 +2,10 @@ package autoscale
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,5 +257,78 @@ func TestBadPolicyAnnotationIsReportedNotSilent(t *testing.T) {
 		if a.Kind == schemas.AlertBadPolicy {
 			t.Fatalf("bad_policy alerted again for the same rejection: %+v", a)
 		}
+	}
+}
+
+// TestDeciderConcurrentServicesMatchSequential: services decided from
+// several goroutines at once (a burst's partitions) get exactly the
+// decisions a single goroutine gets for the same inputs, each service's
+// inputs in its order; run with -race this also checks the per-service
+// locking.
+func TestDeciderConcurrentServicesMatchSequential(t *testing.T) {
+	const services, rounds, workers = 200, 6, 8
+	run := func(parallel bool) map[string][]string {
+		d, _ := benchDecider()
+		entities := make([]string, services)
+		for i := range entities {
+			entities[i] = schemas.ServiceEntity("bench", fmt.Sprintf("ns%d", i%50), fmt.Sprintf("svc-%d", i))
+		}
+		got := make([][]string, services)
+		observe := func(i int) {
+			for r := 0; r < rounds; r++ {
+				out, err := d.ObserveWindow(benchWindow(entities[i], r))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := d.ObserveForecast(schemas.Forecast{ID: fmt.Sprintf("f/%d/%d", i, r), Entity: entities[i], Signal: schemas.SignalLatencyP99,
+					OriginMs: nowMs + int64(r+1)*60_000}); err != nil {
+					t.Error(err)
+					return
+				}
+				if out.Decision != nil {
+					b, _ := json.Marshal(out.Decision)
+					got[i] = append(got[i], string(b))
+				}
+			}
+		}
+		if parallel {
+			var wg sync.WaitGroup
+			for w := 0; w < workers; w++ {
+				wg.Go(func() {
+					for i := w; i < services; i += workers {
+						observe(i)
+					}
+				})
+				// Two goroutines also touch the same services (Forget,
+				// Services) while they are decided.
+				wg.Go(func() {
+					for i := w; i < services; i += workers {
+						_ = d.Services()
+					}
+				})
+			}
+			wg.Wait()
+		} else {
+			for i := 0; i < services; i++ {
+				observe(i)
+			}
+		}
+		m := map[string][]string{}
+		for i, g := range got {
+			m[entities[i]] = g
+		}
+		return m
+	}
+	seq, par := run(false), run(true)
+	decisions := 0
+	for e, want := range seq {
+		decisions += len(want)
+		if fmt.Sprint(par[e]) != fmt.Sprint(want) {
+			t.Fatalf("%s: parallel decisions\n%v\nsequential\n%v", e, par[e], want)
+		}
+	}
+	if decisions < services*rounds/2 {
+		t.Fatalf("only %d decisions for %d services × %d rounds: the test decides too little to compare", decisions, services, rounds)
 	}
 }

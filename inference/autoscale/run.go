@@ -138,7 +138,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	defer group.Close()
 
 	h := &handler{cfg: cfg, dec: dec, m: m, log: log, prod: prod, js: deps.JetStream,
-		decisions: out, deadletter: dead, ready: deps.Ready}
+		decisions: out, deadletter: dead, ready: deps.Ready, inputs: map[string]prometheus.Counter{}}
+	for _, t := range in {
+		// Resolved once: a burst counts every record.
+		h.inputs[t] = m.inputs.WithLabelValues(t)
+	}
 	log.Info("decider running", "inputs", in, "decisions", out, "group", cfg.ConsumerGroup, "nats", deps.JetStream != nil, "workloads", deps.Workloads != nil)
 	for {
 		if err := group.Consume(ctx, in, h); err != nil {
@@ -164,6 +168,8 @@ type handler struct {
 	deadletter string
 	ready      func()
 	readyDone  bool
+	// inputs is ebbflow_autoscale_inputs_total per input topic (read-only).
+	inputs map[string]prometheus.Counter
 }
 
 func (h *handler) Setup(sarama.ConsumerGroupSession) error {
@@ -401,19 +407,23 @@ func (h *handler) settled(ctx context.Context, p *pending) {
 // decide decodes and decides one record; a bad record returns its dead
 // letter instead.
 func (h *handler) decide(msg *sarama.ConsumerMessage) (Output, *sarama.ProducerMessage) {
-	h.m.inputs.WithLabelValues(msg.Topic).Inc()
-	ceType := kafkax.HeaderValue(msg.Headers, schemas.HeaderType)
+	if c, ok := h.inputs[msg.Topic]; ok {
+		c.Inc()
+	} else {
+		h.m.inputs.WithLabelValues(msg.Topic).Inc()
+	}
+	ceType := kafkax.HeaderBytes(msg.Headers, schemas.HeaderType)
 	var out Output
 	var err error
-	switch ceType {
-	case schemas.Forecast{}.EventType():
+	switch t := ceType; { // compared in place, no copy
+	case string(t) == schemas.Forecast{}.EventType():
 		var f schemas.Forecast
 		if f, err = schemas.Decode[schemas.Forecast](msg.Value); err == nil {
 			if err = forecastInRange(f, time.Now(), h.cfg.MaxFuture); err == nil {
 				out, err = h.dec.ObserveForecast(f)
 			}
 		}
-	case schemas.Window{}.EventType():
+	case string(t) == schemas.Window{}.EventType():
 		var w schemas.Window
 		if w, err = schemas.Decode[schemas.Window](msg.Value); err == nil {
 			if err = windowInRange(w, time.Now(), h.cfg.MaxFuture); err == nil {
@@ -421,7 +431,7 @@ func (h *handler) decide(msg *sarama.ConsumerMessage) (Output, *sarama.ProducerM
 			}
 		}
 	default:
-		err = fmt.Errorf("unexpected ce_type %q", ceType)
+		err = fmt.Errorf("unexpected ce_type %q", string(ceType))
 	}
 	if err != nil {
 		return Output{}, h.deadLetter(msg, err)
@@ -516,7 +526,11 @@ func windowInRange(w schemas.Window, now time.Time, maxFuture time.Duration) err
 	if w.EndMs != w.StartMs+w.SizeS*1000 {
 		return fmt.Errorf("%w: window %s: end_ms %d is not start_ms %d + size_s %d s", errOutOfRange, w.EventID(), w.EndMs, w.StartMs, w.SizeS)
 	}
-	return futureCheck("window "+w.EventID()+": end_ms", w.EndMs, now, maxFuture)
+	if err := futureCheck("end_ms", w.EndMs, now, maxFuture); err != nil {
+		// The window's id only on failure: this runs for every input.
+		return fmt.Errorf("window %s: %w", w.EventID(), err)
+	}
+	return nil
 }
 
 // forecastInRange rejects a forecast whose origin is more than maxFuture
@@ -527,7 +541,10 @@ func forecastInRange(f schemas.Forecast, now time.Time, maxFuture time.Duration)
 			return fmt.Errorf("%w: forecast %s: horizon %d min at_ms %d is not after origin_ms %d", errOutOfRange, f.ID, h.Minutes, h.AtMs, f.OriginMs)
 		}
 	}
-	return futureCheck("forecast "+f.ID+": origin_ms", f.OriginMs, now, maxFuture)
+	if err := futureCheck("origin_ms", f.OriginMs, now, maxFuture); err != nil {
+		return fmt.Errorf("forecast %s: %w", f.ID, err)
+	}
+	return nil
 }
 
 func futureCheck(what string, ms int64, now time.Time, maxFuture time.Duration) error {

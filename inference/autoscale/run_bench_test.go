@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -57,8 +58,9 @@ func benchBurst(b *testing.B, kc kafkax.Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
+	reg := prometheus.NewRegistry()
 	go func() {
-		done <- Run(ctx, cfg, Deps{Kafka: kc, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func() { close(ready) }})
+		done <- Run(ctx, cfg, Deps{Kafka: kc, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg, Ready: func() { close(ready) }})
 	}()
 	// Time bursts only once the decider has joined its group (on a real
 	// broker the first join takes seconds).
@@ -96,6 +98,15 @@ func benchBurst(b *testing.B, kc kafkax.Config) {
 	}
 	if err := prod.SendMessages(msgs); err != nil {
 		b.Fatal(err)
+	}
+	// The set-up windows (each service's N) must be consumed before the
+	// first timed burst, or that burst would queue behind them.
+	windowsTopic := topics.Name(schemas.TopicMetricsWindows)
+	for deadline := time.Now().Add(2 * time.Minute); inputsOf(b, reg, windowsTopic) < benchServices; {
+		if time.Now().After(deadline) {
+			b.Fatalf("the decider read %v of the %d set-up windows in 2 minutes", inputsOf(b, reg, windowsTopic), benchServices)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 
 	// Decisions consumer: arrival times per round.
@@ -163,6 +174,27 @@ func benchBurst(b *testing.B, kc kafkax.Config) {
 	// consumer and, on kfake, the broker): less sensitive to the other
 	// load on a shared machine than the latencies.
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/burst")
+}
+
+// inputsOf is ebbflow_autoscale_inputs_total of one input topic.
+func inputsOf(b *testing.B, reg *prometheus.Registry, topic string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "ebbflow_autoscale_inputs_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "topic" && l.GetValue() == topic {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func processCPU() time.Duration {

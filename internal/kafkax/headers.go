@@ -11,9 +11,18 @@ import (
 func Headers(source string, ev schemas.Event) []sarama.RecordHeader {
 	var buf [8]schemas.Header
 	hs := schemas.AppendHeaders(buf[:0], source, ev)
+	n := 0
+	for _, h := range hs {
+		n += len(h.Value)
+	}
+	// Every value in one buffer (sarama only reads them): two allocations
+	// per record instead of one per header.
+	vals := make([]byte, 0, n)
 	out := make([]sarama.RecordHeader, len(hs))
 	for i, h := range hs {
-		out[i] = sarama.RecordHeader{Key: headerKey(h.Key), Value: []byte(h.Value)}
+		at := len(vals)
+		vals = append(vals, h.Value...)
+		out[i] = sarama.RecordHeader{Key: headerKey(h.Key), Value: vals[at:len(vals):len(vals)]}
 	}
 	return out
 }
@@ -42,6 +51,17 @@ func HeaderValue(headers []*sarama.RecordHeader, name string) string {
 		}
 	}
 	return ""
+}
+
+// HeaderBytes is HeaderValue without the copy (nil when absent): the
+// record's own bytes, valid while the record is.
+func HeaderBytes(headers []*sarama.RecordHeader, name string) []byte {
+	for _, h := range headers {
+		if h != nil && string(h.Key) == name {
+			return h.Value
+		}
+	}
+	return nil
 }
 
 // headerKeys are the CloudEvents header names as bytes, shared by every
