@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -178,23 +179,11 @@ func benchBurst(b *testing.B, kc kafkax.Config) {
 
 // inputsOf is ebbflow_autoscale_inputs_total of one input topic.
 func inputsOf(b *testing.B, reg *prometheus.Registry, topic string) float64 {
-	mfs, err := reg.Gather()
+	v, err := telemetry.CounterValue(reg, "ebbflow_autoscale_inputs_total", "topic", topic)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != "ebbflow_autoscale_inputs_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "topic" && l.GetValue() == topic {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return v
 }
 
 func processCPU() time.Duration {
