@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -76,46 +78,74 @@ func benchStreamPerPartition(entities, steps int, partitions int32) [][]schemas.
 func BenchmarkProcessorVsDecodeCeiling(b *testing.B) {
 	b.Run("layout=partition", func(b *testing.B) {
 		const entities, steps, partitions = 2000, 40, 4
-		benchProcessorVsCeiling(b, benchStreamPerPartition(entities, steps, partitions), partitions)
+		benchProcessorVsCeiling(b, embeddedBench(b, partitions), benchStreamPerPartition(entities, steps, partitions))
 	})
 	b.Run("layout=entity", func(b *testing.B) {
 		const entities, steps, partitions = 200, 160, 4
-		benchProcessorVsCeiling(b, benchStream(entities, steps), partitions)
+		benchProcessorVsCeiling(b, embeddedBench(b, partitions), benchStream(entities, steps))
 	})
 }
 
-func benchProcessorVsCeiling(b *testing.B, recs [][]schemas.RawSample, partitions int32) {
-	n := len(recs)
-	samples := 0
-	for _, r := range recs {
-		samples += len(r)
+// BenchmarkProcessorVsDecodeBroker is layout=partition against the real
+// broker of EBBFLOW_TEST_KAFKA_BROKERS (make bench sources
+// .dev/services.env), topics of its own with 4 partitions. The broker is
+// another process, so the CPU compared is the plain consumer's and the
+// processor's alone, as in a deployment (on kfake the broker's work for
+// the processor's windows and transactions counts against it). It fails,
+// naming the variable, without a broker.
+func BenchmarkProcessorVsDecodeBroker(b *testing.B) {
+	brokers := os.Getenv("EBBFLOW_TEST_KAFKA_BROKERS")
+	if brokers == "" {
+		b.Fatal("EBBFLOW_TEST_KAFKA_BROKERS is not set (source .dev/services.env)")
 	}
+	const entities, steps, partitions = 2000, 40, 4
+	kc := kafkax.DefaultConfig()
+	kc.Brokers = strings.Split(brokers, ",")
+	kc.Partitions = partitions
+	kc.TopicPrefix = fmt.Sprintf("bench-window-%d", time.Now().UnixNano())
+	if err := kafkax.EnsureTopics(context.Background(), kc, kc.Topics().All()...); err != nil {
+		b.Fatal(err)
+	}
+	benchProcessorVsCeiling(b, kc, benchStreamPerPartition(entities, steps, partitions))
+}
+
+// embeddedBench starts a kfake cluster for one benchmark (closed with it).
+func embeddedBench(b *testing.B, partitions int32) kafkax.Config {
 	kc := kafkax.DefaultConfig()
 	kc.TopicPrefix = "bench"
 	emb, err := kafkax.StartEmbedded(0, partitions, kc.Topics().All()...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer emb.Close()
+	b.Cleanup(emb.Close)
 	kc.Brokers = emb.Addrs()
 	kc.Partitions = partitions
+	return kc
+}
+
+func benchProcessorVsCeiling(b *testing.B, kc kafkax.Config, recs [][]schemas.RawSample) {
+	n := len(recs)
+	samples := 0
+	for _, r := range recs {
+		samples += len(r)
+	}
 	produceRaw(b, kc, recs)
 	b.ResetTimer()
 	var ceil, proc, ceilCPU, procCPU time.Duration
 	for i := 0; i < b.N; i++ {
 		c0 := cpuTime()
-		ceil += decodeOnly(b, kc, n, fmt.Sprintf("ceil-%d", i))
+		ceil += decodeOnly(b, kc, n, fmt.Sprintf("%s-ceil-%d", kc.TopicPrefix, i))
 		c1 := cpuTime()
-		proc += processorRun(b, kc, n, fmt.Sprintf("proc-%d", i))
+		proc += processorRun(b, kc, n, fmt.Sprintf("%s-proc-%d", kc.TopicPrefix, i))
 		c2 := cpuTime()
 		ceilCPU += c1 - c0
 		procCPU += c2 - c1
 	}
 	b.StopTimer()
 	total := float64(n * b.N)
-	// Per core: records per CPU-second of the whole process (the in-process
-	// kfake broker included in both), immune to how busy the shared machine
-	// is; wall-clock rates as well.
+	// Per core: records per CPU-second of the whole process (on kfake the
+	// in-process broker is included in both), immune to how busy the
+	// shared machine is; wall-clock rates as well.
 	b.ReportMetric(total/ceilCPU.Seconds(), "ceiling-records/cpu-s")
 	b.ReportMetric(total/procCPU.Seconds(), "processor-records/cpu-s")
 	b.ReportMetric(float64(samples*b.N)/procCPU.Seconds(), "processor-samples/cpu-s")
