@@ -124,7 +124,8 @@ type Usage struct {
 	Free scheduler.Usage
 }
 
-// ReadUsage reads the departments' ClusterQueues' status.flavorsReservation.
+// ReadUsage reads the departments' GPU use per flavor: their ClusterQueues'
+// status.flavorsReservation, or their admitted Workloads where those say more.
 func (c *Client) ReadUsage(ctx context.Context) (Usage, error) {
 	u := Usage{Used: map[string]scheduler.Usage{}, Free: scheduler.Usage{}}
 	for _, d := range c.Cfg.Departments {
@@ -155,11 +156,52 @@ func (c *Client) ReadUsage(ctx context.Context) (Usage, error) {
 			}
 		}
 		u.Used[d.Name] = used
+	}
+	// A ClusterQueue's status follows its admissions a moment later; the
+	// admitted Workloads themselves say at once what they hold. Each
+	// department's use per flavor is the larger of the two (the status is
+	// also a moment late to drop a finished Workload).
+	held, err := c.admittedUse(ctx)
+	if err != nil {
+		return u, err
+	}
+	for _, d := range c.Cfg.Departments {
+		used := u.Used[d.Name]
+		for m, n := range held[d.Name] {
+			used[m] = max(used[m], n)
+		}
 		for m, n := range used {
 			u.Free[m] -= n
 		}
 	}
 	return u, nil
+}
+
+// admittedUse sums the GPUs of the admitted, unfinished Workloads in the
+// departments' namespaces by ClusterQueue and flavor.
+func (c *Client) admittedUse(ctx context.Context) (map[string]scheduler.Usage, error) {
+	nss := map[string]bool{}
+	for _, d := range c.Cfg.Departments {
+		nss[d.Ns()] = true
+	}
+	out := map[string]scheduler.Usage{}
+	for _, ns := range sortedKeys(nss) {
+		l, err := c.Dyn.Resource(c.gvr.Workload).Namespace(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("kueue: list Workloads in %s: %w", ns, err)
+		}
+		for i := range l.Items {
+			w := parseWorkload(&l.Items[i], c.Cfg.Pools.GPUResource)
+			if !w.Admitted() || w.Finished() || w.ClusterQueue == "" || w.Flavor == "" {
+				continue
+			}
+			if out[w.ClusterQueue] == nil {
+				out[w.ClusterQueue] = scheduler.Usage{}
+			}
+			out[w.ClusterQueue][w.Flavor] += w.GPUs
+		}
+	}
+	return out, nil
 }
 
 func quantityInt(v any) int {
@@ -193,9 +235,11 @@ type Workload struct {
 	Priority        int32
 	Created         time.Time
 	GPUs            int
-	// Flavor is the admitted GPU flavor ("" while waiting).
-	Flavor     string
-	Conditions map[string]Condition
+	// Flavor is the admitted GPU flavor and ClusterQueue the queue that
+	// admitted it ("" while waiting).
+	Flavor       string
+	ClusterQueue string
+	Conditions   map[string]Condition
 	// From the owning Job's labels and annotations.
 	Department, Family, Model, Pool string
 	Submitted                       time.Time
@@ -294,6 +338,7 @@ func parseWorkload(u *unstructured.Unstructured, gpuRes string) Workload {
 			w.GPUs += quantityInt(req[gpuRes]) * int(count)
 		}
 	}
+	w.ClusterQueue, _, _ = unstructured.NestedString(u.Object, "status", "admission", "clusterQueue")
 	psa, _, _ := unstructured.NestedSlice(u.Object, "status", "admission", "podSetAssignments")
 	for _, a := range psa {
 		am, _ := a.(map[string]any)

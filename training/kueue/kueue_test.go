@@ -308,3 +308,47 @@ func counterValue(c prometheus.Collector) float64 {
 	}
 	return d.GetCounter().GetValue()
 }
+
+// admittedBy marks a fixture Workload admitted by clusterQueue on flavor, as
+// Kueue writes status.admission.
+func admittedBy(w *unstructured.Unstructured, clusterQueue, flavor string) *unstructured.Unstructured {
+	_ = unstructured.SetNestedField(w.Object, clusterQueue, "status", "admission", "clusterQueue")
+	_ = unstructured.SetNestedSlice(w.Object, []any{map[string]any{"name": "main", "count": int64(1),
+		"flavors": map[string]any{"nvidia.com/gpu": flavor}}}, "status", "admission", "podSetAssignments")
+	return w
+}
+
+// TestReadUsageCountsAdmissionsBeforeTheClusterQueueStatus: a Workload
+// admitted a moment ago already holds its GPUs although its ClusterQueue's
+// status does not show them yet (Kueue updates it a moment later), so a
+// job planned right after sees the quota taken; a finished Workload still in
+// the status stays counted until the status drops it (the larger of the two).
+func TestReadUsageCountsAdmissionsBeforeTheClusterQueueStatus(t *testing.T) {
+	cfg := scheduler.DefaultConfig() // quotas 8 a100 + 8 v100 for each department
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	reserved := map[string]map[string]int{"product": {"v100": 4}}
+	wls := []*unstructured.Unstructured{
+		admittedBy(workload("research", "wl-new", "job-new", 8, 0, cond("QuotaReserved", "True", "QuotaReserved", "", now)), "research", "a100"),
+		admittedBy(workload("product", "wl-v", "job-v", 2, 0, cond("QuotaReserved", "True", "QuotaReserved", "", now)), "product", "v100"),
+		admittedBy(workload("product", "wl-done", "job-done", 8, 0, cond("QuotaReserved", "True", "QuotaReserved", "", now),
+			cond("Finished", "True", "Succeeded", "", now)), "product", "a100"),
+		workload("research", "wl-wait", "job-wait", 4, 0, cond("QuotaReserved", "False", "Pending", "insufficient quota", now)),
+	}
+	c := fakeCluster(t, cfg, reserved, wls, nil)
+	u, err := c.ReadUsage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Used["research"]["a100"]; got != 8 {
+		t.Errorf("research a100 used %d, want the just-admitted 8", got)
+	}
+	if got := u.Used["product"]["v100"]; got != 4 {
+		t.Errorf("product v100 used %d, want the status's 4 (more than its admitted 2)", got)
+	}
+	if got := u.Used["product"]["a100"]; got != 0 {
+		t.Errorf("product a100 used %d, want 0 (its Workload finished)", got)
+	}
+	if u.Free["a100"] != 8 || u.Free["v100"] != 12 {
+		t.Errorf("free %v, want a100 8 and v100 12 of 16 each", u.Free)
+	}
+}
