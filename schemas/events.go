@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -100,7 +101,14 @@ func (w Window) EventType() string { return "io.ebbflow.window.v1" }
 
 // EventID implements Event: deterministic, so a re-emitted window has the same id.
 func (w Window) EventID() string {
-	return fmt.Sprintf("%s|%s|%d|%d|r%d", w.Entity, w.Signal, w.SizeS, w.StartMs, w.Revision)
+	// entity|signal|size_s|start_ms|r<revision>, without fmt: the window
+	// processor names every window it emits (ce_id).
+	b := make([]byte, 0, len(w.Entity)+len(w.Signal)+48)
+	b = append(append(b, w.Entity...), '|')
+	b = append(append(b, w.Signal...), '|')
+	b = append(strconv.AppendInt(b, w.SizeS, 10), '|')
+	b = append(strconv.AppendInt(b, w.StartMs, 10), "|r"...)
+	return string(strconv.AppendInt(b, int64(w.Revision), 10))
 }
 
 // EventTime implements Event: the window end.

@@ -3,6 +3,7 @@ package schemas
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"testing"
 
@@ -141,6 +142,18 @@ func FuzzAppendJSONString(f *testing.F) {
 		want, _ := json.Marshal(s)
 		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
 			t.Fatalf("appendJSONString(%q) = %s, json.Marshal = %s", s, got, want)
+		}
+	})
+}
+
+// TestWindowEventIDFormat: the id is entity|signal|size_s|start_ms|r<rev>,
+// as fmt writes it, for any values (negative numbers included).
+func TestWindowEventIDFormat(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		w := Window{Entity: rapid.String().Draw(t, "e"), Signal: rapid.String().Draw(t, "s"), SizeS: rapid.Int64().Draw(t, "size"),
+			StartMs: rapid.Int64().Draw(t, "start"), Revision: rapid.Int().Draw(t, "rev")}
+		if got, want := w.EventID(), fmt.Sprintf("%s|%s|%d|%d|r%d", w.Entity, w.Signal, w.SizeS, w.StartMs, w.Revision); got != want {
+			t.Fatalf("EventID %q, want %q", got, want)
 		}
 	})
 }

@@ -1,10 +1,11 @@
 package window
 
 import (
+	"cmp"
 	"fmt"
 	"hash/maphash"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -287,7 +288,11 @@ func (p *partitionState) finishRebuild(revFloor int) {
 // and those late data revised — sorted, then forgets windows past their
 // allowed lateness and series that no accepted sample can follow any more.
 func (p *partitionState) flush() []schemas.Window {
-	var out []schemas.Window
+	type due struct {
+		k wkey
+		w *winState
+	}
+	var sel []due
 	for k, w := range p.windows {
 		switch {
 		case !w.emitted && p.hasWM && k.start+k.size <= p.wm:
@@ -299,11 +304,34 @@ func (p *partitionState) flush() []schemas.Window {
 			continue
 		}
 		w.dirty = false
-		out = append(out, w.window(k))
+		sel = append(sel, due{k, w})
 	}
-	sort.Slice(out, func(i, j int) bool { return lessWindow(&out[i], &out[j]) })
+	// Sorted by key (entity, signal, size, start) before the
+	// windows are built: small pairs move, not whole windows.
+	slices.SortFunc(sel, func(a, b due) int { return cmpKey(&a.k, &b.k) })
+	var out []schemas.Window
+	if len(sel) > 0 {
+		out = make([]schemas.Window, 0, len(sel))
+	}
+	for _, d := range sel {
+		out = append(out, d.w.window(d.k))
+	}
 	p.purge()
 	return out
+}
+
+// cmpKey orders window keys: entity, signal, size, start.
+func cmpKey(a, b *wkey) int {
+	if c := strings.Compare(a.entity, b.entity); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.signal, b.signal); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.size, b.size); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.start, b.start)
 }
 
 func (p *partitionState) purge() {
@@ -417,19 +445,6 @@ func finite(w *schemas.Window) bool {
 }
 
 func clamp(v, lo, hi float64) float64 { return min(max(v, lo), hi) }
-
-func lessWindow(a, b *schemas.Window) bool {
-	if a.Entity != b.Entity {
-		return a.Entity < b.Entity
-	}
-	if a.Signal != b.Signal {
-		return a.Signal < b.Signal
-	}
-	if a.SizeS != b.SizeS {
-		return a.SizeS < b.SizeS
-	}
-	return a.StartMs < b.StartMs
-}
 
 func floorDiv(a, b int64) int64 {
 	q := a / b

@@ -289,3 +289,17 @@ func counterValue(reg *prometheus.Registry, name string) float64 {
 	}
 	return v
 }
+
+// lessWindow orders windows as the processor emits them (cmpKey).
+func lessWindow(a, b *schemas.Window) bool {
+	if a.Entity != b.Entity {
+		return a.Entity < b.Entity
+	}
+	if a.Signal != b.Signal {
+		return a.Signal < b.Signal
+	}
+	if a.SizeS != b.SizeS {
+		return a.SizeS < b.SizeS
+	}
+	return a.StartMs < b.StartMs
+}
