@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -116,6 +117,22 @@ func (w Window) EventTime() time.Time { return time.UnixMilli(w.EndMs).UTC() }
 
 // EventKey implements Event.
 func (w Window) EventKey() string { return w.Entity }
+
+// CompareWindows orders windows by entity, signal, size and start (the
+// order of the window processor's output and of history reads); for
+// slices.SortFunc.
+func CompareWindows(a, b *Window) int {
+	if c := strings.Compare(a.Entity, b.Entity); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Signal, b.Signal); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.SizeS, b.SizeS); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.StartMs, b.StartMs)
+}
 
 // Value is the number forecasts and decisions use for the window: the rate
 // for counters, the mean for gauges.

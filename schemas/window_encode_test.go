@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -156,4 +157,26 @@ func TestWindowEventIDFormat(t *testing.T) {
 			t.Fatalf("EventID %q, want %q", got, want)
 		}
 	})
+}
+
+func TestCompareWindows(t *testing.T) {
+	ws := []Window{
+		{Entity: "b", Signal: "qps", SizeS: 60, StartMs: 0},
+		{Entity: "a", Signal: "qps", SizeS: 60, StartMs: 60_000},
+		{Entity: "a", Signal: "qps", SizeS: 60, StartMs: 0},
+		{Entity: "a", Signal: "cpu", SizeS: 300, StartMs: 0},
+		{Entity: "a", Signal: "qps", SizeS: 15, StartMs: 120_000},
+	}
+	slices.SortFunc(ws, func(a, b Window) int { return CompareWindows(&a, &b) })
+	var got []string
+	for _, w := range ws {
+		got = append(got, fmt.Sprintf("%s/%s/%d/%d", w.Entity, w.Signal, w.SizeS, w.StartMs))
+	}
+	want := "[a/cpu/300/0 a/qps/15/120000 a/qps/60/0 a/qps/60/60000 b/qps/60/0]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("order %v, want %s", got, want)
+	}
+	if CompareWindows(&ws[0], &ws[0]) != 0 {
+		t.Fatal("a window is not equal to itself")
+	}
 }

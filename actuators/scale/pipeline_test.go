@@ -18,6 +18,7 @@ import (
 	"github.com/ebbflow/ebbflow/inference/autoscale"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
 	"github.com/ebbflow/ebbflow/internal/natsbus"
+	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -163,23 +164,8 @@ func (p pipeline) run(t *testing.T) {
 		waitForRecord(t, ctx, kc, topics.Name(schemas.TopicForecasts), func([]byte) bool { return true })
 		// The decider has consumed that first forecast.
 		waitUntil(t, ctx, "the decider consumed the first forecast", func() bool {
-			mfs, err := decReg.Gather()
-			if err != nil {
-				return false
-			}
-			for _, mf := range mfs {
-				if mf.GetName() != "ebbflow_autoscale_inputs_total" {
-					continue
-				}
-				for _, m := range mf.GetMetric() {
-					for _, l := range m.GetLabel() {
-						if l.GetName() == "topic" && l.GetValue() == topics.Name(schemas.TopicForecasts) && m.GetCounter().GetValue() >= 1 {
-							return true
-						}
-					}
-				}
-			}
-			return false
+			v, err := telemetry.CounterValue(decReg, "ebbflow_autoscale_inputs_total", "topic", topics.Name(schemas.TopicForecasts))
+			return err == nil && v >= 1
 		})
 		if err := prod.SendMessages([]*sarama.ProducerMessage{bad, window(now, 250)}); err != nil {
 			t.Fatal(err)

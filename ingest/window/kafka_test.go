@@ -14,6 +14,7 @@ import (
 
 	"github.com/ebbflow/ebbflow/internal/history"
 	"github.com/ebbflow/ebbflow/internal/kafkax"
+	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
 )
 
@@ -278,28 +279,9 @@ func sameValues(a, b schemas.Window) bool {
 
 // counterValue sums the samples of a counter family in reg.
 func counterValue(reg *prometheus.Registry, name string) float64 {
-	mfs, _ := reg.Gather()
-	var v float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				v += m.GetCounter().GetValue()
-			}
-		}
-	}
+	v, _ := telemetry.CounterValue(reg, name)
 	return v
 }
 
 // lessWindow orders windows as the processor emits them (cmpKey).
-func lessWindow(a, b *schemas.Window) bool {
-	if a.Entity != b.Entity {
-		return a.Entity < b.Entity
-	}
-	if a.Signal != b.Signal {
-		return a.Signal < b.Signal
-	}
-	if a.SizeS != b.SizeS {
-		return a.SizeS < b.SizeS
-	}
-	return a.StartMs < b.StartMs
-}
+func lessWindow(a, b *schemas.Window) bool { return schemas.CompareWindows(a, b) < 0 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	kcluster "github.com/ebbflow/ebbflow/internal/cluster"
+	"github.com/ebbflow/ebbflow/internal/telemetry"
 	"github.com/ebbflow/ebbflow/schemas"
 	"github.com/ebbflow/ebbflow/training/mixing"
 )
@@ -80,30 +81,11 @@ func TestBadInputMixing(t *testing.T) {
 	offs := s.send(msgs...)
 	s.checkDeadLetters(done, cases, offs[1:1+len(cases)])
 	inputs := func(topic, outcome string) float64 {
-		mfs, err := reg.Gather()
+		v, err := telemetry.CounterValue(reg, "ebbflow_mixing_inputs_total", "topic", s.topic(topic), "result", outcome)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, mf := range mfs {
-			if mf.GetName() != "ebbflow_mixing_inputs_total" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				var tp, oc string
-				for _, l := range m.GetLabel() {
-					switch l.GetName() {
-					case "topic":
-						tp = l.GetValue()
-					case "result":
-						oc = l.GetValue()
-					}
-				}
-				if tp == s.topic(topic) && oc == outcome {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-		return 0
+		return v
 	}
 	// The good windows before and after, and the good forecast, were used.
 	deadline := time.Now().Add(2 * time.Minute)

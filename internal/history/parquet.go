@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -294,19 +295,7 @@ func ReadWindows(ctx context.Context, fsys FS, root string, q Query) ([]schemas.
 	for _, w := range best {
 		out = append(out, w)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := &out[i], &out[j]
-		if a.Entity != b.Entity {
-			return a.Entity < b.Entity
-		}
-		if a.Signal != b.Signal {
-			return a.Signal < b.Signal
-		}
-		if a.SizeS != b.SizeS {
-			return a.SizeS < b.SizeS
-		}
-		return a.StartMs < b.StartMs
-	})
+	slices.SortFunc(out, func(a, b schemas.Window) int { return schemas.CompareWindows(&a, &b) })
 	return out, nil
 }
 

@@ -297,19 +297,7 @@ func (t *tap) snapshot() events {
 	for _, w := range t.windows {
 		ev.Windows = append(ev.Windows, w)
 	}
-	sort.Slice(ev.Windows, func(i, j int) bool {
-		a, b := ev.Windows[i], ev.Windows[j]
-		if a.Entity != b.Entity {
-			return a.Entity < b.Entity
-		}
-		if a.Signal != b.Signal {
-			return a.Signal < b.Signal
-		}
-		if a.SizeS != b.SizeS {
-			return a.SizeS < b.SizeS
-		}
-		return a.StartMs < b.StartMs
-	})
+	sort.Slice(ev.Windows, func(i, j int) bool { return schemas.CompareWindows(&ev.Windows[i], &ev.Windows[j]) < 0 })
 	sort.SliceStable(ev.Decisions, func(i, j int) bool { return ev.Decisions[i].AtMs < ev.Decisions[j].AtMs })
 	sort.SliceStable(ev.Nodes, func(i, j int) bool { return ev.Nodes[i].AtMs < ev.Nodes[j].AtMs })
 	sort.SliceStable(ev.Actions, func(i, j int) bool { return ev.Actions[i].AtMs < ev.Actions[j].AtMs })
