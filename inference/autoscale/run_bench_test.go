@@ -208,5 +208,10 @@ func BenchmarkRunOnBroker(b *testing.B) {
 	kc.Brokers = strings.Split(brokers, ",")
 	kc.Partitions = 8
 	kc.TopicPrefix = fmt.Sprintf("bench-burst-%d", time.Now().UnixNano())
+	b.Cleanup(func() {
+		if err := kafkax.DeletePrefixed(kc); err != nil {
+			b.Log(err)
+		}
+	})
 	benchBurst(b, kc)
 }

@@ -103,6 +103,11 @@ func BenchmarkProcessorVsDecodeBroker(b *testing.B) {
 	kc.Brokers = strings.Split(brokers, ",")
 	kc.Partitions = partitions
 	kc.TopicPrefix = fmt.Sprintf("bench-window-%d", time.Now().UnixNano())
+	b.Cleanup(func() {
+		if err := kafkax.DeletePrefixed(kc); err != nil {
+			b.Log(err)
+		}
+	})
 	if err := kafkax.EnsureTopics(context.Background(), kc, kc.Topics().All()...); err != nil {
 		b.Fatal(err)
 	}

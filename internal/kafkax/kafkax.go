@@ -250,3 +250,35 @@ func createTopic(admin sarama.ClusterAdmin, name string, d sarama.TopicDetail) e
 	}
 	return nil
 }
+
+// DeletePrefixed deletes every topic whose name starts with c.TopicPrefix
+// followed by a dot (a benchmark's or load run's own topics, so that runs
+// do not pile partitions and data up on a long-lived broker). It refuses an
+// empty prefix.
+func DeletePrefixed(c Config) error {
+	if c.TopicPrefix == "" {
+		return errors.New("kafka: delete topics: no topic_prefix (refusing to delete every topic)")
+	}
+	sc, err := c.Sarama()
+	if err != nil {
+		return err
+	}
+	admin, err := sarama.NewClusterAdmin(c.Brokers, sc)
+	if err != nil {
+		return fmt.Errorf("kafka: connect admin to %v: %w", c.Brokers, err)
+	}
+	defer admin.Close()
+	ts, err := admin.ListTopics()
+	if err != nil {
+		return fmt.Errorf("kafka: list topics on %v: %w", c.Brokers, err)
+	}
+	var errs []error
+	for name := range ts {
+		if strings.HasPrefix(name, c.TopicPrefix+".") {
+			if err := admin.DeleteTopic(name); err != nil {
+				errs = append(errs, fmt.Errorf("kafka: delete topic %s: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
