@@ -182,7 +182,7 @@ compare receivers by on a shared machine.`,
 	f.DurationVar(&interval, "interval", 0, "send one request per worker per interval (e.g. 15s: --series × --concurrency series scraped every 15 s); 0 sends as fast as acknowledged")
 	f.IntVar(&receiverPID, "receiver-pid", 0, "process id of the receiver (same machine): also report its CPU seconds during the run and samples per receiver CPU-second (Linux /proc)")
 	f.Float64Var(&churn, "churn", 0.01, "fraction of a worker's series replaced by new pods' series after each request")
-	cmd.AddCommand(ingestCmd, newBenchLagCmd())
+	cmd.AddCommand(ingestCmd, newBenchLagCmd(), newBenchCleanCmd())
 	return cmd
 }
 

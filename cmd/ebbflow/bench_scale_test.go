@@ -125,3 +125,49 @@ func (h commitHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Cons
 	<-s.Context().Done()
 	return nil
 }
+
+// TestBenchClean: `ebbflow bench clean P` deletes P.* and leaves the other
+// topics, including one whose prefix merely starts like P.
+func TestBenchClean(t *testing.T) {
+	emb, err := kafkax.StartEmbedded(0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	kc := kafkax.DefaultConfig()
+	kc.Brokers = emb.Addrs()
+	kc.Partitions = 1
+	if err := kafkax.EnsureTopics(context.Background(), kc, "run1.metrics.raw.v1", "run1.decisions.v1", "run10.metrics.raw.v1", "other"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := newBenchCmd(nil)
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"clean", "--brokers", strings.Join(kc.Brokers, ","), "run1"})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := kc.Sarama()
+	admin, err := sarama.NewClusterAdmin(kc.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ts, err := admin.ListTopics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"run1.metrics.raw.v1", "run1.decisions.v1"} {
+		if _, ok := ts[gone]; ok {
+			t.Errorf("%s still exists", gone)
+		}
+	}
+	for _, kept := range []string{"run10.metrics.raw.v1", "other"} {
+		if _, ok := ts[kept]; !ok {
+			t.Errorf("%s was deleted", kept)
+		}
+	}
+	if !strings.Contains(out.String(), "deleted the topics run1.*") {
+		t.Errorf("output %q", out.String())
+	}
+}
