@@ -217,7 +217,7 @@ compare receivers by on a shared machine.`,
 	f.Float64Var(&churn, "churn", 0.01, "fraction of a worker's series replaced by new pods' series after each request")
 	f.StringVar(&layout, "layout", layoutFlat, "flat: metric names spread over 40 pods, ~2 series per entity (the worst case for the stages after ingest); services: whole services of --pods pods, each pod a request counter and a CPU counter, each service a kube-state-metrics replicas gauge (the decider can decide)")
 	f.IntVar(&pods, "pods", 4, "pods per service with --layout services")
-	cmd.AddCommand(ingestCmd, newBenchLagCmd())
+	cmd.AddCommand(ingestCmd, newBenchLagCmd(), newBenchDecisionsCmd())
 	return cmd
 }
 
