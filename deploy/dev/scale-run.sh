@@ -66,8 +66,10 @@ echo "scale-run: $SERIES series every $INTERVAL ($workers remote_write shards of
 start ingest 19311 ingest --set "ingest.remote_write.listen=127.0.0.1:$rw_port"
 start window 19312 window --set "window.group=$prefix-window"
 start forecast 19313 forecast serve --set "forecast.group=$prefix-forecast" --set "forecast.min_history_steps=2"
+# Decisions are signed, as in production (signing.required is on).
+"$BIN" keys generate --dir "$dir" --name decision >/dev/null
 start autoscale 19314 autoscale --set "autoscale.consumer_group=$prefix-autoscale" --set "autoscale.watch_workloads=false" \
-  --set "autoscale.initial_offset=oldest" --set "autoscale.dry_run=true"
+  --set "autoscale.initial_offset=oldest" --set "autoscale.dry_run=true" --set "signing.private_key_file=$dir/decision.key"
 for i in $(seq 1 120); do
   curl -fsS -o /dev/null "http://127.0.0.1:19311/readyz" 2>/dev/null && break
   sleep 1
@@ -143,7 +145,7 @@ follower=
   done
   echo "--- per component over ${el}s: CPU cores used (mean), resident memory now / peak"
   awk -F'\t' -v el="$el" 'NR>1 && $3!="gone" {last[$2]=$3; rss[$2]=$4; hwm[$2]=$5} NR>1 && $1==0 {first[$2]=$3}
-    END {for (n in last) printf "%-10s cpu %.2f cores  rss %.0f MiB  peak %.0f MiB\n", n, (last[n]-first[n])/el, rss[n]/1024, hwm[n]/1024}' "$dir/samples.tsv" | sort
+    END {for (n in last) printf "%-10s cpu %.1f s (%.3f cores)  rss %.0f MiB  peak %.0f MiB\n", n, last[n]-first[n], (last[n]-first[n])/el, rss[n]/1024, hwm[n]/1024}' "$dir/samples.tsv" | sort
   echo "--- scale decisions on $decisions (dry run), and time from each decision's window to its record"
   cat "$dir/decisions.txt"
   echo "--- consumer lag (records; max over the load, and at the end of the drain)"
