@@ -68,8 +68,9 @@ counter (container_cpu_usage_seconds_total → cpu), per service
 kube-state-metrics' kube_deployment_status_replicas_available (→
 replicas), all names ingest's default rules map. Pods use 0.55–0.75 CPU
 cores each (by service, ±10 % over 10 minutes), so with autoscale's
-default policy (cpu at 70 %) one service in five is over its target and
-the decider asks for more replicas. The default --layout flat is the old
+default policy (cpu at 70 %, 5 % tolerance) the services at 0.70 and 0.75
+(two in five) go over their target and the decider asks for more
+replicas. The default --layout flat is the old
 worst case (~2 series per entity, no replicas signal).
 
 With --receiver-pid, it reads the receiver's CPU time (user + system,
@@ -277,7 +278,7 @@ func newServiceGen(worker, series, labels, per, pods int, churn float64, v2 bool
 	for k := 0; k < nSvc; k++ {
 		svc := benchService{name: fmt.Sprintf("svc%d-w%d", k, worker)}
 		ns := fmt.Sprintf("team-%d", k%7)
-		cores := 0.55 + 0.05*float64(k%5) // per pod; 0.75 is over the default 70 % target
+		cores := 0.55 + 0.05*float64(k%5) // per pod; 0.75 (and 0.70 at +10 %) is over the default 70 % target
 		for p := 0; p < pods; p++ {
 			pod := benchPodName(svc.name, k*pods+p)
 			inst := fmt.Sprintf("10.%d.%d.%d:8002", worker%250, (k*pods+p)/250%250, (k*pods+p)%250)
