@@ -47,7 +47,8 @@ type Config struct {
 	// ReloadInterval is how often ModelDir is checked for new models.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 	// HistorySteps is the per-series memory in steps (4 bytes each); a week
-	// plus a little is what the seasonal features read.
+	// plus a little is what the seasonal features read. A series' ring
+	// grows to it as history arrives, so a short history costs little.
 	HistorySteps int `yaml:"history_steps"`
 	// MinHistorySteps is the history a model needs before it is trusted;
 	// below it the forecaster falls back to a baseline.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -36,6 +37,8 @@ func newBenchCmd(*globals) *cobra.Command {
 		topic                     string
 		interval                  time.Duration
 		receiverPID               int
+		layout                    string
+		pods                      int
 	)
 	ingestCmd := &cobra.Command{
 		Use:   "ingest",
@@ -58,6 +61,18 @@ to --topic during the run and reports the samples delivered there (rows
 after ingest's mapping; anything else writing to the topic meanwhile is
 counted too).
 
+With --layout services, each worker's --series series are whole services
+(a Deployment of --pods pods in namespace team-<k%7>): per pod Triton's
+request counter (nv_inference_request_success → qps) and cAdvisor's CPU
+counter (container_cpu_usage_seconds_total → cpu), per service
+kube-state-metrics' kube_deployment_status_replicas_available (→
+replicas), all names ingest's default rules map. Pods use 0.55–0.75 CPU
+cores each (by service, ±10 % over 10 minutes), so with autoscale's
+default policy (cpu at 70 %, 5 % tolerance) the services at 0.70 and 0.75
+(two in five) go over their target and the decider asks for more
+replicas. The default --layout flat is the old
+worst case (~2 series per entity, no replicas signal).
+
 With --receiver-pid, it reads the receiver's CPU time (user + system,
 /proc/<pid>/stat) before and after the run and reports acknowledged (and,
 with --brokers, delivered) samples per receiver CPU-second: the figure to
@@ -65,6 +80,12 @@ compare receivers by on a shared machine.`,
 		Example: `  ebbflow bench ingest --url http://127.0.0.1:9201/api/v1/write --duration 30s --series 2000`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if layout != layoutFlat && layout != layoutServices {
+				return fmt.Errorf("bench ingest: --layout %q: want %s or %s", layout, layoutFlat, layoutServices)
+			}
+			if layout == layoutServices && pods < 1 {
+				return fmt.Errorf("bench ingest: --pods %d: want at least 1", pods)
+			}
 			ct := "application/x-protobuf"
 			if v2 {
 				ct += ";proto=" + ingest.ProtoMsgV2
@@ -82,7 +103,7 @@ compare receivers by on a shared machine.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), duration)
 			defer cancel()
-			var acked, pushedBack, failed, reqs atomic.Int64
+			var acked, pushedBack, failed, reqs, sent, services atomic.Int64
 			client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
 			var wg sync.WaitGroup
 			start := time.Now()
@@ -90,7 +111,14 @@ compare receivers by on a shared machine.`,
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					gen := newRequestGen(w, series, labels, per, churn, v2)
+					var gen *requestGen
+					if layout == layoutServices {
+						gen = newServiceGen(w, series, labels, per, pods, churn, v2)
+						services.Add(int64(len(gen.svcs)))
+					} else {
+						gen = newRequestGen(w, series, labels, per, churn, v2)
+					}
+					sent.Add(int64(len(gen.ss)))
 					var pace *time.Ticker
 					if interval > 0 {
 						// Paced like a Prometheus shard: one request per
@@ -128,7 +156,7 @@ compare receivers by on a shared machine.`,
 						reqs.Add(1)
 						switch {
 						case resp.StatusCode/100 == 2:
-							acked.Add(int64(series * per))
+							acked.Add(int64(len(gen.ss) * per))
 						case resp.StatusCode == 429 || resp.StatusCode == 503:
 							pushedBack.Add(1)
 							time.Sleep(100 * time.Millisecond)
@@ -141,6 +169,12 @@ compare receivers by on a shared machine.`,
 			wg.Wait()
 			el := time.Since(start).Seconds()
 			fmt.Fprintf(cmd.OutOrStdout(), "url=%s duration=%.1fs series=%d labels=%d samples/series=%d concurrency=%d churn=%g distinct_requests=true\n", url, el, series, labels, per, conc, churn)
+			if layout == layoutServices {
+				fmt.Fprintf(cmd.OutOrStdout(), "layout=services services=%d pods_per_service=%d series_total=%d (per service: %d pods × 2 counters + 1 replicas gauge)\n",
+					services.Load(), pods, sent.Load(), pods)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "layout=flat series_total=%d\n", sent.Load())
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "requests=%d acknowledged_samples=%d acknowledged_samples_per_s=%.0f pushed_back=%d failed=%d\n",
 				reqs.Load(), acked.Load(), float64(acked.Load())/el, pushedBack.Load(), failed.Load())
 			cpu1, err := processCPU(receiverPID)
@@ -182,7 +216,9 @@ compare receivers by on a shared machine.`,
 	f.DurationVar(&interval, "interval", 0, "send one request per worker per interval (e.g. 15s: --series × --concurrency series scraped every 15 s); 0 sends as fast as acknowledged")
 	f.IntVar(&receiverPID, "receiver-pid", 0, "process id of the receiver (same machine): also report its CPU seconds during the run and samples per receiver CPU-second (Linux /proc)")
 	f.Float64Var(&churn, "churn", 0.01, "fraction of a worker's series replaced by new pods' series after each request")
-	cmd.AddCommand(ingestCmd, newBenchLagCmd(), newBenchCleanCmd())
+	f.StringVar(&layout, "layout", layoutFlat, "flat: metric names spread over 40 pods, ~2 series per entity (the worst case for the stages after ingest); services: whole services of --pods pods, each pod a request counter and a CPU counter, each service a kube-state-metrics replicas gauge (the decider can decide)")
+	f.IntVar(&pods, "pods", 4, "pods per service with --layout services")
+	cmd.AddCommand(ingestCmd, newBenchLagCmd(), newBenchDecisionsCmd(), newBenchCleanCmd())
 	return cmd
 }
 
@@ -198,6 +234,95 @@ type requestGen struct {
 	lastTs     int64 // timestamp of the last request's first sample
 	raw, out   []byte
 	churnCarry float64
+	// --layout services: what each series is, the services and their pods.
+	kinds []seriesKind
+	svcs  []benchService
+	t0Ms  int64 // counters start at 0 here
+}
+
+const (
+	layoutFlat     = "flat"
+	layoutServices = "services"
+)
+
+// seriesKind says how a services-layout series' value is made.
+type seriesKind struct {
+	counter bool    // else a gauge
+	rate    float64 // counters: mean increase per second
+	gauge   float64
+}
+
+// benchService is one generated Deployment: its name and, per pod, the
+// indices of the pod's series in requestGen.ss.
+type benchService struct {
+	name string
+	pods [][]int
+}
+
+// benchPodName is a pod name as a Deployment's ReplicaSet generates it:
+// <deployment>-<hash>-<5 characters>, so ingest derives the workload.
+func benchPodName(svc string, n int) string { return svc + "-7d9f8c6b5d-" + podSuffix(n) }
+
+// newServiceGen builds a worker's --layout services requests: as many
+// whole services of pods pods as fit in series series (at least one).
+func newServiceGen(worker, series, labels, per, pods int, churn float64, v2 bool) *requestGen {
+	g := &requestGen{worker: worker, per: per, churn: churn, v2: v2, t0Ms: time.Now().UnixMilli()}
+	perSvc := 2*pods + 1
+	nSvc := max(series/perSvc, 1)
+	pad := func(ls []schemas.Label, k int) []schemas.Label {
+		for j := len(ls); j < labels; j++ {
+			ls = append(ls, schemas.Label{Name: fmt.Sprintf("zz_label_%02d", j), Value: fmt.Sprintf("value-%d-%d", j, k%13)})
+		}
+		return ls
+	}
+	for k := 0; k < nSvc; k++ {
+		svc := benchService{name: fmt.Sprintf("svc%d-w%d", k, worker)}
+		ns := fmt.Sprintf("team-%d", k%7)
+		cores := 0.55 + 0.05*float64(k%5) // per pod; 0.75 (and 0.70 at +10 %) is over the default 70 % target
+		for p := 0; p < pods; p++ {
+			pod := benchPodName(svc.name, k*pods+p)
+			inst := fmt.Sprintf("10.%d.%d.%d:8002", worker%250, (k*pods+p)/250%250, (k*pods+p)%250)
+			var idx []int
+			for _, m := range []struct {
+				name string
+				rate float64
+			}{{"nv_inference_request_success", 40 * cores}, {"container_cpu_usage_seconds_total", cores}} {
+				idx = append(idx, len(g.ss))
+				g.ss = append(g.ss, ingest.Series{Labels: pad([]schemas.Label{
+					{Name: "__name__", Value: m.name},
+					{Name: "container", Value: "triton"},
+					{Name: "instance", Value: inst},
+					{Name: "job", Value: "kubernetes-pods"},
+					{Name: "namespace", Value: ns},
+					{Name: "pod", Value: pod},
+				}, k)})
+				g.kinds = append(g.kinds, seriesKind{counter: true, rate: m.rate})
+			}
+			svc.pods = append(svc.pods, idx)
+		}
+		g.ss = append(g.ss, ingest.Series{Labels: pad([]schemas.Label{
+			{Name: "__name__", Value: "kube_deployment_status_replicas_available"},
+			{Name: "deployment", Value: svc.name},
+			{Name: "instance", Value: "10.255.0.1:8080"},
+			{Name: "job", Value: "kube-state-metrics"},
+			{Name: "namespace", Value: ns},
+		}, k)})
+		g.kinds = append(g.kinds, seriesKind{gauge: float64(pods)})
+		g.svcs = append(g.svcs, svc)
+	}
+	for i := range g.ss {
+		g.ss[i].Samples = make([]ingest.Sample, per)
+	}
+	g.pods = nSvc * pods
+	return g
+}
+
+// counterAt is a services-layout counter at ts: rate per second on
+// average, ±10 % over a 10-minute period, from 0 at t0Ms.
+func (g *requestGen) counterAt(rate float64, ts int64) float64 {
+	const period, amp = 600.0, 0.1
+	t := float64(ts-g.t0Ms) / 1000
+	return rate * (t + amp*period/(2*math.Pi)*(1-math.Cos(2*math.Pi*t/period)))
 }
 
 func newRequestGen(worker, series, labels, per int, churn float64, v2 bool) *requestGen {
@@ -219,8 +344,16 @@ func (g *requestGen) next() []byte {
 	g.lastTs = ts + int64(g.per-1)*15000
 	for i := range g.ss {
 		for k := range g.ss[i].Samples {
-			g.ss[i].Samples[k] = ingest.Sample{TimestampMs: ts + int64(k)*15000,
-				Value: float64(i) + float64(g.reqs)*0.5 + float64(k)}
+			at := ts + int64(k)*15000
+			v := float64(i) + float64(g.reqs)*0.5 + float64(k)
+			if g.kinds != nil {
+				if sk := g.kinds[i]; sk.counter {
+					v = g.counterAt(sk.rate, at)
+				} else {
+					v = sk.gauge
+				}
+			}
+			g.ss[i].Samples[k] = ingest.Sample{TimestampMs: at, Value: v}
 		}
 	}
 	if g.v2 {
@@ -233,6 +366,17 @@ func (g *requestGen) next() []byte {
 	g.reqs++
 	g.churnCarry += g.churn * float64(len(g.ss))
 	for ; g.churnCarry >= 1; g.churnCarry-- {
+		if g.svcs != nil {
+			// A pod of a service is replaced: its series move to the new
+			// pod's name (new series to the receiver; same service).
+			sv := &g.svcs[(g.pods*7919)%len(g.svcs)]
+			p := sv.pods[g.pods%len(sv.pods)]
+			g.pods++
+			for _, i := range p {
+				setLabel(&g.ss[i], "pod", benchPodName(sv.name, g.pods))
+			}
+			continue
+		}
 		i := (g.pods * 7919) % len(g.ss)
 		g.pods++
 		setLabel(&g.ss[i], "pod", fmt.Sprintf("svc%d-w%d-7d9f8c6b5d-%s", i%40, g.worker, podSuffix(g.pods)))

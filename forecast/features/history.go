@@ -62,7 +62,7 @@ func FromWindows(ws []schemas.Window, stepS int64) (*History, error) {
 		}
 		r := e[w.Signal]
 		if r == nil {
-			r = NewRing(span)
+			r = NewRingFull(span)
 			r.Set(first, nanValue) // anchor the ring at the first step
 			e[w.Signal] = r
 		}
