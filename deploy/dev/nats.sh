@@ -6,7 +6,8 @@
 # a dev CA generated with openssl in <dir>/pki. Monitoring/health: http://127.0.0.1:18222/healthz
 # (EBBFLOW_NATS_HTTP_PORT). Account EBBFLOW (JetStream on) with the user "ebbflow" (random
 # password in <dir>/user.password) and a user nkey (seed in <dir>/user.nk); account OTHER (user "other") proves isolation. State in
-# EBBFLOW_NATS_DIR (default $EBBFLOW_DEV_RUN/nats). `env` prints the EBBFLOW_TEST_NATS_* exports.
+# EBBFLOW_NATS_DIR (default $EBBFLOW_DEV_RUN/nats). `env` prints the EBBFLOW_TEST_NATS_* exports,
+# EBBFLOW_TEST_NATS_SERVER being the binary (tests that need an operator-mode server start their own).
 SVC=nats
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -158,6 +159,7 @@ export EBBFLOW_TEST_NATS_PASSWORD=$(cat "$DIR/user.password")
 export EBBFLOW_TEST_NATS_NKEY_SEED_FILE=$DIR/user.nk
 export EBBFLOW_TEST_NATS_OTHER_USER=other
 export EBBFLOW_TEST_NATS_OTHER_PASSWORD=$(cat "$DIR/other.password")
+export EBBFLOW_TEST_NATS_SERVER=$(build)
 EOF
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -107,8 +108,8 @@ func (c Config) options() ([]nats.Option, string, error) {
 		opts = append(opts, nats.UserInfo(c.User, pw))
 		who = "user " + c.User
 	case c.CredsFile != "":
-		if _, err := os.Stat(c.CredsFile); err != nil {
-			return nil, "", fmt.Errorf("nats.creds_file: %w", err)
+		if err := checkCreds(c.CredsFile); err != nil {
+			return nil, "", err
 		}
 		opts = append(opts, nats.UserCredentials(c.CredsFile))
 		who = "credentials " + c.CredsFile
@@ -128,6 +129,29 @@ func (c Config) options() ([]nats.Option, string, error) {
 		opts = append(opts, nats.Secure(tc))
 	}
 	return opts, who, nil
+}
+
+// checkCreds reads a .creds file before connecting, so that a missing or
+// malformed file is reported as a bad nats.creds_file naming the file
+// (nats.go would only fail later, inside the connection attempt, without
+// naming the setting): it must hold a decodable user JWT and a user nkey
+// seed.
+func checkCreds(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("nats.creds_file %q: %w", path, err)
+	}
+	tok, err := jwt.ParseDecoratedJWT(b)
+	if err != nil {
+		return fmt.Errorf("nats.creds_file %q: no user JWT: %w", path, err)
+	}
+	if _, err := jwt.DecodeUserClaims(tok); err != nil {
+		return fmt.Errorf("nats.creds_file %q: the JWT is not a valid user JWT: %w", path, err)
+	}
+	if _, err := jwt.ParseDecoratedUserNKey(b); err != nil {
+		return fmt.Errorf("nats.creds_file %q: no user nkey seed: %w", path, err)
+	}
+	return nil
 }
 
 // Connect connects to the configured servers.
