@@ -59,6 +59,10 @@ cleanup() {
   [ -n "$follower" ] && kill "$follower" 2>/dev/null || true
   for n in "${!pid[@]}"; do kill "${pid[$n]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # The run's own topics go (KEEP_TOPICS=1 keeps them for inspection).
+  if [ -z "${KEEP_TOPICS:-}" ]; then
+    "$BIN" bench clean --brokers "$KAFKA" "$prefix" >/dev/null 2>&1 || echo "scale-run: could not delete the topics $prefix.*"
+  fi
 }
 trap cleanup EXIT
 
