@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"os"
@@ -36,6 +38,7 @@ func newBenchCmd(*globals) *cobra.Command {
 		topic                     string
 		interval                  time.Duration
 		receiverPID               int
+		recordPerSample           bool
 	)
 	ingestCmd := &cobra.Command{
 		Use:   "ingest",
@@ -54,9 +57,15 @@ series of new pods (rollouts). A receiver that deduplicates resends
 therefore writes every request; the figure is ingest, not its dedup path.
 
 With --brokers, it also reads back (read_committed) every record written
-to --topic during the run and reports the samples delivered there (rows
-after ingest's mapping; anything else writing to the topic meanwhile is
-counted too).
+to --topic during the run and reports the rows there (ingest's mapping
+may write one sample as several rows, one per rule it feeds, and drops
+series no rule maps) and the delivered samples: distinct (metric name,
+labels, timestamp) among the rows whose metric is one this generator
+sends, i.e. samples the sender sent that reached the topic, each counted
+once. Anything else writing those names to the topic meanwhile is counted
+too. With --record-per-sample, records are not decoded: each counts as
+one delivered sample (receivers that write one record per sample, such
+as prometheus-kafka-adapter).
 
 With --receiver-pid, it reads the receiver's CPU time (user + system,
 /proc/<pid>/stat) before and after the run and reports acknowledged (and,
@@ -75,6 +84,7 @@ compare receivers by on a shared machine.`,
 				if marks, err = markTopic(brokers, topic); err != nil {
 					return err
 				}
+				marks.recordPerSample = recordPerSample
 			}
 			cpu0, err := processCPU(receiverPID)
 			if err != nil {
@@ -153,12 +163,12 @@ compare receivers by on a shared machine.`,
 					receiverPID, cpu, float64(acked.Load())/cpu)
 			}
 			if marks != nil {
-				recs, samples, err := marks.delivered()
+				recs, rows, samples, err := marks.delivered()
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "topic=%s delivered_records=%d delivered_samples=%d delivered_samples_per_s=%.0f\n",
-					topic, recs, samples, float64(samples)/el)
+				fmt.Fprintf(cmd.OutOrStdout(), "topic=%s delivered_records=%d delivered_rows=%d delivered_samples=%d delivered_samples_per_s=%.0f delivered_of_acknowledged=%.3f\n",
+					topic, recs, rows, samples, float64(samples)/el, float64(samples)/max(1, float64(acked.Load())))
 				if receiverPID > 0 {
 					fmt.Fprintf(cmd.OutOrStdout(), "delivered_samples_per_receiver_cpu_s=%.0f\n", float64(samples)/(cpu1-cpu0))
 				}
@@ -181,6 +191,7 @@ compare receivers by on a shared machine.`,
 	f.StringVar(&topic, "topic", kafkax.DefaultConfig().Topics().Name(schemas.TopicMetricsRaw), "metrics.raw topic to read back with --brokers")
 	f.DurationVar(&interval, "interval", 0, "send one request per worker per interval (e.g. 15s: --series × --concurrency series scraped every 15 s); 0 sends as fast as acknowledged")
 	f.IntVar(&receiverPID, "receiver-pid", 0, "process id of the receiver (same machine): also report its CPU seconds during the run and samples per receiver CPU-second (Linux /proc)")
+	f.BoolVar(&recordPerSample, "record-per-sample", false, "with --brokers: count each record on --topic as one delivered sample, without decoding it (prometheus-kafka-adapter's one JSON record per sample)")
 	f.Float64Var(&churn, "churn", 0.01, "fraction of a worker's series replaced by new pods' series after each request")
 	cmd.AddCommand(ingestCmd, newBenchLagCmd())
 	return cmd
@@ -261,11 +272,15 @@ func setLabel(s *ingest.Series, name, value string) {
 	}
 }
 
+// benchNames are the metric names the generator sends; the last one no
+// default rule maps (ingest drops it unless unmatched is forward).
+var benchNames = []string{"nv_inference_request_success", "container_cpu_usage_seconds_total", "DCGM_FI_DEV_GPU_UTIL",
+	"container_memory_working_set_bytes", "nv_inference_request_failure", "http_requests_total"}
+
 // benchSeries builds series whose names the default rules map, over 40
 // pods of 40 services.
 func benchSeries(n, nLabels, per int, ts int64) []ingest.Series {
-	names := []string{"nv_inference_request_success", "container_cpu_usage_seconds_total", "DCGM_FI_DEV_GPU_UTIL",
-		"container_memory_working_set_bytes", "nv_inference_request_failure", "http_requests_total"}
+	names := benchNames
 	out := make([]ingest.Series, n)
 	for i := range out {
 		ls := []schemas.Label{
@@ -291,9 +306,10 @@ func benchSeries(n, nLabels, per int, ts int64) []ingest.Series {
 // topicMarks records the newest offset of every partition of a topic, so
 // that what was written after can be read back.
 type topicMarks struct {
-	client sarama.Client
-	topic  string
-	start  map[int32]int64
+	client          sarama.Client
+	topic           string
+	start           map[int32]int64
+	recordPerSample bool
 }
 
 func markTopic(brokers []string, topic string) (*topicMarks, error) {
@@ -324,26 +340,28 @@ func markTopic(brokers []string, topic string) (*topicMarks, error) {
 }
 
 // delivered reads, read_committed, every record written to the topic since
-// markTopic and counts the samples (rows) they hold.
-func (m *topicMarks) delivered() (records, samples int64, err error) {
+// markTopic and counts its rows and the distinct samples of benchNames
+// they hold (see sampleKeys).
+func (m *topicMarks) delivered() (records, rows, samples int64, err error) {
 	defer m.client.Close()
 	cons, err := sarama.NewConsumerFromClient(m.client)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer cons.Close()
+	keys := newSampleKeys(benchNames)
 	var buf []schemas.RawSample
 	for p, from := range m.start {
 		end, err := m.client.GetOffset(m.topic, p, sarama.OffsetNewest)
 		if err != nil {
-			return records, samples, fmt.Errorf("bench ingest: offset of %s/%d: %w", m.topic, p, err)
+			return records, rows, keys.n(), fmt.Errorf("bench ingest: offset of %s/%d: %w", m.topic, p, err)
 		}
 		if end <= from {
 			continue
 		}
 		pc, err := cons.ConsumePartition(m.topic, p, from)
 		if err != nil {
-			return records, samples, fmt.Errorf("bench ingest: read %s/%d: %w", m.topic, p, err)
+			return records, rows, keys.n(), fmt.Errorf("bench ingest: read %s/%d: %w", m.topic, p, err)
 		}
 		// Transaction markers and aborted records are not delivered, so
 		// the last record may sit before end-1: stop when idle.
@@ -351,12 +369,21 @@ func (m *topicMarks) delivered() (records, samples int64, err error) {
 		for {
 			select {
 			case msg := <-pc.Messages():
+				if m.recordPerSample {
+					records++
+					rows++
+					if msg.Offset >= end-1 {
+						break read
+					}
+					continue
+				}
 				if buf, err = schemas.DecodeRaw(buf[:0], msg.Value); err != nil {
 					pc.Close()
-					return records, samples, fmt.Errorf("bench ingest: %s/%d@%d: %w", m.topic, p, msg.Offset, err)
+					return records, rows, keys.n(), fmt.Errorf("bench ingest: %s/%d@%d: %w", m.topic, p, msg.Offset, err)
 				}
 				records++
-				samples += int64(len(buf))
+				rows += int64(len(buf))
+				keys.add(buf)
 				if msg.Offset >= end-1 {
 					break read
 				}
@@ -366,8 +393,55 @@ func (m *topicMarks) delivered() (records, samples int64, err error) {
 		}
 		pc.Close()
 	}
-	return records, samples, nil
+	if m.recordPerSample {
+		return records, rows, rows, nil
+	}
+	return records, rows, keys.n(), nil
 }
+
+// sampleKeys counts distinct samples among rows: a sample is its metric
+// name, its labels (as written, __name__ stripped) and its timestamp. Rows
+// of other metrics (a ratio rule's recorded series, another writer's) are
+// not samples the generator sent and are not counted. Keys are 64-bit
+// hashes: a collision among a few million keys has odds ~1e-7.
+type sampleKeys struct {
+	names map[string]bool
+	seed  maphash.Seed
+	seen  map[uint64]struct{}
+	h     maphash.Hash
+}
+
+func newSampleKeys(names []string) *sampleKeys {
+	k := &sampleKeys{names: map[string]bool{}, seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}}
+	for _, n := range names {
+		k.names[n] = true
+	}
+	k.h.SetSeed(k.seed)
+	return k
+}
+
+func (k *sampleKeys) add(rows []schemas.RawSample) {
+	var ts [8]byte
+	for i := range rows {
+		r := &rows[i]
+		if !k.names[r.Metric] {
+			continue
+		}
+		k.h.Reset()
+		k.h.WriteString(r.Metric)
+		for _, l := range r.Labels {
+			k.h.WriteByte(0xff)
+			k.h.WriteString(l.Name)
+			k.h.WriteByte(0xfe)
+			k.h.WriteString(l.Value)
+		}
+		binary.LittleEndian.PutUint64(ts[:], uint64(r.TimestampMs))
+		k.h.Write(ts[:])
+		k.seen[k.h.Sum64()] = struct{}{}
+	}
+}
+
+func (k *sampleKeys) n() int64 { return int64(len(k.seen)) }
 
 // processCPU returns the CPU seconds (user + system) process pid has used,
 // from /proc/<pid>/stat; 0 when pid is 0.
