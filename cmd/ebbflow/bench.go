@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"net/http"
 	"os"
@@ -341,7 +339,7 @@ func markTopic(brokers []string, topic string) (*topicMarks, error) {
 
 // delivered reads, read_committed, every record written to the topic since
 // markTopic and counts its rows and the distinct samples of benchNames
-// they hold (see sampleKeys).
+// they hold (ingest.SampleSet).
 func (m *topicMarks) delivered() (records, rows, samples int64, err error) {
 	defer m.client.Close()
 	cons, err := sarama.NewConsumerFromClient(m.client)
@@ -349,19 +347,19 @@ func (m *topicMarks) delivered() (records, rows, samples int64, err error) {
 		return 0, 0, 0, err
 	}
 	defer cons.Close()
-	keys := newSampleKeys(benchNames)
+	keys := ingest.NewSampleSet(benchNames)
 	var buf []schemas.RawSample
 	for p, from := range m.start {
 		end, err := m.client.GetOffset(m.topic, p, sarama.OffsetNewest)
 		if err != nil {
-			return records, rows, keys.n(), fmt.Errorf("bench ingest: offset of %s/%d: %w", m.topic, p, err)
+			return records, rows, keys.Len(), fmt.Errorf("bench ingest: offset of %s/%d: %w", m.topic, p, err)
 		}
 		if end <= from {
 			continue
 		}
 		pc, err := cons.ConsumePartition(m.topic, p, from)
 		if err != nil {
-			return records, rows, keys.n(), fmt.Errorf("bench ingest: read %s/%d: %w", m.topic, p, err)
+			return records, rows, keys.Len(), fmt.Errorf("bench ingest: read %s/%d: %w", m.topic, p, err)
 		}
 		// Transaction markers and aborted records are not delivered, so
 		// the last record may sit before end-1: stop when idle.
@@ -379,11 +377,11 @@ func (m *topicMarks) delivered() (records, rows, samples int64, err error) {
 				}
 				if buf, err = schemas.DecodeRaw(buf[:0], msg.Value); err != nil {
 					pc.Close()
-					return records, rows, keys.n(), fmt.Errorf("bench ingest: %s/%d@%d: %w", m.topic, p, msg.Offset, err)
+					return records, rows, keys.Len(), fmt.Errorf("bench ingest: %s/%d@%d: %w", m.topic, p, msg.Offset, err)
 				}
 				records++
 				rows += int64(len(buf))
-				keys.add(buf)
+				keys.Add(buf)
 				if msg.Offset >= end-1 {
 					break read
 				}
@@ -396,52 +394,8 @@ func (m *topicMarks) delivered() (records, rows, samples int64, err error) {
 	if m.recordPerSample {
 		return records, rows, rows, nil
 	}
-	return records, rows, keys.n(), nil
+	return records, rows, keys.Len(), nil
 }
-
-// sampleKeys counts distinct samples among rows: a sample is its metric
-// name, its labels (as written, __name__ stripped) and its timestamp. Rows
-// of other metrics (a ratio rule's recorded series, another writer's) are
-// not samples the generator sent and are not counted. Keys are 64-bit
-// hashes: a collision among a few million keys has odds ~1e-7.
-type sampleKeys struct {
-	names map[string]bool
-	seed  maphash.Seed
-	seen  map[uint64]struct{}
-	h     maphash.Hash
-}
-
-func newSampleKeys(names []string) *sampleKeys {
-	k := &sampleKeys{names: map[string]bool{}, seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}}
-	for _, n := range names {
-		k.names[n] = true
-	}
-	k.h.SetSeed(k.seed)
-	return k
-}
-
-func (k *sampleKeys) add(rows []schemas.RawSample) {
-	var ts [8]byte
-	for i := range rows {
-		r := &rows[i]
-		if !k.names[r.Metric] {
-			continue
-		}
-		k.h.Reset()
-		k.h.WriteString(r.Metric)
-		for _, l := range r.Labels {
-			k.h.WriteByte(0xff)
-			k.h.WriteString(l.Name)
-			k.h.WriteByte(0xfe)
-			k.h.WriteString(l.Value)
-		}
-		binary.LittleEndian.PutUint64(ts[:], uint64(r.TimestampMs))
-		k.h.Write(ts[:])
-		k.seen[k.h.Sum64()] = struct{}{}
-	}
-}
-
-func (k *sampleKeys) n() int64 { return int64(len(k.seen)) }
 
 // processCPU returns the CPU seconds (user + system) process pid has used,
 // from /proc/<pid>/stat; 0 when pid is 0.
