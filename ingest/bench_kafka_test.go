@@ -123,7 +123,7 @@ func benchRealKafka(b *testing.B, brokers []string, senders, lanes int) {
 		bodies := all[i*requests : (i+1)*requests]
 		runtime.ReadMemStats(&ms)
 		a0 := ms.TotalAlloc
-		stopProf := profileIngest(b, senders, lanes)
+		stopProf := profileIngest(b, senders, lanes, i)
 		c0, t0 := cpuSeconds(), time.Now()
 		sendRequests(b, rc, bodies, senders)
 		ingCPU += cpuSeconds() - c0
@@ -329,13 +329,14 @@ func readBack(b *testing.B, kc kafkax.Config, topic string, from map[int32]int64
 
 // profileIngest writes a CPU profile of the receiver's part of the run
 // alone (not the request building, decode-only, ceiling or read-back) to
-// $EBBFLOW_BENCH_CPUPROFILE-senders=N-lanes=L when that is set.
-func profileIngest(b *testing.B, senders, lanes int) (stop func()) {
+// $EBBFLOW_BENCH_CPUPROFILE-senders=N-lanes=L-I (iteration I) when that
+// is set; go tool pprof merges the iterations' files.
+func profileIngest(b *testing.B, senders, lanes, iter int) (stop func()) {
 	path := os.Getenv("EBBFLOW_BENCH_CPUPROFILE")
 	if path == "" {
 		return func() {}
 	}
-	f, err := os.Create(fmt.Sprintf("%s-senders=%d-lanes=%d", path, senders, lanes))
+	f, err := os.Create(fmt.Sprintf("%s-senders=%d-lanes=%d-%d", path, senders, lanes, iter))
 	if err != nil {
 		b.Fatal(err)
 	}
