@@ -91,6 +91,8 @@ func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) 
 	sc.Producer.Flush.Frequency = time.Millisecond
 	sc.ChannelBufferSize = 1024
 	switch pc.Compression {
+	case "snappy":
+		sc.Producer.Compression = sarama.CompressionSnappy
 	case "lz4":
 		sc.Producer.Compression = sarama.CompressionLZ4
 	case "zstd":
@@ -98,7 +100,7 @@ func ProducerConfig(kc kafkax.Config, pc PublishConfig) (*sarama.Config, error) 
 	case "none":
 		sc.Producer.Compression = sarama.CompressionNone
 	default:
-		return nil, fmt.Errorf("ingest.publish.compression: %q is not lz4, zstd or none", pc.Compression)
+		return nil, fmt.Errorf("ingest.publish.compression: %q is not snappy, lz4, zstd or none", pc.Compression)
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("ingest: producer config: %w", err)

@@ -375,20 +375,22 @@ func isHash(s string, minLen, maxLen int) bool {
 // <statefulset>-<ordinal>, <daemonset>-<suffix>. Other names are returned
 // unchanged.
 func WorkloadFromPod(pod string) string {
-	parts := strings.Split(pod, "-")
-	n := len(parts)
-	if n < 2 {
+	// The workload is always a prefix of the pod name (everything before
+	// its last one or two dashes), so no part is split out or joined: this
+	// runs for every series a rule maps to a service.
+	i := strings.LastIndexByte(pod, '-')
+	if i < 0 {
 		return pod
 	}
-	last := parts[n-1]
+	last := pod[i+1:]
 	if isHash(last, 5, 5) {
-		if n >= 3 && isHash(parts[n-2], 6, 10) {
-			return strings.Join(parts[:n-2], "-")
+		if j := strings.LastIndexByte(pod[:i], '-'); j >= 0 && isHash(pod[j+1:i], 6, 10) {
+			return pod[:j]
 		}
-		return strings.Join(parts[:n-1], "-")
+		return pod[:i]
 	}
 	if last != "" && strings.Trim(last, "0123456789") == "" {
-		return strings.Join(parts[:n-1], "-")
+		return pod[:i]
 	}
 	return pod
 }

@@ -237,10 +237,17 @@ func TestWorkloadFromPod(t *testing.T) {
 		"standalone":                "standalone",
 		"manual-pod-name":           "manual-pod-name",
 		"":                          "",
+		"-x2k4q":                    "",
+		"a--x2k4q":                  "a-",
+		"web-7d9f8c6b5-":            "web-7d9f8c6b5-",
+		"db-":                       "db-",
 	} {
 		if got := WorkloadFromPod(pod); got != want {
 			t.Errorf("WorkloadFromPod(%q) = %q, want %q", pod, got, want)
 		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = WorkloadFromPod("resnet-7d9f8c6b5d-x2k4q") }); n != 0 {
+		t.Errorf("WorkloadFromPod allocates %v times per call, want 0 (it runs for every mapped series)", n)
 	}
 }
 

@@ -39,6 +39,7 @@ func newBenchCmd(*globals) *cobra.Command {
 		receiverPID               int
 		layout                    string
 		pods                      int
+		recordPerSample           bool
 	)
 	ingestCmd := &cobra.Command{
 		Use:   "ingest",
@@ -57,9 +58,15 @@ series of new pods (rollouts). A receiver that deduplicates resends
 therefore writes every request; the figure is ingest, not its dedup path.
 
 With --brokers, it also reads back (read_committed) every record written
-to --topic during the run and reports the samples delivered there (rows
-after ingest's mapping; anything else writing to the topic meanwhile is
-counted too).
+to --topic during the run and reports the rows there (ingest's mapping
+may write one sample as several rows, one per rule it feeds, and drops
+series no rule maps) and the delivered samples: distinct (metric name,
+labels, timestamp) among the rows whose metric is one this generator
+sends, i.e. samples the sender sent that reached the topic, each counted
+once. Anything else writing those names to the topic meanwhile is counted
+too. With --record-per-sample, records are not decoded: each counts as
+one delivered sample (receivers that write one record per sample, such
+as prometheus-kafka-adapter).
 
 With --layout services, each worker's --series series are whole services
 (a Deployment of --pods pods in namespace team-<k%7>): per pod Triton's
@@ -96,6 +103,7 @@ compare receivers by on a shared machine.`,
 				if marks, err = markTopic(brokers, topic); err != nil {
 					return err
 				}
+				marks.recordPerSample = recordPerSample
 			}
 			cpu0, err := processCPU(receiverPID)
 			if err != nil {
@@ -187,12 +195,12 @@ compare receivers by on a shared machine.`,
 					receiverPID, cpu, float64(acked.Load())/cpu)
 			}
 			if marks != nil {
-				recs, samples, err := marks.delivered()
+				recs, rows, samples, err := marks.delivered()
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "topic=%s delivered_records=%d delivered_samples=%d delivered_samples_per_s=%.0f\n",
-					topic, recs, samples, float64(samples)/el)
+				fmt.Fprintf(cmd.OutOrStdout(), "topic=%s delivered_records=%d delivered_rows=%d delivered_samples=%d delivered_samples_per_s=%.0f delivered_of_acknowledged=%.3f\n",
+					topic, recs, rows, samples, float64(samples)/el, float64(samples)/max(1, float64(acked.Load())))
 				if receiverPID > 0 {
 					fmt.Fprintf(cmd.OutOrStdout(), "delivered_samples_per_receiver_cpu_s=%.0f\n", float64(samples)/(cpu1-cpu0))
 				}
@@ -215,6 +223,7 @@ compare receivers by on a shared machine.`,
 	f.StringVar(&topic, "topic", kafkax.DefaultConfig().Topics().Name(schemas.TopicMetricsRaw), "metrics.raw topic to read back with --brokers")
 	f.DurationVar(&interval, "interval", 0, "send one request per worker per interval (e.g. 15s: --series × --concurrency series scraped every 15 s); 0 sends as fast as acknowledged")
 	f.IntVar(&receiverPID, "receiver-pid", 0, "process id of the receiver (same machine): also report its CPU seconds during the run and samples per receiver CPU-second (Linux /proc)")
+	f.BoolVar(&recordPerSample, "record-per-sample", false, "with --brokers: count each record on --topic as one delivered sample, without decoding it (prometheus-kafka-adapter's one JSON record per sample)")
 	f.Float64Var(&churn, "churn", 0.01, "fraction of a worker's series replaced by new pods' series after each request")
 	f.StringVar(&layout, "layout", layoutFlat, "flat: metric names spread over 40 pods, ~2 series per entity (the worst case for the stages after ingest); services: whole services of --pods pods, each pod a request counter and a CPU counter, each service a kube-state-metrics replicas gauge (the decider can decide)")
 	f.IntVar(&pods, "pods", 4, "pods per service with --layout services")
@@ -405,11 +414,15 @@ func setLabel(s *ingest.Series, name, value string) {
 	}
 }
 
+// benchNames are the metric names the generator sends; the last one no
+// default rule maps (ingest drops it unless unmatched is forward).
+var benchNames = []string{"nv_inference_request_success", "container_cpu_usage_seconds_total", "DCGM_FI_DEV_GPU_UTIL",
+	"container_memory_working_set_bytes", "nv_inference_request_failure", "http_requests_total"}
+
 // benchSeries builds series whose names the default rules map, over 40
 // pods of 40 services.
 func benchSeries(n, nLabels, per int, ts int64) []ingest.Series {
-	names := []string{"nv_inference_request_success", "container_cpu_usage_seconds_total", "DCGM_FI_DEV_GPU_UTIL",
-		"container_memory_working_set_bytes", "nv_inference_request_failure", "http_requests_total"}
+	names := benchNames
 	out := make([]ingest.Series, n)
 	for i := range out {
 		ls := []schemas.Label{
@@ -435,9 +448,10 @@ func benchSeries(n, nLabels, per int, ts int64) []ingest.Series {
 // topicMarks records the newest offset of every partition of a topic, so
 // that what was written after can be read back.
 type topicMarks struct {
-	client sarama.Client
-	topic  string
-	start  map[int32]int64
+	client          sarama.Client
+	topic           string
+	start           map[int32]int64
+	recordPerSample bool
 }
 
 func markTopic(brokers []string, topic string) (*topicMarks, error) {
@@ -468,26 +482,28 @@ func markTopic(brokers []string, topic string) (*topicMarks, error) {
 }
 
 // delivered reads, read_committed, every record written to the topic since
-// markTopic and counts the samples (rows) they hold.
-func (m *topicMarks) delivered() (records, samples int64, err error) {
+// markTopic and counts its rows and the distinct samples of benchNames
+// they hold (ingest.SampleSet).
+func (m *topicMarks) delivered() (records, rows, samples int64, err error) {
 	defer m.client.Close()
 	cons, err := sarama.NewConsumerFromClient(m.client)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer cons.Close()
+	keys := ingest.NewSampleSet(benchNames)
 	var buf []schemas.RawSample
 	for p, from := range m.start {
 		end, err := m.client.GetOffset(m.topic, p, sarama.OffsetNewest)
 		if err != nil {
-			return records, samples, fmt.Errorf("bench ingest: offset of %s/%d: %w", m.topic, p, err)
+			return records, rows, keys.Len(), fmt.Errorf("bench ingest: offset of %s/%d: %w", m.topic, p, err)
 		}
 		if end <= from {
 			continue
 		}
 		pc, err := cons.ConsumePartition(m.topic, p, from)
 		if err != nil {
-			return records, samples, fmt.Errorf("bench ingest: read %s/%d: %w", m.topic, p, err)
+			return records, rows, keys.Len(), fmt.Errorf("bench ingest: read %s/%d: %w", m.topic, p, err)
 		}
 		// Transaction markers and aborted records are not delivered, so
 		// the last record may sit before end-1: stop when idle.
@@ -495,12 +511,21 @@ func (m *topicMarks) delivered() (records, samples int64, err error) {
 		for {
 			select {
 			case msg := <-pc.Messages():
+				if m.recordPerSample {
+					records++
+					rows++
+					if msg.Offset >= end-1 {
+						break read
+					}
+					continue
+				}
 				if buf, err = schemas.DecodeRaw(buf[:0], msg.Value); err != nil {
 					pc.Close()
-					return records, samples, fmt.Errorf("bench ingest: %s/%d@%d: %w", m.topic, p, msg.Offset, err)
+					return records, rows, keys.Len(), fmt.Errorf("bench ingest: %s/%d@%d: %w", m.topic, p, msg.Offset, err)
 				}
 				records++
-				samples += int64(len(buf))
+				rows += int64(len(buf))
+				keys.Add(buf)
 				if msg.Offset >= end-1 {
 					break read
 				}
@@ -510,7 +535,10 @@ func (m *topicMarks) delivered() (records, samples int64, err error) {
 		}
 		pc.Close()
 	}
-	return records, samples, nil
+	if m.recordPerSample {
+		return records, rows, rows, nil
+	}
+	return records, rows, keys.Len(), nil
 }
 
 // processCPU returns the CPU seconds (user + system) process pid has used,
