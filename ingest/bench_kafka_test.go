@@ -80,6 +80,11 @@ func benchRealKafka(b *testing.B, brokers []string, senders, lanes int) {
 	kc.Brokers = brokers
 	kc.TopicPrefix = fmt.Sprintf("ingestbench%d", time.Now().UnixNano())
 	kc.Partitions = 8
+	b.Cleanup(func() {
+		if err := kafkax.DeletePrefixed(kc); err != nil {
+			b.Log(err)
+		}
+	})
 	topic := kc.Topics().Name(schemas.TopicMetricsRaw)
 	dtopic := kc.Topics().Name(DigestsTopicBase)
 	ceilTopic := topic + "-ceiling" // not read back: its samples repeat ingest's

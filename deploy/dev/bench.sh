@@ -56,7 +56,12 @@ broker="${EBBFLOW_TEST_KAFKA_BROKERS%%,*}"
 prefix="benchcmp$(date +%s)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; summary; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # The comparison's own topics (the adapter's JSON alone is gigabytes).
+  .dev/ebbflow-bench bench clean --brokers "$EBBFLOW_TEST_KAFKA_BROKERS" "$prefix" >/dev/null 2>&1 || echo "bench: could not delete the topics $prefix.*" >&2
+  summary
+}
 trap cleanup EXIT
 iport=$(free_port); aport=$(free_port); tport=$(free_port)
 .dev/ebbflow-bench ingest --set kafka.brokers="$EBBFLOW_TEST_KAFKA_BROKERS" --set kafka.topic_prefix="$prefix" \
