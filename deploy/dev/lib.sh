@@ -78,9 +78,18 @@ stop_pid() {
 wait_for() {
 	local timeout="$1" what="$2" logfile="$3" pidfile="$4" marker="$5"
 	shift 5
-	local deadline=$((SECONDS + timeout))
+	local deadline=$((SECONDS + timeout)) grace=20 pid
 	while ! "$@" >/dev/null 2>&1; do
 		if ! pid_alive "$pidfile" "$marker"; then
+			# Just started, the forked shell may not have exec'd the command
+			# yet (its cmdline lacks the marker): allow that for a few seconds
+			# while the process exists.
+			pid="$(cat "$pidfile" 2>/dev/null || true)"
+			if ((grace > 0)) && [[ -n "$pid" && -d "/proc/$pid" ]]; then
+				grace=$((grace - 1))
+				sleep 0.2
+				continue
+			fi
 			dump_log "$logfile"
 			die "$what: process exited before it was ready (log: $logfile)"
 		fi
