@@ -24,7 +24,9 @@ mkdir -p .dev
 # EBBFLOW_BENCH_ONLY=adapter runs only the comparison with the adapter
 # (appending to .dev/bench.txt), not the Go benchmarks.
 if [ "${EBBFLOW_BENCH_ONLY:-}" != adapter ]; then
-  go test -run '^$' -bench . -benchmem -tags xgbnative -timeout 30m ./... | tee .dev/bench.txt
+  # -p 1: one package's benchmarks at a time (by default go test runs two
+  # packages at once, and their benchmarks would compete for the cores).
+  go test -p 1 -run '^$' -bench . -benchmem -tags xgbnative -timeout 30m ./... | tee .dev/bench.txt
 fi
 summary() { bash deploy/dev/bench-summary.sh .dev/bench.txt; }
 trap summary EXIT
