@@ -188,13 +188,9 @@ func EnsureTopics(ctx context.Context, c Config, names ...string) error {
 	if !c.CreateTopics || len(names) == 0 {
 		return nil
 	}
-	sc, err := c.Sarama()
+	admin, err := c.admin()
 	if err != nil {
 		return err
-	}
-	admin, err := sarama.NewClusterAdmin(c.Brokers, sc)
-	if err != nil {
-		return fmt.Errorf("kafka: connect admin to %v: %w", c.Brokers, err)
 	}
 	defer admin.Close()
 	existing, err := admin.ListTopics()
@@ -226,13 +222,9 @@ func EnsureTopic(ctx context.Context, c Config, name string, d sarama.TopicDetai
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	sc, err := c.Sarama()
+	admin, err := c.admin()
 	if err != nil {
 		return err
-	}
-	admin, err := sarama.NewClusterAdmin(c.Brokers, sc)
-	if err != nil {
-		return fmt.Errorf("kafka: connect admin to %v: %w", c.Brokers, err)
 	}
 	defer admin.Close()
 	if d.ReplicationFactor == 0 {
@@ -259,13 +251,9 @@ func DeletePrefixed(c Config) error {
 	if c.TopicPrefix == "" {
 		return errors.New("kafka: delete topics: no topic_prefix (refusing to delete every topic)")
 	}
-	sc, err := c.Sarama()
+	admin, err := c.admin()
 	if err != nil {
 		return err
-	}
-	admin, err := sarama.NewClusterAdmin(c.Brokers, sc)
-	if err != nil {
-		return fmt.Errorf("kafka: connect admin to %v: %w", c.Brokers, err)
 	}
 	defer admin.Close()
 	ts, err := admin.ListTopics()
@@ -281,4 +269,17 @@ func DeletePrefixed(c Config) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// admin connects a cluster admin to the configured brokers.
+func (c Config) admin() (sarama.ClusterAdmin, error) {
+	sc, err := c.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := sarama.NewClusterAdmin(c.Brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: connect admin to %v: %w", c.Brokers, err)
+	}
+	return admin, nil
 }
