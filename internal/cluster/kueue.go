@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -24,6 +25,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ebbflow/ebbflow/training/scheduler"
 )
 
 // Kueue's API (v1beta2) as the tests use it, through the dynamic client.
@@ -437,4 +440,46 @@ func (s *Scope) ClusterQueueUsage(ctx context.Context, cq string) (map[string]ma
 		}
 	}
 	return out, nil
+}
+
+// ApplyKueueObjects applies objects built in Go (what `ebbflow training
+// setup` renders, kueue.SetupObjects) as ApplyKueue applies files: written
+// as YAML, read back and scoped the same way.
+func (s *Scope) ApplyKueueObjects(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	s.T.Helper()
+	var docs []string
+	for _, o := range objs {
+		b, err := yaml.Marshal(o.Object)
+		if err != nil {
+			s.T.Fatal(err)
+		}
+		docs = append(docs, string(b))
+	}
+	file := filepath.Join(s.T.TempDir(), "kueue.yaml")
+	if err := os.WriteFile(file, []byte(strings.Join(docs, "---\n")), 0o644); err != nil {
+		s.T.Fatal(err)
+	}
+	return s.ApplyKueue(file)
+}
+
+// KueueConfig is base with the names ApplyKueue gives its Kueue objects in
+// this scope: GPU models (flavors), departments (ClusterQueues) and their
+// quotas' keys, the priority class.
+func (s *Scope) KueueConfig(base scheduler.Config) scheduler.Config {
+	c := base
+	c.GPUModels = append([]scheduler.GPUModel(nil), base.GPUModels...)
+	for i := range c.GPUModels {
+		c.GPUModels[i].Name = s.KueueName(base.GPUModels[i].Name)
+	}
+	c.Departments = nil
+	for _, d := range base.Departments {
+		q := map[string]int{}
+		for m, n := range d.Quota {
+			q[s.KueueName(m)] = n
+		}
+		d.Name, d.Quota = s.KueueName(d.Name), q
+		c.Departments = append(c.Departments, d)
+	}
+	c.Kueue.PriorityClass = s.KueueName(base.Kueue.PriorityClass)
+	return c
 }

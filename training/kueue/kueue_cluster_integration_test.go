@@ -5,14 +5,11 @@ package kueue
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/ebbflow/ebbflow/internal/cluster"
 	"github.com/ebbflow/ebbflow/schemas"
@@ -39,35 +36,9 @@ func trainingScope(t *testing.T, s *cluster.Scope, quotas map[string]map[string]
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	var docs []string
-	for _, o := range SetupObjects(base, "64", "512Gi") {
-		b, err := yaml.Marshal(o.Object)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, string(b))
-	}
-	file := filepath.Join(t.TempDir(), "kueue.yaml")
-	if err := os.WriteFile(file, []byte(strings.Join(docs, "---\n")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.ApplyKueue(file)
+	s.ApplyKueueObjects(SetupObjects(base, "64", "512Gi"))
 	// The same configuration with the names ApplyKueue gave the objects.
-	cfg := base
-	cfg.GPUModels = append([]scheduler.GPUModel(nil), base.GPUModels...)
-	for i := range cfg.GPUModels {
-		cfg.GPUModels[i].Name = s.KueueName(base.GPUModels[i].Name)
-	}
-	cfg.Departments = nil
-	for _, d := range base.Departments {
-		q := map[string]int{}
-		for m, n := range d.Quota {
-			q[s.KueueName(m)] = n
-		}
-		d.Name, d.Quota = s.KueueName(d.Name), q
-		cfg.Departments = append(cfg.Departments, d)
-	}
-	cfg.Kueue.PriorityClass = s.KueueName(base.Kueue.PriorityClass)
+	cfg := s.KueueConfig(base)
 	c, err := NewClient(s.Dynamic, s.Kube, cfg, "test", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -8,13 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/ebbflow/ebbflow/internal/cluster"
 	"github.com/ebbflow/ebbflow/training/kueue"
@@ -48,34 +45,8 @@ func TestUITrainingQueueOnRealKueue(t *testing.T) {
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	var docs []string
-	for _, o := range kueue.SetupObjects(base, "64", "512Gi") {
-		b, err := yaml.Marshal(o.Object)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, string(b))
-	}
-	file := filepath.Join(t.TempDir(), "kueue.yaml")
-	if err := os.WriteFile(file, []byte(strings.Join(docs, "---\n")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.ApplyKueue(file)
-	tc := base
-	tc.GPUModels = append([]scheduler.GPUModel(nil), base.GPUModels...)
-	for i := range tc.GPUModels {
-		tc.GPUModels[i].Name = s.KueueName(base.GPUModels[i].Name)
-	}
-	tc.Departments = nil
-	for _, d := range base.Departments {
-		q := map[string]int{}
-		for m, n := range d.Quota {
-			q[s.KueueName(m)] = n
-		}
-		d.Name, d.Quota = s.KueueName(d.Name), q
-		tc.Departments = append(tc.Departments, d)
-	}
-	tc.Kueue.PriorityClass = s.KueueName(base.Kueue.PriorityClass)
+	s.ApplyKueueObjects(kueue.SetupObjects(base, "64", "512Gi"))
+	tc := s.KueueConfig(base)
 
 	cfg := Default()
 	cfg.Kubernetes.Kubeconfig, cfg.Kubernetes.Cluster = kubeconfig, "c1"
